@@ -1,0 +1,162 @@
+//! Building blocks every crate's config section shares: typed values that check themselves while
+//! they are deserialized (so the TOML parser reports the line and column of a bad value), and the
+//! error type of the validation that follows parsing.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::{format_duration, parse_duration};
+
+/// One problem found in a config file. `span` is a byte range into the file's text when known;
+/// the binary turns it into `file:line:column`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub span: Option<Range<usize>>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn at(span: Range<usize>, message: impl Into<String>) -> Self {
+        ConfigError {
+            span: Some(span),
+            message: message.into(),
+        }
+    }
+
+    pub fn unplaced(message: impl Into<String>) -> Self {
+        ConfigError {
+            span: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A duration written as in `"300ms"`, `"5m"`, `"28d"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_duration(&s).map(HumanDuration).map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        format_duration(self.0).fmt(f)
+    }
+}
+
+impl From<Duration> for HumanDuration {
+    fn from(d: Duration) -> Self {
+        HumanDuration(d)
+    }
+}
+
+/// An SLO objective, strictly between 0 and 1.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Objective(pub f64);
+
+impl TryFrom<f64> for Objective {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
+        if v > 0.0 && v < 1.0 {
+            Ok(Objective(v))
+        } else {
+            Err(format!(
+                "objective {v} is outside (0, 1): write a ratio, e.g. 0.999 for 99.9%"
+            ))
+        }
+    }
+}
+
+/// A byte size written as `"8MiB"`, `"512KiB"`, `"1GB"` or a plain integer of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "ByteSizeRepr")]
+pub struct ByteSize(pub u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSizeRepr {
+    Bytes(u64),
+    Text(String),
+}
+
+impl TryFrom<ByteSizeRepr> for ByteSize {
+    type Error = String;
+    fn try_from(r: ByteSizeRepr) -> Result<Self, String> {
+        match r {
+            ByteSizeRepr::Bytes(b) => Ok(ByteSize(b)),
+            ByteSizeRepr::Text(s) => parse_byte_size(&s).map(ByteSize),
+        }
+    }
+}
+
+const BYTE_UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+];
+
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let s = text.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = s[digits..].trim();
+    let number: u64 = s[..digits]
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"8MiB\""))?;
+    let scale = BYTE_UNITS
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .map(|(_, scale)| *scale)
+        .ok_or_else(|| {
+            format!("invalid size {text:?}: unknown unit {unit:?}, expected B, KB, MB, GB, KiB, MiB or GiB")
+        })?;
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objective_bounds() {
+        assert!(Objective::try_from(0.999).is_ok());
+        for bad in [0.0, 1.0, 1.5, -0.1, f64::NAN] {
+            assert!(Objective::try_from(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Objective::try_from(99.9).unwrap_err(),
+            "objective 99.9 is outside (0, 1): write a ratio, e.g. 0.999 for 99.9%"
+        );
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_byte_size("512 KB"), Ok(512_000));
+        assert_eq!(parse_byte_size("10B"), Ok(10));
+        assert_eq!(
+            parse_byte_size("8 mb").unwrap_err(),
+            "invalid size \"8 mb\": unknown unit \"mb\", expected B, KB, MB, GB, KiB, MiB or GiB"
+        );
+    }
+}

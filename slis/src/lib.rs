@@ -1,0 +1,22 @@
+//! `slis` — the domain core of tracebudget.
+//!
+//! Spans and journeys, SLI windows (time buckets of good/bad counts and HDR latency histograms),
+//! burn-rate and error-budget maths.
+//!
+//! **Invariant:** this crate does no I/O, spawns nothing, never reads the system clock (every
+//! function that needs "now" takes it as an argument) and cannot fail on valid input.
+
+pub mod budget;
+pub mod config;
+pub mod duration;
+pub mod eval;
+pub mod journey;
+pub mod model;
+pub mod policy;
+pub mod slo;
+pub mod time;
+pub mod window;
+
+pub use duration::{format_duration, parse_duration};
+pub use model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId};
+pub use time::Timestamp;

@@ -1,0 +1,538 @@
+//! Per-journey SLI windows: time buckets of exact good/bad counts, one series per SLO, and one HDR
+//! latency histogram series per journey, queried over rolling (`Last`) or anchored (`Since`)
+//! windows.
+//!
+//! # Buckets
+//!
+//! A sample belongs to the bucket holding its timestamp (floor division: a sample exactly on a
+//! boundary belongs to the bucket starting there). Bucket widths come from the [`TIERS`] table:
+//! minute buckets for the newest 6 hours, hour buckets up to the retention. [`JourneyWindows::advance`]
+//! merges the minute buckets of an hour into one hour bucket once the whole hour is older than 6 h
+//! (by the clock it is given), and drops buckets that start before the retention horizon. Buckets
+//! are sparse: a minute without traffic costs nothing.
+//!
+//! # Windows
+//!
+//! A bucket is counted whole or not at all. [`Window::Last(d)`](Window::Last) at `now` holds every
+//! bucket whose start lies in `[now − d, now]`; [`Window::Since(t)`](Window::Since) every bucket
+//! whose start lies in `[t, now]`. The old edge is therefore aligned *up* to the next bucket start:
+//! `Last(5m)` at 12:05:52 starts at 12:00:52 and covers the minute buckets 12:01 … 12:05, i.e.
+//! 12:01:00 to 12:05:52 (plus anything stamped later within the 12:05 bucket). In the hour tier the
+//! edge moves up to the next whole hour. A window shorter than its buckets may hold none of them.
+//! Buckets starting after `now` (samples ahead of the clock) are left out.
+//!
+//! # Cost
+//!
+//! Counts are stored cumulatively: the row of bucket `b` holds, per SLO, the totals of every bucket
+//! up to and including `b`, on top of `base`, the totals of evicted buckets. Any window is then one
+//! binary search on the bucket starts and one subtraction. A sample in the newest bucket adds to
+//! one row; a late sample adds to its bucket's row and every later one (rare). Counts saturate at
+//! `u64::MAX` over the store's lifetime.
+//!
+//! Only the newest [`LIVE_BUCKETS`] buckets keep a live histogram; older ones keep it compressed
+//! (see `hist.rs`) and a query decompresses the ones it covers.
+
+mod hist;
+#[cfg(test)]
+mod tests;
+mod tiers;
+
+use std::fmt;
+use std::mem;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Deserializer;
+
+use crate::time::{Timestamp, duration_nanos};
+use hist::BucketHist;
+use tiers::{COARSE_NANOS, FINE_KEEP_NANOS, FINE_NANOS, floor_to};
+pub use tiers::{Keep, TIERS, Tier};
+
+/// How many of the newest buckets keep a live (uncompressed) histogram. Two, so that samples
+/// straddling a minute boundary both land on the fast path.
+pub const LIVE_BUCKETS: usize = 2;
+
+/// What an SLO counts, as far as the window needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sli {
+    /// Bad = root latency above the threshold (exact nanoseconds, never from the histogram).
+    Latency { threshold_nanos: u64 },
+    /// Bad = the root span is an error.
+    Error,
+    /// Bad = the closed trace is incomplete.
+    Completeness,
+}
+
+/// One root span of a matched journey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootSample {
+    pub at: Timestamp,
+    pub latency_nanos: u64,
+    pub error: bool,
+    /// Sampling weight (adjusted count); 0 counts nothing.
+    pub weight: u32,
+}
+
+/// Weighted event counts of one SLO over a window; good = `total − bad`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    pub bad: u64,
+}
+
+/// Whether a sample was taken.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Counted,
+    /// Older than the retention horizon: nothing was recorded, the caller counts a rejection.
+    TooOld,
+}
+
+/// A time range ending at the query's `now`. See the module docs for how edges align to buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// The last `d`: buckets starting in `[now − d, now]`.
+    Last(Duration),
+    /// From an instant (e.g. a calendar month start): buckets starting in `[t, now]`.
+    Since(Timestamp),
+}
+
+/// Latency percentiles over a window, each within 1% of the exact value (HDR, 2 significant
+/// figures); latencies above 1 h count as 1 h.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Percentiles {
+    /// Weighted number of samples.
+    pub count: u64,
+    pub p50: Duration,
+    pub p95: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+/// What a root sample adds to one SLO: bad = `latency > threshold || (error && on_error)`.
+/// A latency SLO has `on_error = false`, an error SLO `threshold = u64::MAX`, so recording is
+/// branch-free.
+#[derive(Clone, Copy, Debug)]
+struct RootRule {
+    slot: usize,
+    threshold: u64,
+    on_error: bool,
+}
+
+/// The SLI windows of one journey. See the module docs.
+#[derive(Clone)]
+pub struct JourneyWindows {
+    slis: Box<[Sli]>,
+    root_rules: Box<[RootRule]>,
+    /// SLO indexes of the completeness SLOs.
+    completeness: Box<[usize]>,
+    retention_nanos: i64,
+    /// Bucket starts, ascending, in ns since the epoch. Buckets starting before `fine_from` are
+    /// coarse, the others fine.
+    starts: Vec<i64>,
+    /// Cumulative counts, `slis.len()` per bucket (see the module docs).
+    cum: Vec<Counts>,
+    hists: Vec<BucketHist>,
+    /// Cumulative counts of the evicted buckets, per SLO.
+    base: Box<[Counts]>,
+    /// Whole hour from which buckets are fine; only grows.
+    fine_from: i64,
+    /// Buckets before this start are evicted and samples before it are `TooOld`; only grows.
+    keep_from: i64,
+    /// Start and width of the newest bucket, for the fast path (width 0 when there is none).
+    newest_start: i64,
+    newest_width: u64,
+    /// Latest clock given to `advance`.
+    clock: i64,
+    /// A reset histogram whose allocation the next live bucket reuses.
+    spare: Option<Box<Histogram<u64>>>,
+}
+
+impl JourneyWindows {
+    /// A store for the SLOs of one journey, `slis[i]` being SLO `i`. `retention` should be the
+    /// longest SLO period plus a margin (e.g. 32 days); older buckets are dropped by `advance`.
+    pub fn new(slis: Vec<Sli>, retention: Duration) -> Self {
+        let root_rules = slis
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, sli)| match *sli {
+                Sli::Latency { threshold_nanos } => Some(RootRule {
+                    slot,
+                    threshold: threshold_nanos,
+                    on_error: false,
+                }),
+                Sli::Error => Some(RootRule {
+                    slot,
+                    threshold: u64::MAX,
+                    on_error: true,
+                }),
+                Sli::Completeness => None,
+            })
+            .collect();
+        let completeness = slis
+            .iter()
+            .enumerate()
+            .filter(|(_, sli)| matches!(sli, Sli::Completeness))
+            .map(|(i, _)| i)
+            .collect();
+        JourneyWindows {
+            base: vec![Counts::default(); slis.len()].into_boxed_slice(),
+            slis: slis.into_boxed_slice(),
+            root_rules,
+            completeness,
+            retention_nanos: duration_nanos(retention),
+            starts: Vec::new(),
+            cum: Vec::new(),
+            hists: Vec::new(),
+            fine_from: i64::MIN,
+            keep_from: i64::MIN,
+            newest_start: i64::MIN,
+            newest_width: 0,
+            clock: i64::MIN,
+            spare: None,
+        }
+    }
+
+    /// Counts one root span in every latency and error SLO and in the latency histogram.
+    #[inline]
+    pub fn record_root(&mut self, s: &RootSample) -> Recorded {
+        let at = s.at.unix_nanos();
+        if s.weight == 0 {
+            return self.age(at);
+        }
+        let Some(i) = self.bucket_for(at) else {
+            return Recorded::TooOld;
+        };
+        let w = u64::from(s.weight);
+        let n = self.slis.len();
+        let (rules, cum) = (&self.root_rules, &mut self.cum);
+        let mut row = i * n;
+        while row < cum.len() {
+            for r in rules.iter() {
+                let bad = (s.latency_nanos > r.threshold) | (s.error & r.on_error);
+                add(&mut cum[row + r.slot], w, bad);
+            }
+            row += n;
+        }
+        let micros = s.latency_nanos / 1_000;
+        match &mut self.hists[i] {
+            BucketHist::Live(h) => h.saturating_record_n(micros, w),
+            BucketHist::Packed(_) => self.record_latency_slow(i, micros, w),
+        }
+        Recorded::Counted
+    }
+
+    /// Counts one closed trace in every completeness SLO.
+    pub fn record_completeness(&mut self, at: Timestamp, complete: bool, weight: u32) -> Recorded {
+        let at = at.unix_nanos();
+        if weight == 0 {
+            return self.age(at);
+        }
+        let Some(i) = self.bucket_for(at) else {
+            return Recorded::TooOld;
+        };
+        let n = self.slis.len();
+        let mut row = i * n;
+        while row < self.cum.len() {
+            for &slot in self.completeness.iter() {
+                add(&mut self.cum[row + slot], u64::from(weight), !complete);
+            }
+            row += n;
+        }
+        Recorded::Counted
+    }
+
+    /// Moves the store's clock to `now`: merges the minute buckets of every hour that is now wholly
+    /// older than the fine tier keeps, and evicts buckets past the retention. Call it periodically
+    /// (e.g. every minute); queries stay correct without it, only memory grows.
+    pub fn advance(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now.unix_nanos());
+        self.coarsen(floor_to(self.clock.saturating_sub(FINE_KEEP_NANOS), COARSE_NANOS));
+        let reference = self.clock.max(self.newest_start);
+        self.keep_from = self
+            .keep_from
+            .max(floor_to(reference.saturating_sub(self.retention_nanos), COARSE_NANOS));
+        self.evict();
+        self.refresh_newest();
+        let n = self.slis.len();
+        trim(&mut self.starts, 1);
+        trim(&mut self.cum, n);
+        trim(&mut self.hists, 1);
+    }
+
+    /// Weighted counts of SLO `slo` over `window`; zero for an unknown SLO or an empty window.
+    pub fn counts(&self, slo: usize, window: Window, now: Timestamp) -> Counts {
+        let n = self.slis.len();
+        let Some((lo, hi)) = self.range(window, now).filter(|_| slo < n) else {
+            return Counts::default();
+        };
+        let end = self.cum[(hi - 1) * n + slo];
+        let before = if lo == 0 {
+            self.base[slo]
+        } else {
+            self.cum[(lo - 1) * n + slo]
+        };
+        let total = end.total.saturating_sub(before.total);
+        Counts {
+            total,
+            bad: end.bad.saturating_sub(before.bad).min(total),
+        }
+    }
+
+    /// The journey's root latencies over `window`, in microseconds (1 µs … 1 h, 2 significant
+    /// figures), weighted.
+    pub fn latency_histogram(&self, window: Window, now: Timestamp) -> Histogram<u64> {
+        let mut h = hist::new_histogram();
+        if let Some((lo, hi)) = self.range(window, now) {
+            let mut de = Deserializer::new();
+            for b in &self.hists[lo..hi] {
+                b.add_to(&mut h, &mut de);
+            }
+        }
+        h
+    }
+
+    /// P50/P95/P99/max of root latency over `window`; `None` without samples.
+    pub fn percentiles(&self, window: Window, now: Timestamp) -> Option<Percentiles> {
+        let h = self.latency_histogram(window, now);
+        if h.is_empty() {
+            return None;
+        }
+        let at = |q| Duration::from_micros(h.value_at_quantile(q));
+        Some(Percentiles {
+            count: h.len(),
+            p50: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: Duration::from_micros(h.max()),
+        })
+    }
+
+    /// Bytes held: the struct itself, its vectors' capacity and every histogram (allocator
+    /// overhead not included).
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.slis.len() * size_of::<Sli>()
+            + self.root_rules.len() * size_of::<RootRule>()
+            + self.completeness.len() * size_of::<usize>()
+            + self.base.len() * size_of::<Counts>()
+            + self.starts.capacity() * size_of::<i64>()
+            + self.cum.capacity() * size_of::<Counts>()
+            + self.hists.capacity() * size_of::<BucketHist>()
+            + self.hists.iter().map(BucketHist::heap_bytes).sum::<usize>()
+            + self.spare.as_deref().map_or(0, hist::boxed_histogram_bytes)
+    }
+
+    /// `Counted` if a sample at `at` would be taken, without recording anything.
+    fn age(&self, at: i64) -> Recorded {
+        if at < self.keep_from {
+            Recorded::TooOld
+        } else {
+            Recorded::Counted
+        }
+    }
+
+    /// The bucket for a sample at `at`, created if needed; `None` when too old.
+    #[inline]
+    fn bucket_for(&mut self, at: i64) -> Option<usize> {
+        // Unsigned compare: also false when `at` is before the newest bucket.
+        if (at.wrapping_sub(self.newest_start) as u64) < self.newest_width {
+            return Some(self.starts.len() - 1);
+        }
+        self.bucket_for_slow(at)
+    }
+
+    #[cold]
+    fn bucket_for_slow(&mut self, at: i64) -> Option<usize> {
+        if at < self.keep_from {
+            return None;
+        }
+        let start = floor_to(at, if at < self.fine_from { COARSE_NANOS } else { FINE_NANOS });
+        let p = self.starts.partition_point(|&s| s < start);
+        if self.starts.get(p) == Some(&start) {
+            return Some(p);
+        }
+        let n = self.slis.len();
+        let before: Vec<Counts> = if p == 0 {
+            self.base.to_vec()
+        } else {
+            self.cum[(p - 1) * n..p * n].to_vec()
+        };
+        self.cum.splice(p * n..p * n, before);
+        self.starts.insert(p, start);
+        self.hists.insert(p, BucketHist::empty());
+        if p + 1 == self.starts.len() {
+            self.refresh_newest();
+            self.keep_from = self
+                .keep_from
+                .max(floor_to(start.saturating_sub(self.retention_nanos), COARSE_NANOS));
+        }
+        // Whatever the insert pushed out of the newest `LIVE_BUCKETS` closes.
+        if let Some(old) = self.starts.len().checked_sub(LIVE_BUCKETS + 1) {
+            self.close(old);
+        }
+        Some(p)
+    }
+
+    /// Records a latency in a bucket whose histogram is packed: it goes live if the bucket is among
+    /// the newest, otherwise it is decompressed, updated and compressed again (late samples).
+    #[cold]
+    fn record_latency_slow(&mut self, i: usize, micros: u64, weight: u64) {
+        let mut h = self.open(i);
+        h.saturating_record_n(micros, weight);
+        self.hists[i] = BucketHist::Live(h);
+        if i + LIVE_BUCKETS < self.starts.len() {
+            self.close(i);
+        }
+    }
+
+    /// Takes bucket `i`'s histogram out as a live one (its slot is left empty).
+    fn open(&mut self, i: usize) -> Box<Histogram<u64>> {
+        match mem::replace(&mut self.hists[i], BucketHist::empty()) {
+            BucketHist::Live(h) => h,
+            BucketHist::Packed(bytes) => {
+                let mut h = self.take_spare();
+                hist::add_packed(&mut h, &bytes, &mut Deserializer::new());
+                h
+            }
+        }
+    }
+
+    /// Compresses bucket `i`'s histogram if it is live, keeping the allocation for reuse.
+    fn close(&mut self, i: usize) {
+        let BucketHist::Live(h) = &self.hists[i] else {
+            return;
+        };
+        let Some(bytes) = hist::pack(h) else {
+            return;
+        };
+        if let BucketHist::Live(h) = mem::replace(&mut self.hists[i], BucketHist::Packed(bytes)) {
+            self.put_spare(h);
+        }
+    }
+
+    fn take_spare(&mut self) -> Box<Histogram<u64>> {
+        self.spare.take().unwrap_or_else(|| Box::new(hist::new_histogram()))
+    }
+
+    fn put_spare(&mut self, mut h: Box<Histogram<u64>>) {
+        if self.spare.is_none() {
+            h.reset();
+            self.spare = Some(h);
+        }
+    }
+
+    /// Merges the fine buckets starting before `fine_from` (a whole hour) into hour buckets.
+    fn coarsen(&mut self, fine_from: i64) {
+        if fine_from <= self.fine_from {
+            return;
+        }
+        let a = self.starts.partition_point(|&s| s < self.fine_from);
+        let b = self.starts.partition_point(|&s| s < fine_from);
+        self.fine_from = fine_from;
+        if a == b {
+            return;
+        }
+        let n = self.slis.len();
+        let mut de = Deserializer::new();
+        let (mut starts, mut cum, mut hists) = (Vec::new(), Vec::new(), Vec::new());
+        let mut i = a;
+        while i < b {
+            let hour = floor_to(self.starts[i], COARSE_NANOS);
+            let j = i + self.starts[i..b].partition_point(|&s| s < hour.saturating_add(COARSE_NANOS));
+            let mut merged = self.take_spare();
+            for k in i..j {
+                match mem::replace(&mut self.hists[k], BucketHist::empty()) {
+                    BucketHist::Live(h) => {
+                        hist::add(&mut merged, &h);
+                        self.put_spare(h);
+                    }
+                    BucketHist::Packed(bytes) => hist::add_packed(&mut merged, &bytes, &mut de),
+                }
+            }
+            starts.push(hour);
+            cum.extend_from_slice(&self.cum[(j - 1) * n..j * n]);
+            hists.push(match hist::pack(&merged) {
+                Some(bytes) => {
+                    self.put_spare(merged);
+                    BucketHist::Packed(bytes)
+                }
+                None => BucketHist::Live(merged),
+            });
+            i = j;
+        }
+        self.starts.splice(a..b, starts);
+        self.cum.splice(a * n..b * n, cum);
+        self.hists.splice(a..b, hists);
+    }
+
+    /// Drops the buckets starting before `keep_from`, folding their counts into `base`.
+    fn evict(&mut self) {
+        let k = self.starts.partition_point(|&s| s < self.keep_from);
+        if k == 0 {
+            return;
+        }
+        let n = self.slis.len();
+        self.base.copy_from_slice(&self.cum[(k - 1) * n..k * n]);
+        self.starts.drain(..k);
+        self.cum.drain(..k * n);
+        for h in self.hists.drain(..k).collect::<Vec<_>>() {
+            if let BucketHist::Live(h) = h {
+                self.put_spare(h);
+            }
+        }
+    }
+
+    fn refresh_newest(&mut self) {
+        match self.starts.last() {
+            Some(&s) => {
+                self.newest_start = s;
+                self.newest_width = (if s < self.fine_from { COARSE_NANOS } else { FINE_NANOS }) as u64;
+            }
+            None => self.newest_width = 0,
+        }
+    }
+
+    /// Indexes `lo..hi` of the buckets `window` covers at `now`, `None` when there are none.
+    fn range(&self, window: Window, now: Timestamp) -> Option<(usize, usize)> {
+        let now = now.unix_nanos();
+        let from = match window {
+            Window::Last(d) => now.saturating_sub(duration_nanos(d)),
+            Window::Since(t) => t.unix_nanos(),
+        };
+        let lo = self.starts.partition_point(|&s| s < from);
+        let hi = self.starts.partition_point(|&s| s <= now);
+        (lo < hi).then_some((lo, hi))
+    }
+}
+
+/// Gives back spare capacity beyond a margin, so memory follows the bucket count after coarsening
+/// and eviction without a reallocation for every new bucket. `stride` is the entries per bucket.
+fn trim<T>(v: &mut Vec<T>, stride: usize) {
+    let slack = v.len() / 8 + 64 * stride;
+    if v.capacity() > v.len() + 2 * slack {
+        v.shrink_to(v.len() + slack);
+    }
+}
+
+#[inline]
+fn add(c: &mut Counts, weight: u64, bad: bool) {
+    c.total = c.total.saturating_add(weight);
+    c.bad = c.bad.saturating_add(weight * u64::from(bad));
+}
+
+impl fmt::Debug for JourneyWindows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let live = self.hists.iter().filter(|h| matches!(h, BucketHist::Live(_))).count();
+        f.debug_struct("JourneyWindows")
+            .field("slis", &self.slis)
+            .field("buckets", &self.starts.len())
+            .field("live_histograms", &live)
+            .field("fine_from", &Timestamp::from_unix_nanos(self.fine_from))
+            .field("keep_from", &Timestamp::from_unix_nanos(self.keep_from))
+            .field("memory_bytes", &self.memory_bytes())
+            .finish()
+    }
+}

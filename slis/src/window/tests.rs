@@ -1,0 +1,771 @@
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// An instant on 2026-02-17 (UTC), written `"12:05:52"` or `"11:59:59.999999999"`.
+fn t(hms: &str) -> Timestamp {
+    let dt = chrono::DateTime::parse_from_rfc3339(&format!("2026-02-17T{hms}Z")).expect("a valid test time");
+    Timestamp::from_unix_nanos(dt.timestamp_nanos_opt().expect("in range"))
+}
+
+fn c(total: u64, bad: u64) -> Counts {
+    Counts { total, bad }
+}
+
+fn root(at: Timestamp, latency: Duration, error: bool, weight: u32) -> RootSample {
+    RootSample {
+        at,
+        latency_nanos: latency.as_nanos() as u64,
+        error,
+        weight,
+    }
+}
+
+/// SLO 0: latency ≤ 300 ms, 1: error, 2: completeness, 3: latency ≤ 1 s.
+fn four_slos() -> Vec<Sli> {
+    vec![
+        Sli::Latency {
+            threshold_nanos: 300_000_000,
+        },
+        Sli::Error,
+        Sli::Completeness,
+        Sli::Latency {
+            threshold_nanos: 1_000_000_000,
+        },
+    ]
+}
+
+fn all_counts(w: &JourneyWindows, window: Window, now: Timestamp) -> Vec<Counts> {
+    (0..w.slis.len()).map(|slo| w.counts(slo, window, now)).collect()
+}
+
+#[test]
+fn counts_good_and_bad_per_sli_with_weights() {
+    const MAX: u64 = u32::MAX as u64;
+    struct Case {
+        name: &'static str,
+        /// (latency ns, error, weight)
+        roots: &'static [(u64, bool, u32)],
+        /// (complete, weight)
+        verdicts: &'static [(bool, u32)],
+        want: [Counts; 4],
+    }
+    let zero = c(0, 0);
+    let cases = [
+        Case {
+            name: "latency equal to the threshold is good",
+            roots: &[(300_000_000, false, 1)],
+            verdicts: &[],
+            want: [c(1, 0), c(1, 0), zero, c(1, 0)],
+        },
+        Case {
+            name: "one nanosecond over the threshold is bad",
+            roots: &[(300_000_001, false, 1)],
+            verdicts: &[],
+            want: [c(1, 1), c(1, 0), zero, c(1, 0)],
+        },
+        Case {
+            name: "an error is bad for the error SLO only",
+            roots: &[(1_000, true, 3)],
+            verdicts: &[],
+            want: [c(3, 0), c(3, 3), zero, c(3, 0)],
+        },
+        Case {
+            name: "weights multiply",
+            roots: &[(2_000_000_000, true, 7), (500_000_000, false, 2), (1_000_000, false, 1)],
+            verdicts: &[],
+            want: [c(10, 9), c(10, 7), zero, c(10, 7)],
+        },
+        Case {
+            name: "weight zero counts nothing",
+            roots: &[(2_000_000_000, true, 0)],
+            verdicts: &[(false, 0)],
+            want: [zero, zero, zero, zero],
+        },
+        Case {
+            name: "largest weight and latency",
+            roots: &[(u64::MAX, true, u32::MAX), (0, false, u32::MAX)],
+            verdicts: &[],
+            want: [c(2 * MAX, MAX), c(2 * MAX, MAX), zero, c(2 * MAX, MAX)],
+        },
+        Case {
+            name: "completeness verdicts count in the completeness SLO only",
+            roots: &[],
+            verdicts: &[(true, 4), (false, 1), (false, 2)],
+            want: [zero, zero, c(7, 3), zero],
+        },
+    ];
+    let now = t("12:00:30");
+    for case in cases {
+        let mut w = JourneyWindows::new(four_slos(), 32 * DAY);
+        for &(latency_nanos, error, weight) in case.roots {
+            let s = RootSample {
+                at: t("12:00:10"),
+                latency_nanos,
+                error,
+                weight,
+            };
+            assert_eq!(w.record_root(&s), Recorded::Counted, "{}", case.name);
+        }
+        for &(complete, weight) in case.verdicts {
+            assert_eq!(
+                w.record_completeness(t("12:00:20"), complete, weight),
+                Recorded::Counted,
+                "{}",
+                case.name
+            );
+        }
+        assert_eq!(all_counts(&w, Window::Last(HOUR), now), case.want, "{}", case.name);
+    }
+}
+
+#[test]
+fn windows_take_whole_buckets_from_the_first_start_inside() {
+    // Weights are powers of two, so a total names exactly the samples a window holds.
+    let samples = [
+        ("11:59:59.999999999", 1),
+        ("12:00:00", 2),
+        ("12:00:59.999999999", 4),
+        ("12:01:00", 8),
+        ("12:05:52", 16),
+        ("12:07:00", 32),
+    ];
+    let mut w = JourneyWindows::new(vec![Sli::Error], 32 * DAY);
+    for (at, weight) in samples {
+        assert_eq!(
+            w.record_root(&root(t(at), Duration::ZERO, false, weight)),
+            Recorded::Counted
+        );
+    }
+    let cases = [
+        // Last(5m) at 12:05:52 starts at 12:00:52, aligned up to the 12:01 bucket.
+        (Window::Last(5 * MINUTE), "12:05:52", 8 + 16),
+        // The 11:59 bucket starts before 11:59:52, so a 6m window leaves it out; 7m takes it.
+        (Window::Last(6 * MINUTE), "12:05:52", 2 + 4 + 8 + 16),
+        (Window::Last(7 * MINUTE), "12:05:52", 1 + 2 + 4 + 8 + 16),
+        // An edge exactly on a bucket start includes that bucket.
+        (Window::Last(5 * MINUTE), "12:06:00", 8 + 16),
+        (Window::Last(5 * MINUTE), "12:06:00.000000001", 16),
+        // Both ends are closed: at 12:01:00 the 12:00 and the 12:01 bucket are in.
+        (Window::Last(MINUTE), "12:01:00", 2 + 4 + 8),
+        // A sample on a boundary belongs to the bucket starting there, and only to it.
+        (Window::Last(MINUTE), "12:00:59.999999999", 2 + 4),
+        (Window::Last(Duration::ZERO), "12:01:00", 8),
+        // No bucket starts in [12:05:22, 12:05:52].
+        (Window::Last(Duration::from_secs(30)), "12:05:52", 0),
+        (Window::Since(t("12:00:00")), "12:05:52", 2 + 4 + 8 + 16),
+        (Window::Since(t("12:00:00.000000001")), "12:05:52", 8 + 16),
+        // The 12:05 bucket holds 12:05:52 even when `now` is earlier in that minute.
+        (Window::Since(t("12:00:00")), "12:05:00", 2 + 4 + 8 + 16),
+        // A bucket starting after `now` is left out until the clock reaches it.
+        (Window::Since(t("12:00:00")), "12:06:59", 2 + 4 + 8 + 16),
+        (Window::Since(t("12:00:00")), "12:07:00", 2 + 4 + 8 + 16 + 32),
+        (Window::Last(DAY), "23:00:00", 63),
+        (Window::Last(DAY), "11:58:59", 0),
+        (Window::Since(t("12:07:00.000000001")), "23:00:00", 0),
+    ];
+    for (window, now, want) in cases {
+        assert_eq!(w.counts(0, window, t(now)), c(want, 0), "{window:?} at {now}");
+    }
+}
+
+#[test]
+fn zero_traffic_counts_nothing_and_has_no_percentiles() {
+    let w = JourneyWindows::new(four_slos(), 32 * DAY);
+    let now = t("12:00:00");
+    for window in [
+        Window::Last(Duration::ZERO),
+        Window::Last(30 * DAY),
+        Window::Since(Timestamp::EPOCH),
+    ] {
+        assert_eq!(all_counts(&w, window, now), vec![c(0, 0); 4], "{window:?}");
+        assert_eq!(w.percentiles(window, now), None, "{window:?}");
+        assert_eq!(w.latency_histogram(window, now).len(), 0, "{window:?}");
+    }
+    assert_eq!(
+        w.counts(4, Window::Last(DAY), now),
+        c(0, 0),
+        "an unknown SLO counts nothing"
+    );
+    assert!(
+        w.memory_bytes() < 1_024,
+        "an empty store is small: {} bytes",
+        w.memory_bytes()
+    );
+
+    // Completeness verdicts alone give counts but no latency.
+    let mut w = JourneyWindows::new(four_slos(), 32 * DAY);
+    assert_eq!(w.record_completeness(now, true, 1), Recorded::Counted);
+    assert_eq!(w.counts(2, Window::Last(HOUR), now), c(1, 0));
+    assert_eq!(w.percentiles(Window::Last(HOUR), now), None);
+}
+
+#[test]
+fn a_journey_without_slos_still_tracks_latency() {
+    let mut w = JourneyWindows::new(Vec::new(), 32 * DAY);
+    let now = t("12:00:00");
+    assert_eq!(
+        w.record_root(&root(now, Duration::from_millis(42), true, 2)),
+        Recorded::Counted
+    );
+    assert_eq!(w.record_completeness(now, false, 1), Recorded::Counted);
+    w.advance(now + DAY);
+    let p = w.percentiles(Window::Last(2 * DAY), now + DAY).expect("one sample");
+    assert_eq!(p.count, 2);
+    assert_within(p.p50, Duration::from_millis(42), "p50");
+    assert_eq!(w.counts(0, Window::Last(2 * DAY), now + DAY), c(0, 0));
+}
+
+#[test]
+fn percentiles_come_from_the_histogram_in_microseconds() {
+    let mut w = JourneyWindows::new(vec![Sli::Error], 32 * DAY);
+    let now = t("12:00:00");
+    // 1..=100 ms, one sample each, plus one above the 1 h range that clamps to 1 h.
+    for ms in 1..=100 {
+        let _ = w.record_root(&root(now, Duration::from_millis(ms), false, 1));
+    }
+    let _ = w.record_root(&root(now, 2 * HOUR, false, 1));
+    let p = w.percentiles(Window::Last(MINUTE), now).expect("samples");
+    assert_eq!(p.count, 101);
+    // exact: sorted[ceil(q·n) − 1] = 51 ms, 96 ms, 100 ms; HDR reports its bin's highest value.
+    assert_within(p.p50, Duration::from_millis(51), "p50");
+    assert_within(p.p95, Duration::from_millis(96), "p95");
+    assert_within(p.p99, Duration::from_millis(100), "p99");
+    assert_within(p.max, HOUR, "max");
+}
+
+#[test]
+fn coarsening_keeps_counts_and_histograms_exact() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let now = t("15:00:00") + 13 * DAY; // 2026-03-02T15:00Z, a whole hour
+    let first = now - 31 * DAY;
+    let mut samples: Vec<RootSample> = (0..6_000)
+        .map(|i| {
+            // Half the traffic over 31 days, half in the last 9 hours (across the fine horizon).
+            let span = if i % 2 == 0 { 31 * DAY } else { 9 * HOUR };
+            let at = now - Duration::from_nanos(rng.random_range(0..span.as_nanos() as u64));
+            let latency = Duration::from_micros(lognormal_micros(&mut rng, 11.0, 1.5));
+            RootSample {
+                at,
+                latency_nanos: latency.as_nanos() as u64,
+                error: rng.random_bool(0.02),
+                weight: rng.random_range(1..4),
+            }
+        })
+        .collect();
+    samples.sort_by_key(|s| s.at);
+    assert!(samples[0].at >= first);
+
+    let slis = four_slos();
+    let mut w = JourneyWindows::new(slis.clone(), 32 * DAY);
+    let mut taken = Vec::new();
+    for s in &samples {
+        assert_eq!(w.record_root(s), Recorded::Counted);
+        assert_eq!(w.record_completeness(s.at, !s.error, s.weight), Recorded::Counted);
+        taken.push(*s);
+    }
+    // Whole-hour windows give the same counts in either tier; other edges follow the documented rule.
+    let aligned = [
+        Window::Last(3 * DAY),
+        Window::Last(30 * DAY),
+        Window::Since(now.month_start()),
+        Window::Last(HOUR),
+    ];
+    let unaligned = [
+        Window::Last(5 * MINUTE),
+        Window::Last(7 * HOUR + 30 * MINUTE),
+        Window::Since(first + MINUTE),
+    ];
+    let nows = [now, now + 45 * MINUTE];
+    let before: Vec<Vec<Counts>> = aligned.iter().map(|&win| all_counts(&w, win, now)).collect();
+    let hist_before = w.latency_histogram(Window::Since(first), now);
+    check_against_brute_force(&w, &slis, &taken, &[aligned.as_slice(), &unaligned].concat(), &nows);
+
+    w.advance(now);
+    assert_eq!(w.fine_from, (now - 6 * HOUR).unix_nanos());
+    assert!(w.starts.iter().all(|&s| s >= w.fine_from || s % COARSE_NANOS == 0));
+    let after: Vec<Vec<Counts>> = aligned.iter().map(|&win| all_counts(&w, win, now)).collect();
+    assert_eq!(before, after);
+    assert_eq!(w.latency_histogram(Window::Since(first), now), hist_before);
+    assert_eq!(hist_before, exact_histogram(taken.iter().copied()));
+    check_against_brute_force(&w, &slis, &taken, &[aligned.as_slice(), &unaligned].concat(), &nows);
+
+    // Late samples anywhere in the 31 days land in packed minute or hour buckets.
+    for _ in 0..500 {
+        let at = now - Duration::from_nanos(rng.random_range(0..(31 * DAY).as_nanos() as u64));
+        let s = root(
+            at,
+            Duration::from_millis(rng.random_range(1..2_000)),
+            rng.random_bool(0.5),
+            rng.random_range(1..4),
+        );
+        assert_eq!(w.record_root(&s), Recorded::Counted);
+        assert_eq!(w.record_completeness(s.at, !s.error, s.weight), Recorded::Counted);
+        taken.push(s);
+    }
+    check_against_brute_force(&w, &slis, &taken, &[aligned.as_slice(), &unaligned].concat(), &nows);
+    assert_eq!(
+        w.latency_histogram(Window::Since(first), now + HOUR),
+        exact_histogram(taken.iter().copied())
+    );
+    assert!(w.hists.iter().filter(|h| matches!(h, BucketHist::Live(_))).count() <= LIVE_BUCKETS);
+}
+
+#[test]
+fn late_samples_reach_packed_fine_and_coarse_buckets() {
+    let mut w = JourneyWindows::new(
+        vec![
+            Sli::Latency {
+                threshold_nanos: 100_000_000,
+            },
+            Sli::Error,
+        ],
+        32 * DAY,
+    );
+    // 10 ms every other minute from 00:00 to 09:58, none in hour 02: 270 samples.
+    for m in (0..600).step_by(2).filter(|m| m / 60 != 2) {
+        let _ = w.record_root(&root(t("00:00:00") + m * MINUTE, Duration::from_millis(10), false, 1));
+    }
+    let now = t("10:00:00");
+    w.advance(now);
+    assert_eq!(
+        Timestamp::from_unix_nanos(w.fine_from),
+        t("04:00:00"),
+        "hours 00 to 03 are coarse"
+    );
+    assert_eq!(
+        (
+            w.counts(0, Window::Since(t("00:00:00")), now),
+            w.counts(1, Window::Since(t("00:00:00")), now)
+        ),
+        (c(270, 0), c(270, 0))
+    );
+
+    struct Late<'a> {
+        name: &'a str,
+        at: &'a str,
+        latency: Duration,
+        error: bool,
+        /// (since, latency SLO, error SLO) after the sample, at 10:00.
+        counts: &'a [(&'a str, Counts, Counts)],
+        /// (since, exact max latency) after the sample.
+        max: &'a [(&'a str, Duration)],
+    }
+    let cases = [
+        Late {
+            name: "into a packed hour bucket",
+            at: "01:30:00",
+            latency: Duration::from_secs(20 * 60),
+            error: true,
+            counts: &[
+                ("00:00:00", c(271, 1), c(271, 1)),
+                ("01:00:00", c(241, 1), c(241, 1)),
+                // the next bucket starting after 01:00 is 03:00, and it is untouched
+                ("01:00:00.000000001", c(210, 0), c(210, 0)),
+            ],
+            max: &[
+                ("00:00:00", Duration::from_secs(20 * 60)),
+                ("03:00:00", Duration::from_millis(10)),
+            ],
+        },
+        Late {
+            name: "into a missing hour bucket",
+            at: "02:15:00",
+            latency: Duration::from_secs(3),
+            error: false,
+            counts: &[
+                ("00:00:00", c(272, 2), c(272, 1)),
+                ("02:00:00", c(211, 1), c(211, 0)),
+                ("02:00:00.000000001", c(210, 0), c(210, 0)),
+            ],
+            max: &[("02:00:00", Duration::from_secs(3))],
+        },
+        Late {
+            name: "into a packed minute bucket",
+            at: "05:18:30",
+            latency: Duration::from_secs(5),
+            error: false,
+            counts: &[
+                ("00:00:00", c(273, 3), c(273, 1)),
+                ("05:18:00", c(142, 1), c(142, 0)),
+                ("05:18:00.000000001", c(140, 0), c(140, 0)),
+            ],
+            max: &[
+                ("02:00:01", Duration::from_secs(5)),
+                ("05:19:00", Duration::from_millis(10)),
+            ],
+        },
+        Late {
+            name: "into a missing minute bucket",
+            at: "07:03:10",
+            latency: Duration::from_millis(50),
+            error: true,
+            counts: &[
+                ("00:00:00", c(274, 3), c(274, 2)),
+                ("07:03:00", c(89, 0), c(89, 1)),
+                ("07:03:00.000000001", c(88, 0), c(88, 0)),
+            ],
+            max: &[
+                ("05:19:00", Duration::from_millis(50)),
+                ("07:04:00", Duration::from_millis(10)),
+            ],
+        },
+    ];
+    for case in cases {
+        assert_eq!(
+            w.record_root(&root(t(case.at), case.latency, case.error, 1)),
+            Recorded::Counted,
+            "{}",
+            case.name
+        );
+        for &(since, latency, error) in case.counts {
+            let window = Window::Since(t(since));
+            assert_eq!(
+                (w.counts(0, window, now), w.counts(1, window, now)),
+                (latency, error),
+                "{}, since {since}",
+                case.name
+            );
+        }
+        for &(since, exact) in case.max {
+            let p = w.percentiles(Window::Since(t(since)), now).expect("samples");
+            assert_within(p.max, exact, &format!("{}, max since {since}", case.name));
+        }
+    }
+    assert!(w.hists.iter().filter(|h| matches!(h, BucketHist::Live(_))).count() <= LIVE_BUCKETS);
+}
+
+#[test]
+fn buckets_past_retention_are_evicted_and_older_samples_refused() {
+    let day0 = |hms: &str| t(hms);
+    let day1 = |hms: &str| t(hms) + DAY;
+    let mut w = JourneyWindows::new(vec![Sli::Error, Sli::Completeness], DAY);
+    for at in [day0("00:30:00"), day0("12:00:00"), day1("11:00:00")] {
+        assert_eq!(w.record_root(&root(at, Duration::ZERO, true, 1)), Recorded::Counted);
+    }
+    w.advance(day1("12:30:00"));
+    // The horizon is 12:30 a day earlier, aligned down to a whole hour: the 12:00 bucket stays.
+    assert_eq!(Timestamp::from_unix_nanos(w.keep_from), day0("12:00:00"));
+    let now = day1("12:30:00");
+    assert_eq!(w.counts(0, Window::Since(Timestamp::EPOCH), now), c(2, 2));
+    assert_eq!(w.counts(0, Window::Last(30 * DAY), now), c(2, 2));
+    assert_eq!(w.counts(0, Window::Last(HOUR + 30 * MINUTE), now), c(1, 1));
+
+    let cases = [
+        (
+            "11:59:59.999999999 the day before",
+            day0("11:59:59.999999999"),
+            Recorded::TooOld,
+        ),
+        ("the horizon itself", day0("12:00:00"), Recorded::Counted),
+        ("long ago", Timestamp::EPOCH, Recorded::TooOld),
+        ("the far past", Timestamp::from_unix_nanos(i64::MIN), Recorded::TooOld),
+    ];
+    for (name, at, want) in cases {
+        assert_eq!(w.record_root(&root(at, Duration::ZERO, true, 1)), want, "root, {name}");
+        assert_eq!(w.record_completeness(at, false, 1), want, "completeness, {name}");
+        assert_eq!(
+            w.record_root(&root(at, Duration::ZERO, true, 0)),
+            want,
+            "weight 0, {name}"
+        );
+    }
+    assert_eq!(
+        w.counts(0, Window::Since(Timestamp::EPOCH), now),
+        c(3, 3),
+        "only the sample at the horizon"
+    );
+    assert_eq!(w.counts(1, Window::Since(Timestamp::EPOCH), now), c(1, 1));
+
+    // Nothing left: every count and percentile is empty, and the store starts over.
+    w.advance(now + 10 * DAY);
+    assert!(w.starts.is_empty());
+    assert_eq!(w.counts(0, Window::Since(Timestamp::EPOCH), now + 10 * DAY), c(0, 0));
+    assert_eq!(w.percentiles(Window::Since(Timestamp::EPOCH), now + 10 * DAY), None);
+    assert_eq!(
+        w.record_root(&root(now + 10 * DAY, Duration::ZERO, false, 1)),
+        Recorded::Counted
+    );
+    assert_eq!(w.counts(0, Window::Last(MINUTE), now + 10 * DAY), c(1, 0));
+}
+
+#[test]
+fn the_retention_horizon_follows_the_newest_bucket_between_advances() {
+    let mut w = JourneyWindows::new(vec![Sli::Error], DAY);
+    let day5 = t("12:00:00") + 5 * DAY;
+    assert_eq!(w.record_root(&root(day5, Duration::ZERO, false, 1)), Recorded::Counted);
+    assert_eq!(
+        w.record_root(&root(day5 - 2 * DAY, Duration::ZERO, false, 1)),
+        Recorded::TooOld
+    );
+    assert_eq!(
+        w.record_root(&root(day5 - DAY, Duration::ZERO, false, 1)),
+        Recorded::Counted
+    );
+    assert_eq!(w.counts(0, Window::Last(2 * DAY), day5), c(2, 0));
+}
+
+#[test]
+fn extreme_inputs_never_panic() {
+    let mut w = JourneyWindows::new(four_slos(), Duration::MAX);
+    let ends = [
+        Timestamp::from_unix_nanos(i64::MIN),
+        Timestamp::from_unix_nanos(i64::MAX),
+        Timestamp::EPOCH,
+    ];
+    for &at in &ends {
+        let s = RootSample {
+            at,
+            latency_nanos: u64::MAX,
+            error: true,
+            weight: u32::MAX,
+        };
+        let _ = w.record_root(&s);
+        let _ = w.record_completeness(at, false, u32::MAX);
+        for &now in &ends {
+            for window in [
+                Window::Last(Duration::MAX),
+                Window::Last(Duration::ZERO),
+                Window::Since(at),
+            ] {
+                let got = w.counts(0, window, now);
+                assert!(got.bad <= got.total);
+                let _ = w.percentiles(window, now);
+            }
+        }
+        w.advance(at);
+    }
+    let _ = format!("{w:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the comparison tests
+// ---------------------------------------------------------------------------------------------
+
+impl JourneyWindows {
+    /// The width of the bucket a sample at `at` lands in now.
+    fn bucket_width(&self, at: Timestamp) -> i64 {
+        if at.unix_nanos() < self.fine_from {
+            COARSE_NANOS
+        } else {
+            FINE_NANOS
+        }
+    }
+}
+
+/// A lognormal latency in microseconds (Box–Muller), at least 1 µs and at most 1 h.
+fn lognormal_micros(rng: &mut impl Rng, mu: f64, sigma: f64) -> u64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    ((mu + sigma * z).exp() as u64).clamp(1, hist::HIGHEST_MICROS)
+}
+
+fn exact_histogram(samples: impl Iterator<Item = RootSample>) -> Histogram<u64> {
+    let mut h = hist::new_histogram();
+    for s in samples {
+        h.saturating_record_n(s.latency_nanos / 1_000, u64::from(s.weight));
+    }
+    h
+}
+
+/// Counts every SLO by hand from the kept samples, using the documented rule: a sample counts
+/// when its bucket (hour before `fine_from`, minute after) starts within `[from, now]`.
+/// The tests record completeness as `!error`.
+fn brute_force(w: &JourneyWindows, slis: &[Sli], kept: &[RootSample], window: Window, now: Timestamp) -> Vec<Counts> {
+    let from = match window {
+        Window::Last(d) => now - d,
+        Window::Since(t) => t,
+    };
+    let mut out = vec![Counts::default(); slis.len()];
+    for s in kept {
+        let start = Timestamp::from_unix_nanos(floor_to(s.at.unix_nanos(), w.bucket_width(s.at)));
+        if start < from || start > now {
+            continue;
+        }
+        for (slo, sli) in slis.iter().enumerate() {
+            let bad = match *sli {
+                Sli::Latency { threshold_nanos } => s.latency_nanos > threshold_nanos,
+                Sli::Error | Sli::Completeness => s.error,
+            };
+            out[slo].total += u64::from(s.weight);
+            out[slo].bad += u64::from(s.weight) * u64::from(bad);
+        }
+    }
+    out
+}
+
+fn assert_within(got: Duration, exact: Duration, what: &str) {
+    let ok = got >= exact && got.as_secs_f64() <= exact.as_secs_f64() * 1.01;
+    assert!(ok, "{what}: {got:?} is not within 1% above {exact:?}");
+}
+
+fn check_against_brute_force(
+    w: &JourneyWindows,
+    slis: &[Sli],
+    samples: &[RootSample],
+    windows: &[Window],
+    nows: &[Timestamp],
+) {
+    for &now in nows {
+        for &window in windows {
+            let got: Vec<Counts> = (0..slis.len()).map(|slo| w.counts(slo, window, now)).collect();
+            assert_eq!(got, brute_force(w, slis, samples, window, now), "{window:?} at {now}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+/// Latency distributions in whole microseconds (≥ 1 µs, ≤ 1 h), heavy tails included.
+fn latencies_micros() -> impl Strategy<Value = Vec<u64>> {
+    let uniform = prop::collection::vec(1..=hist::HIGHEST_MICROS, 1..300).boxed();
+    let small = prop::collection::vec(1..=300u64, 1..300).boxed();
+    let lognormal = (
+        6.0..14.0f64,
+        0.1..3.0f64,
+        prop::collection::vec((1e-12..1.0f64, 0.0..1.0f64), 1..300),
+    )
+        .prop_map(|(mu, sigma, us)| {
+            us.into_iter()
+                .map(|(u1, u2)| {
+                    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                    ((mu + sigma * z).exp() as u64).clamp(1, hist::HIGHEST_MICROS)
+                })
+                .collect()
+        })
+        .boxed();
+    let pareto = (
+        10.0..10_000.0f64,
+        0.5..3.0f64,
+        prop::collection::vec(1e-12..1.0f64, 1..300),
+    )
+        .prop_map(|(scale, alpha, us)| {
+            us.into_iter()
+                .map(|u| ((scale / u.powf(1.0 / alpha)) as u64).clamp(1, hist::HIGHEST_MICROS))
+                .collect()
+        })
+        .boxed();
+    prop_oneof![uniform, small, lognormal, pareto]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Percentiles are within HDR precision of sorted[ceil(q·n) − 1] over the weighted samples,
+    /// across live, packed and coarsened buckets.
+    #[test]
+    fn percentiles_are_within_one_percent(
+        micros in latencies_micros(),
+        placement in prop::collection::vec((0..10u32, 1..4u32, 0..1_000u64), 300),
+    ) {
+        let now = t("18:00:00");
+        let mut w = JourneyWindows::new(vec![Sli::Error], 32 * DAY);
+        let mut exact = Vec::new();
+        for (&v, &(slot, weight, sub_micro)) in micros.iter().zip(&placement) {
+            // Ten instants over 9 hours: some buckets end up coarse, some packed, some live.
+            let at = now - Duration::from_secs(u64::from(slot) * 3_301 + 59);
+            let _ = w.record_root(&RootSample { at, latency_nanos: v * 1_000 + sub_micro, error: false, weight });
+            exact.extend(std::iter::repeat_n(v, weight as usize));
+        }
+        w.advance(now);
+        exact.sort_unstable();
+        let p = w.percentiles(Window::Last(DAY), now).expect("samples");
+        prop_assert_eq!(p.count, exact.len() as u64);
+        let rank = |q: f64| ((q * exact.len() as f64).ceil() as usize).max(1) - 1;
+        for (name, got, want) in [
+            ("p50", p.p50, exact[rank(0.5)]),
+            ("p95", p.p95, exact[rank(0.95)]),
+            ("p99", p.p99, exact[rank(0.99)]),
+            ("max", p.max, exact[exact.len() - 1]),
+        ] {
+            let got = got.as_micros() as u64;
+            prop_assert!(got >= want && (got - want) as f64 <= want as f64 * 0.01, "{}: got {} µs, exact {} µs", name, got, want);
+        }
+    }
+
+    /// Any interleaving of (late, early, refused) samples and advances gives the brute-force counts.
+    #[test]
+    fn counts_match_brute_force_under_any_order(
+        ops in prop::collection::vec(
+            prop_oneof![
+                4 => (0..3 * 24 * 60 * 60i64, 0..2_000u64, any::<bool>(), 0..4u32).prop_map(|(s, ms, e, w)| (Some((s, ms, e, w)), 0)),
+                1 => (0..3 * 24 * 60 * 60i64).prop_map(|s| (None, s)),
+            ],
+            1..150,
+        ),
+    ) {
+        let origin = t("00:00:00");
+        let slis = vec![Sli::Latency { threshold_nanos: 500_000_000 }, Sli::Error];
+        let mut w = JourneyWindows::new(slis.clone(), DAY);
+        let mut taken = Vec::new();
+        let mut latest = origin;
+        for (sample, advance_to) in ops {
+            match sample {
+                Some((secs, ms, error, weight)) => {
+                    let s = root(origin + Duration::from_secs(secs as u64), Duration::from_millis(ms), error, weight);
+                    let expected = if s.at.unix_nanos() < w.keep_from { Recorded::TooOld } else { Recorded::Counted };
+                    prop_assert_eq!(w.record_root(&s), expected);
+                    if expected == Recorded::Counted {
+                        taken.push(s);
+                    }
+                    latest = latest.max(s.at);
+                }
+                None => {
+                    let now = origin + Duration::from_secs(advance_to as u64);
+                    w.advance(now);
+                    // Samples in evicted buckets are gone for good.
+                    let keep = w.keep_from;
+                    taken.retain(|s| s.at.unix_nanos() >= keep);
+                    latest = latest.max(now);
+                }
+            }
+        }
+        let windows = [Window::Last(5 * MINUTE), Window::Last(HOUR), Window::Last(6 * HOUR), Window::Last(3 * DAY), Window::Since(origin + 10 * HOUR)];
+        for now in [latest, latest - 37 * MINUTE] {
+            for window in windows {
+                let got: Vec<Counts> = (0..2).map(|slo| w.counts(slo, window, now)).collect();
+                prop_assert_eq!(&got, &brute_force(&w, &slis, &taken, window, now), "{:?} at {}", window, now);
+            }
+        }
+        let all: u64 = taken.iter().map(|s| u64::from(s.weight)).sum();
+        prop_assert_eq!(w.latency_histogram(Window::Since(origin), latest).len(), all);
+    }
+
+    /// Arbitrary instants, latencies, weights and windows: no panic, never more bad than total.
+    #[test]
+    fn any_input_is_safe(
+        ops in prop::collection::vec((any::<i64>(), any::<u64>(), any::<bool>(), any::<u32>(), any::<u8>()), 1..40),
+        retention in any::<u64>(),
+    ) {
+        let mut w = JourneyWindows::new(four_slos(), Duration::from_nanos(retention));
+        for (at, latency_nanos, error, weight, op) in ops {
+            let at = Timestamp::from_unix_nanos(at);
+            match op % 4 {
+                0 => { let _ = w.record_root(&RootSample { at, latency_nanos, error, weight }); }
+                1 => { let _ = w.record_completeness(at, error, weight); }
+                2 => w.advance(at),
+                _ => {
+                    for window in [Window::Last(Duration::from_nanos(latency_nanos)), Window::Since(Timestamp::from_unix_nanos(latency_nanos as i64))] {
+                        for slo in 0..5 {
+                            let got = w.counts(slo, window, at);
+                            prop_assert!(got.bad <= got.total);
+                        }
+                        let _ = w.percentiles(window, at);
+                    }
+                }
+            }
+        }
+        prop_assert!(w.memory_bytes() > 0);
+    }
+}
