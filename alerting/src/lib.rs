@@ -1,0 +1,8 @@
+//! Turns SLI windows into pages and tickets: SLO/policy/route/receiver config, the evaluator,
+//! alert lifecycle, mute, grouping, the durable outbox, notifiers and cron reports.
+//!
+//! So far it owns its config sections and their validation into domain types; the evaluator and
+//! the notification path arrive with the alerting issue.
+
+pub mod config;
+pub mod schedule;

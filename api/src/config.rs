@@ -1,0 +1,221 @@
+//! The config file: read once, each section deserialized by the crate that owns it, then validated
+//! into domain types. Every problem is reported with `file:line:column`, and all of them at once.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use alerting::config::{Alerting, Sections};
+use engine::config::{IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use slis::config::ConfigError;
+use slis::journey::Journeys;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// `[server]`: the API, `/metrics` and the dashboards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address of the HTTP API and dashboards.
+    pub listen: SocketAddr,
+    /// Bearer token required by write endpoints (silences, reload). Never logged.
+    pub api_token: Option<String>,
+    /// Also require the token for reads.
+    pub protect_reads: bool,
+    /// The URL people reach this instance at, used for links in notifications.
+    pub external_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_token: None,
+            protect_reads: false,
+            external_url: None,
+        }
+    }
+}
+
+/// A whole, validated config.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ingest: IngestConfig,
+    pub storage: StorageConfig,
+    pub journeys: Journeys,
+    pub alerting: Alerting,
+}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "ingest",
+    "storage",
+    "alerting",
+    "journeys",
+    "slos",
+    "policies",
+    "receivers",
+    "route",
+    "reports",
+];
+
+/// Every error found in one config file, rendered with file, line, column and the offending line.
+#[derive(Debug)]
+pub struct Diagnostics {
+    pub file: String,
+    pub text: String,
+    pub errors: Vec<ConfigError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&path.display().to_string(), &text).map_err(LoadError::Invalid)
+}
+
+pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
+    let fail = |errors| Diagnostics {
+        file: file.to_owned(),
+        text: text.to_owned(),
+        errors,
+    };
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(fail(syntax.iter().map(toml_error).collect()));
+    }
+    let mut errors = Vec::new();
+    // A section that fails to deserialize is reported and replaced by its defaults, so the
+    // validation that follows still runs and reports everything else.
+    let mut server = ServerConfig::default();
+    let mut ingest = IngestConfig::default();
+    let mut storage = StorageConfig::default();
+    let mut journeys = Vec::new();
+    let mut sections = Sections::default();
+    for (key, value) in root.into_inner() {
+        let e = &mut errors;
+        match key.get_ref().as_ref() {
+            "server" => server = one(value, e).unwrap_or_default(),
+            "ingest" => ingest = one(value, e).unwrap_or_default(),
+            "storage" => storage = one(value, e).unwrap_or_default(),
+            "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
+            "route" => sections.route = one(value, e),
+            "journeys" => journeys = many::<JourneyConfig>("journeys", value, e),
+            "slos" => sections.slos = many("slos", value, e),
+            "policies" => sections.policies = many("policies", value, e),
+            "receivers" => sections.receivers = many("receivers", value, e),
+            "reports" => sections.reports = many("reports", value, e),
+            other => e.push(ConfigError::at(
+                key.span(),
+                format!("unknown section `{other}`, expected one of {}", SECTIONS.join(", ")),
+            )),
+        }
+    }
+    let journeys = build_journeys(journeys).unwrap_or_else(|e| {
+        errors.extend(e);
+        Journeys::default()
+    });
+    let alerting = alerting::config::build(sections, &journeys)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    match alerting {
+        Some(alerting) if errors.is_empty() => Ok(Config {
+            server,
+            ingest,
+            storage,
+            journeys,
+            alerting,
+        }),
+        _ => Err(fail(errors)),
+    }
+}
+
+fn toml_error(e: &toml::de::Error) -> ConfigError {
+    ConfigError {
+        span: e.span(),
+        message: e.message().trim_end().to_owned(),
+    }
+}
+
+fn one<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, errors: &mut Vec<ConfigError>) -> Option<T> {
+    T::deserialize(ValueDeserializer::from(value))
+        .map_err(|e| errors.push(toml_error(&e)))
+        .ok()
+}
+
+/// An array of tables, each item deserialized on its own so one bad item does not hide the others.
+fn many<T: DeserializeOwned>(section: &str, value: Spanned<DeValue<'_>>, errors: &mut Vec<ConfigError>) -> Vec<T> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => items.into_iter().filter_map(|item| one(item, errors)).collect(),
+        other => {
+            errors.push(ConfigError::at(
+                span,
+                format!(
+                    "`{section}` must be an array of tables ([[{section}]]), found a {}",
+                    other.type_str()
+                ),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+impl Diagnostics {
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(&self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        (line, col)
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut errors: Vec<&ConfigError> = self.errors.iter().collect();
+        errors.sort_by_key(|e| e.span.as_ref().map_or(usize::MAX, |s| s.start));
+        for e in &errors {
+            writeln!(f, "error: {}", e.message)?;
+            let Some(span) = &e.span else {
+                writeln!(f, "  --> {}", self.file)?;
+                continue;
+            };
+            let (line, col) = self.line_col(span.start);
+            writeln!(f, "  --> {}:{line}:{col}", self.file)?;
+            let source_line = self.text.lines().nth(line - 1).unwrap_or("");
+            let gutter = " ".repeat(line.to_string().len());
+            let first_line_len = source_line.chars().count().saturating_sub(col - 1).max(1);
+            let width = self
+                .text
+                .get(span.clone())
+                .map_or(1, |s| s.chars().count())
+                .clamp(1, first_line_len);
+            writeln!(f, "{gutter} |")?;
+            writeln!(f, "{line} | {source_line}")?;
+            writeln!(f, "{gutter} | {}{}", " ".repeat(col - 1), "^".repeat(width))?;
+        }
+        let n = errors.len();
+        write!(f, "{}: {n} error{}", self.file, if n == 1 { "" } else { "s" })
+    }
+}

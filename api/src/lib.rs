@@ -1,0 +1,5 @@
+//! The `tracebudget` binary's library: the whole config file (each section's struct is owned by
+//! its crate; this crate assembles them), the CLI commands, and later the HTTP server.
+
+pub mod check;
+pub mod config;

@@ -1,0 +1,42 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An SLO and alerting engine driven by traces.
+#[derive(Debug, Parser)]
+#[command(name = "tracebudget", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a config file and print what it means: journeys, SLOs and their budgets, every
+    /// alert window with its burn factor and how long a total outage takes to fire it.
+    /// Exits 0 when valid, 1 with every error listed when not.
+    Check {
+        /// The TOML config file.
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match api::config::load(&config) {
+            Ok(c) => {
+                print!(
+                    "{}",
+                    api::check::summary(&config.display().to_string(), &c, chrono::Utc::now())
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
