@@ -1,0 +1,3 @@
+//! End-to-end tests: the real `tracebudget` binary, one module per area.
+
+mod check;
