@@ -263,6 +263,7 @@ mod tests {
             end: Timestamp::from_unix_secs(1),
             status: StatusCode::Unset,
             attributes: attrs.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect(),
+            weight: 1,
         }
     }
 

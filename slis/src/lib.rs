@@ -18,5 +18,5 @@ pub mod time;
 pub mod window;
 
 pub use duration::{format_duration, parse_duration};
-pub use model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId};
+pub use model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId, sampling_weight};
 pub use time::Timestamp;
