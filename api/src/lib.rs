@@ -3,3 +3,6 @@
 
 pub mod check;
 pub mod config;
+pub mod http;
+pub mod loadgen;
+pub mod serve;

@@ -20,6 +20,14 @@ enum Command {
         /// The TOML config file.
         config: PathBuf,
     },
+    /// Run the receivers and the SLI pipeline, with /metrics and the API on `[server].listen`.
+    Serve {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Send realistic traces over OTLP (gRPC or HTTP) for benchmarks, demos and capacity tests.
+    Loadgen(api::loadgen::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +46,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Serve { config } => exit(api::serve::run(&config)),
+        Command::Loadgen(args) => exit(api::loadgen::run(args)),
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

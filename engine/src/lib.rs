@@ -1,7 +1,11 @@
 //! The stream consumer: receivers and decoders, trace assembly with bounded memory, the ingest
 //! pipeline that feeds `slis`, persistence of SLI buckets and stream checkpoints.
-//!
-//! So far it owns its config sections (`[ingest]`, `[storage]`, `[[journeys]]`); the receivers
-//! and the pipeline arrive with the ingestion issue.
 
+pub mod assembler;
+pub mod collector;
 pub mod config;
+pub mod decode;
+pub mod metrics;
+pub mod pipeline;
+pub mod receiver;
+pub mod synth;

@@ -1,0 +1,145 @@
+//! `tracebudget serve`: the receivers, the SLI pipeline and the HTTP API (`/metrics`, health).
+//! State lives in memory until persistence lands.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use engine::collector::PipelineCollector;
+use engine::decode::AttrKeys;
+use engine::metrics::EngineMetrics;
+use engine::pipeline::Pipeline;
+use engine::receiver::{self, Intake, wall_clock};
+use prometheus_client::registry::Registry;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http;
+
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let config = crate::config::load(path)?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TRACEBUDGET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// How often idle traces are closed: a tenth of `trace_idle`, between 10 ms and 1 s.
+fn tick_interval(trace_idle: Duration) -> Duration {
+    (trace_idle / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(EngineMetrics::default());
+    let pipeline = Arc::new(Mutex::new(Pipeline::new(
+        config.journeys.clone(),
+        &config.alerting.slos,
+        &config.ingest,
+        metrics.clone(),
+    )));
+    let mut registry = Registry::with_prefix("tracebudget");
+    metrics.register(&mut registry);
+    registry.register_collector(Box::new(PipelineCollector {
+        pipeline: pipeline.clone(),
+    }));
+
+    let intake = Arc::new(Intake {
+        pipeline: pipeline.clone(),
+        metrics: metrics.clone(),
+        keys: AttrKeys::from_journeys(&config.journeys),
+        max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
+        max_buffered_spans: config.ingest.max_buffered_spans,
+    });
+
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let bound = receiver::start(&config.ingest, intake, stop.clone(), &mut tasks).await?;
+    for (source, addr) in &bound {
+        tracing::info!(receiver = source.as_str(), %addr, "listening");
+    }
+
+    let api_listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", config.server.listen))?;
+    let api_addr: SocketAddr = api_listener.local_addr()?;
+    tracing::info!(%api_addr, "API, /metrics and dashboards");
+    let app = http::app(http::AppState {
+        registry: Arc::new(registry),
+    });
+    tasks.spawn({
+        let shutdown = stop.clone().cancelled_owned();
+        async move { axum::serve(api_listener, app).with_graceful_shutdown(shutdown).await }
+    });
+
+    let tick = tick_interval(config.ingest.trace_idle.0);
+    tasks.spawn({
+        let stop = stop.clone();
+        let pipeline = pipeline.clone();
+        async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while stop.run_until_cancelled(interval.tick()).await.is_some() {
+                pipeline.lock().expect("pipeline lock poisoned").tick(wall_clock());
+            }
+            Ok(())
+        }
+    });
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(result) = tasks.join_next() => {
+            stop.cancel();
+            result.context("a server task panicked")?.context("a server stopped")?;
+        }
+    }
+    stop.cancel();
+    while let Some(result) = tasks.join_next().await {
+        result
+            .context("a server task panicked")?
+            .context("a server failed while stopping")?;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_a_tenth_of_the_idle_time_within_bounds() {
+        assert_eq!(tick_interval(Duration::from_secs(30)), Duration::from_secs(1));
+        assert_eq!(tick_interval(Duration::from_secs(1)), Duration::from_millis(100));
+        assert_eq!(tick_interval(Duration::from_millis(20)), Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,185 @@
+//! The in-process ingest pipeline (issue #3): OTLP protobuf bytes → projection decode → trace
+//! assembly → SLI recording, on one core. Traces of 8 spans over 4 services, ~10 attributes per
+//! span, 512 spans per request. Beside it, the rate of merely decoding the same bytes into
+//! opentelemetry-proto's full generated types. Run with `cargo bench -p tracebudget-engine --bench pipeline`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use engine::config::IngestConfig;
+use engine::decode::{AttrKeys, otlp};
+use engine::metrics::EngineMetrics;
+use engine::pipeline::{Pipeline, Source};
+use engine::synth::{Generator, Shape, ShapeDefaults};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use slis::Timestamp;
+use slis::journey::{AttrMatcher, Journey, Journeys, RootMatcher};
+use slis::slo::{Period, SliKind, Slo};
+
+const REQUESTS: usize = 400;
+const SPANS_PER_REQUEST: usize = 512;
+/// Virtual time between requests, and the trace idle time: traces close ~20 requests later.
+const STEP: Duration = Duration::from_millis(5);
+const IDLE: Duration = Duration::from_millis(100);
+
+fn journeys() -> Journeys {
+    let journey = |name: &str, method: &str, route: &str, services: &[&str]| Journey {
+        name: name.into(),
+        root: RootMatcher {
+            service: Some("frontend".into()),
+            http_route: Some(route.into()),
+            http_method: Some(method.into()),
+            ..Default::default()
+        },
+        status_error: true,
+        error_rules: vec![AttrMatcher::parse("http.response.status_code >= 500").unwrap()],
+        expected_services: services.iter().map(|s| Arc::from(*s)).collect(),
+        labels: vec![],
+    };
+    Journeys(vec![
+        journey(
+            "checkout",
+            "POST",
+            "/api/checkout",
+            &["frontend", "checkout", "payment", "catalog"],
+        ),
+        journey(
+            "search",
+            "GET",
+            "/api/search",
+            &["frontend", "catalog", "inventory", "checkout"],
+        ),
+        journey(
+            "login",
+            "POST",
+            "/api/login",
+            &["frontend", "auth", "catalog", "payment"],
+        ),
+    ])
+}
+
+fn slos() -> Vec<Slo> {
+    let kinds = [
+        SliKind::Latency {
+            threshold: Duration::from_millis(800),
+        },
+        SliKind::Error,
+        SliKind::Completeness,
+    ];
+    (0..9)
+        .map(|i| Slo {
+            name: format!("slo-{i}"),
+            journey: i / 3,
+            sli: kinds[i % 3],
+            objective: 0.999,
+            period: Period::Rolling(Duration::from_secs(28 * 86_400)),
+            policy: 0,
+            labels: vec![],
+        })
+        .collect()
+}
+
+fn bodies(start: Timestamp) -> (Vec<Bytes>, u64) {
+    let shape = Shape::from_journeys(&journeys(), &ShapeDefaults::default()).expect("shape");
+    let mut generator = Generator::new(shape, 42).expect("generator");
+    let mut spans = 0;
+    let bodies = (0..REQUESTS)
+        .map(|i| {
+            let batch = generator.batch(start + STEP * i as u32, SPANS_PER_REQUEST, u64::MAX);
+            spans += batch.spans;
+            Bytes::from(batch.request.encode_to_vec())
+        })
+        .collect();
+    (bodies, spans)
+}
+
+fn pipeline() -> Pipeline {
+    let ingest = IngestConfig {
+        trace_idle: IDLE.into(),
+        ..Default::default()
+    };
+    Pipeline::new(journeys(), &slos(), &ingest, Arc::new(EngineMetrics::default()))
+}
+
+/// Decode, ingest and close every request at its virtual time.
+fn run(bodies: &[Bytes], keys: &AttrKeys, start: Timestamp, p: &mut Pipeline) {
+    for (i, body) in bodies.iter().enumerate() {
+        let now = start + STEP * i as u32;
+        let decoded = otlp::decode_protobuf(body.clone(), keys).expect("valid request");
+        black_box(p.ingest(Source::OtlpHttp, decoded.spans, now).expect("no backpressure"));
+        p.tick(now);
+    }
+    p.close_all();
+}
+
+fn bench(c: &mut Criterion) {
+    let start = Timestamp::from_unix_secs(1_780_000_000);
+    let (bodies, spans) = bodies(start);
+    let bytes: usize = bodies.iter().map(Bytes::len).sum();
+    println!(
+        "pipeline: {REQUESTS} requests, {spans} spans, {:.1} MiB of protobuf ({} bytes/span)",
+        bytes as f64 / (1 << 20) as f64,
+        bytes as u64 / spans
+    );
+    let keys = AttrKeys::from_journeys(&journeys());
+
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(spans));
+    group.sample_size(20);
+    group.bench_function("decode_assemble_record", |b| {
+        b.iter_batched(
+            pipeline,
+            |mut p| run(&bodies, &keys, start, &mut p),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("decode_full_types_only", |b| {
+        b.iter(|| {
+            for body in &bodies {
+                black_box(ExportTraceServiceRequest::decode(body.clone()).expect("valid"));
+            }
+        })
+    });
+    group.finish();
+
+    // Plain figures, one pass each after warm-up, so the closing note can quote them.
+    let rate = |f: &mut dyn FnMut()| {
+        f();
+        let t = Instant::now();
+        for _ in 0..5 {
+            f();
+        }
+        (5 * spans) as f64 / t.elapsed().as_secs_f64()
+    };
+    let mut p = pipeline();
+    let full = rate(&mut || {
+        p = pipeline();
+        run(&bodies, &keys, start, &mut p);
+    });
+    let decode_only = rate(&mut || {
+        for body in &bodies {
+            black_box(ExportTraceServiceRequest::decode(body.clone()).expect("valid"));
+        }
+    });
+    println!(
+        "pipeline: decode → assemble → record: {:.2} M spans/s on one core",
+        full / 1e6
+    );
+    println!(
+        "pipeline: decode into opentelemetry-proto's full types only: {:.2} M spans/s",
+        decode_only / 1e6
+    );
+    let closed: u64 = p
+        .slo_totals(start + STEP * REQUESTS as u32)
+        .filter(|(n, ..)| n.ends_with('2'))
+        .map(|(.., c)| c.total)
+        .sum();
+    println!("pipeline: last pass judged {closed} checkout traces for completeness");
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,397 @@
+//! The trace assembler: buffers spans by trace id until a trace has been idle for `trace_idle`,
+//! then hands it over, closed, with what completeness needs (services, roots, orphans).
+//!
+//! Pure data structure: the clock is an argument, nothing here spawns or sleeps. Memory is bounded
+//! by the caller, who evicts the least recently active traces when `buffered_spans` is over its bound.
+//! Traces are kept in order of last activity (a linked hash map), so closing idle traces and
+//! evicting the oldest both pop from the front.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashlink::LinkedHashMap;
+use slis::window::RootSample;
+use slis::{Span, SpanId, Timestamp, TraceId};
+
+/// Past this many spans a trace indexes its span ids in a set, so duplicate checks stay O(1).
+const INDEX_THRESHOLD: usize = 32;
+
+/// What happened to one span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    Added,
+    /// The trace already holds a span with this id (an exporter's retry): ignored.
+    Duplicate,
+    /// The trace was closed (or evicted) recently: counted, not added, never recounts the trace.
+    /// `had_root`: the trace held a parentless root, so a late root is a repeat, not a new request.
+    Late {
+        had_root: bool,
+    },
+}
+
+/// A span of a journey whose parent may lie outside the trace (an uninstrumented caller): if, when
+/// the trace closes, that parent is missing and the trace has no parentless root, it is the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub journey: usize,
+    pub parent: SpanId,
+    pub sample: RootSample,
+}
+
+/// The root recorded on arrival (fast path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootRef {
+    /// `None` when the root matched no journey.
+    pub journey: Option<usize>,
+    pub at: Timestamp,
+    pub weight: u32,
+}
+
+#[derive(Debug)]
+struct Node {
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    service: Arc<str>,
+}
+
+#[derive(Debug)]
+struct OpenTrace {
+    last_seen: Timestamp,
+    nodes: Vec<Node>,
+    index: Option<HashSet<SpanId>>,
+    root: Option<RootRef>,
+    roots: u32,
+    candidate: Option<Candidate>,
+}
+
+/// A trace handed over when it closes.
+#[derive(Debug, PartialEq)]
+pub struct ClosedTrace {
+    pub trace_id: TraceId,
+    /// The first parentless root, as recorded on arrival.
+    pub root: Option<RootRef>,
+    /// Parentless spans.
+    pub roots: u32,
+    /// Spans whose parent is not in the trace.
+    pub orphans: u32,
+    /// When there is no parentless root and exactly one orphan, and that orphan matched a journey:
+    /// the root whose parent lies outside the trace. It was not recorded on arrival.
+    pub remote_root: Option<Candidate>,
+    /// Distinct services, in order of appearance.
+    pub services: Vec<Arc<str>>,
+    pub spans: usize,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Assembler {
+    open: LinkedHashMap<TraceId, OpenTrace>,
+    /// Recently closed trace ids, and whether each held a parentless root.
+    recently_closed: LinkedHashMap<TraceId, bool>,
+    recent_capacity: usize,
+    buffered: usize,
+    idle: Duration,
+}
+
+impl Assembler {
+    /// `recent_capacity`: how many closed trace ids are remembered to recognise late spans.
+    pub fn new(idle: Duration, recent_capacity: usize) -> Self {
+        Assembler {
+            open: LinkedHashMap::new(),
+            recently_closed: LinkedHashMap::new(),
+            recent_capacity: recent_capacity.max(1),
+            buffered: 0,
+            idle,
+        }
+    }
+
+    pub fn buffered_spans(&self) -> usize {
+        self.buffered
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Adds a span. `root` is the fast-path record of a parentless span (its journey, if any);
+    /// `candidate` a journey match of a span with a parent.
+    pub fn add(&mut self, span: &Span, now: Timestamp, root: Option<RootRef>, candidate: Option<Candidate>) -> Arrival {
+        if let Some(trace) = self.open.to_back(&span.trace_id) {
+            trace.last_seen = now;
+            if trace.contains(span.span_id) {
+                return Arrival::Duplicate;
+            }
+            trace.push(span, root, candidate);
+            self.buffered += 1;
+            return Arrival::Added;
+        }
+        if let Some(&had_root) = self.recently_closed.get(&span.trace_id) {
+            return Arrival::Late { had_root };
+        }
+        let mut trace = OpenTrace {
+            last_seen: now,
+            nodes: Vec::with_capacity(8),
+            index: None,
+            root: None,
+            roots: 0,
+            candidate: None,
+        };
+        trace.push(span, root, candidate);
+        self.open.insert(span.trace_id, trace);
+        self.buffered += 1;
+        Arrival::Added
+    }
+
+    /// Closes every trace idle for `trace_idle` at `now`.
+    pub fn close_idle(&mut self, now: Timestamp, out: &mut Vec<ClosedTrace>) {
+        while let Some((_, t)) = self.open.front() {
+            if t.last_seen + self.idle > now {
+                break;
+            }
+            let (id, trace) = self.open.pop_front().expect("front exists");
+            out.push(self.finish(id, trace));
+        }
+    }
+
+    /// Evicts the least recently active traces until at most `max_spans` are buffered; returns how
+    /// many traces went. Evicted traces get no completeness verdict; later spans of theirs are late.
+    pub fn evict_over(&mut self, max_spans: usize) -> usize {
+        let mut evicted = 0;
+        while self.buffered > max_spans {
+            let Some((id, trace)) = self.open.pop_front() else {
+                break;
+            };
+            self.buffered -= trace.nodes.len();
+            self.remember(id, trace.roots > 0);
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Closes everything now (shutdown, end of a replay).
+    pub fn close_all(&mut self, out: &mut Vec<ClosedTrace>) {
+        while let Some((id, trace)) = self.open.pop_front() {
+            out.push(self.finish(id, trace));
+        }
+    }
+
+    fn remember(&mut self, id: TraceId, had_root: bool) {
+        self.recently_closed.insert(id, had_root);
+        while self.recently_closed.len() > self.recent_capacity {
+            self.recently_closed.pop_front();
+        }
+    }
+
+    fn finish(&mut self, trace_id: TraceId, trace: OpenTrace) -> ClosedTrace {
+        self.buffered -= trace.nodes.len();
+        self.remember(trace_id, trace.roots > 0);
+        // Small traces scan their few nodes; large ones already index their span ids.
+        let orphans = trace
+            .nodes
+            .iter()
+            .filter(|n| n.parent.is_some_and(|p| !trace.contains(p)))
+            .count() as u32;
+        let remote_root = match (trace.roots, orphans, trace.candidate) {
+            (0, 1, Some(c)) if !trace.contains(c.parent) => Some(c),
+            _ => None,
+        };
+        let mut services: Vec<Arc<str>> = Vec::with_capacity(4);
+        for n in &trace.nodes {
+            if !services.iter().any(|s| Arc::ptr_eq(s, &n.service) || **s == *n.service) {
+                services.push(n.service.clone());
+            }
+        }
+        ClosedTrace {
+            trace_id,
+            root: trace.root,
+            roots: trace.roots,
+            orphans,
+            remote_root,
+            services,
+            spans: trace.nodes.len(),
+        }
+    }
+}
+
+impl OpenTrace {
+    fn contains(&self, id: SpanId) -> bool {
+        match &self.index {
+            Some(index) => index.contains(&id),
+            None => self.nodes.iter().any(|n| n.span_id == id),
+        }
+    }
+
+    fn push(&mut self, span: &Span, root: Option<RootRef>, candidate: Option<Candidate>) {
+        if span.parent_span_id.is_none() {
+            self.roots += 1;
+            if self.root.is_none() {
+                self.root = root;
+            }
+        }
+        if self.candidate.is_none() {
+            self.candidate = candidate;
+        }
+        self.nodes.push(Node {
+            span_id: span.span_id,
+            parent: span.parent_span_id,
+            service: span.service.clone(),
+        });
+        if let Some(index) = &mut self.index {
+            index.insert(span.span_id);
+        } else if self.nodes.len() > INDEX_THRESHOLD {
+            self.index = Some(self.nodes.iter().map(|n| n.span_id).collect());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slis::{SpanKind, StatusCode};
+
+    fn span(trace: u8, id: u8, parent: Option<u8>, service: &str) -> Span {
+        Span {
+            trace_id: TraceId([trace; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            service: service.into(),
+            name: "op".into(),
+            kind: SpanKind::Server,
+            start: Timestamp::from_unix_secs(100),
+            end: Timestamp::from_unix_secs(101),
+            status: StatusCode::Unset,
+            attributes: vec![],
+            weight: 1,
+        }
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_unix_secs(s)
+    }
+
+    const IDLE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_trace_closes_idle_after_its_last_span() {
+        let mut a = Assembler::new(IDLE, 100);
+        let root = RootRef {
+            journey: Some(0),
+            at: at(101),
+            weight: 1,
+        };
+        assert_eq!(
+            a.add(&span(1, 1, None, "frontend"), at(0), Some(root), None),
+            Arrival::Added
+        );
+        assert_eq!(
+            a.add(&span(1, 2, Some(1), "checkout"), at(10), None, None),
+            Arrival::Added
+        );
+        assert_eq!(
+            a.add(&span(1, 3, Some(2), "payment"), at(20), None, None),
+            Arrival::Added
+        );
+        assert_eq!((a.buffered_spans(), a.open_traces()), (3, 1));
+        let mut out = vec![];
+        a.close_idle(at(49), &mut out);
+        assert!(out.is_empty(), "idle counts from the last span");
+        a.close_idle(at(50), &mut out);
+        let services: Vec<&str> = out[0].services.iter().map(|s| &**s).collect();
+        assert_eq!(services, ["frontend", "checkout", "payment"]);
+        assert_eq!(
+            (out[0].root, out[0].roots, out[0].orphans, out[0].spans),
+            (Some(root), 1, 0, 3)
+        );
+        assert_eq!((a.buffered_spans(), a.open_traces()), (0, 0));
+        // A late span is counted as late and never reopens (or recounts) the trace.
+        assert_eq!(
+            a.add(&span(1, 4, Some(1), "payment"), at(60), None, None),
+            Arrival::Late { had_root: true }
+        );
+        assert_eq!(a.open_traces(), 0);
+    }
+
+    #[test]
+    fn duplicates_are_ignored_small_and_large() {
+        let mut a = Assembler::new(IDLE, 100);
+        assert_eq!(a.add(&span(1, 1, None, "f"), at(0), None, None), Arrival::Added);
+        assert_eq!(a.add(&span(1, 1, None, "f"), at(1), None, None), Arrival::Duplicate);
+        for id in 2..=100u8 {
+            assert_eq!(a.add(&span(1, id, Some(1), "f"), at(1), None, None), Arrival::Added);
+        }
+        assert_eq!(a.add(&span(1, 77, Some(1), "f"), at(1), None, None), Arrival::Duplicate);
+        assert_eq!(a.buffered_spans(), 100);
+        let mut out = vec![];
+        a.close_all(&mut out);
+        assert_eq!((out[0].roots, out[0].orphans, out[0].spans), (1, 0, 100));
+    }
+
+    #[test]
+    fn orphans_roots_and_remote_parents() {
+        let mut a = Assembler::new(IDLE, 100);
+        // Trace 1: two parentless roots. Trace 2: a span whose parent never came.
+        a.add(&span(1, 1, None, "a"), at(0), None, None);
+        a.add(&span(1, 2, None, "b"), at(0), None, None);
+        a.add(&span(2, 1, None, "a"), at(0), None, None);
+        a.add(&span(2, 3, Some(2), "c"), at(0), None, None);
+        // Trace 3: no parentless span; the journey's entry span has a parent outside the trace.
+        let sample = RootSample {
+            at: at(101),
+            latency_nanos: 1_000,
+            error: false,
+            weight: 1,
+        };
+        let c = Candidate {
+            journey: 0,
+            parent: SpanId([9; 8]),
+            sample,
+        };
+        a.add(&span(3, 1, Some(9), "frontend"), at(0), None, Some(c));
+        a.add(&span(3, 2, Some(1), "checkout"), at(0), None, None);
+        let mut out = vec![];
+        a.close_idle(at(30), &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|t| (t.trace_id.0[0], t.roots, t.orphans, t.remote_root.is_some()))
+            .collect();
+        assert_eq!(got, [(1, 2, 0, false), (2, 1, 1, false), (3, 0, 1, true)]);
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_active_first() {
+        let mut a = Assembler::new(IDLE, 100);
+        for t in 1..=5u8 {
+            a.add(&span(t, 1, None, "f"), at(t as i64), None, None);
+            a.add(&span(t, 2, Some(1), "f"), at(t as i64), None, None);
+        }
+        a.add(&span(1, 3, Some(1), "f"), at(10), None, None); // trace 1 active again
+        assert_eq!(a.buffered_spans(), 11);
+        assert_eq!(a.evict_over(6), 3); // traces 2, 3, 4
+        assert_eq!(a.buffered_spans(), 5);
+        assert_eq!(
+            a.add(&span(2, 9, Some(1), "f"), at(11), None, None),
+            Arrival::Late { had_root: true }
+        );
+        let mut out = vec![];
+        a.close_all(&mut out);
+        let left: Vec<u8> = out.iter().map(|t| t.trace_id.0[0]).collect();
+        assert_eq!(left, [5, 1]);
+    }
+
+    #[test]
+    fn recently_closed_memory_is_bounded() {
+        let mut a = Assembler::new(IDLE, 2);
+        let mut out = vec![];
+        for t in 1..=3u8 {
+            a.add(&span(t, 1, None, "f"), at(0), None, None);
+        }
+        a.close_all(&mut out);
+        assert_eq!(
+            a.add(&span(3, 2, Some(1), "f"), at(1), None, None),
+            Arrival::Late { had_root: true }
+        );
+        // Trace 1 is forgotten: its span starts a new (rootless) trace rather than growing memory.
+        assert_eq!(a.add(&span(1, 2, Some(1), "f"), at(1), None, None), Arrival::Added);
+    }
+}

@@ -1,0 +1,629 @@
+//! The ingest pipeline: clock rules, the root fast path, trace assembly and completeness verdicts,
+//! feeding each journey's `slis::window::JourneyWindows`.
+//!
+//! One `Pipeline` is shared behind a mutex; receivers decode outside the lock and hand over whole
+//! batches. The clock is an argument (`now`), so replay can drive it with virtual time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slis::journey::Journeys;
+use slis::slo::Slo;
+use slis::window::{Counts, JourneyWindows, Recorded, RootSample, Window};
+use slis::{Span, SpanKind, Timestamp};
+
+use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
+use crate::config::IngestConfig;
+use crate::metrics::{EngineMetrics, ReasonLabels, ReceiverLabels, ResultLabels};
+
+/// How long SLI buckets are kept beyond the longest SLO period.
+pub const RETENTION_MARGIN: Duration = Duration::from_secs(86_400);
+
+/// Where spans came from; the `receiver` label of the engine's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    OtlpGrpc,
+    OtlpHttp,
+    Zipkin,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::OtlpGrpc => "otlp_grpc",
+            Source::OtlpHttp => "otlp_http",
+            Source::Zipkin => "zipkin",
+        }
+    }
+}
+
+/// Why a span was refused by the pipeline (`reason` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    MissingTimestamp,
+    Future,
+    TooOld,
+}
+
+impl Reject {
+    const ALL: [Reject; 3] = [Reject::MissingTimestamp, Reject::Future, Reject::TooOld];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::MissingTimestamp => "missing_timestamp",
+            Reject::Future => "future",
+            Reject::TooOld => "too_old",
+        }
+    }
+}
+
+/// The outcome of one batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ingested {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Why the first refused span was refused, for the OTLP `partial_success.error_message`.
+    pub first_rejection: Option<String>,
+}
+
+/// The assembler holds `max_buffered_spans`: the whole batch was refused, nothing recorded.
+/// Receivers answer 429 / RESOURCE_EXHAUSTED with Retry-After.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backpressure;
+
+/// Clock sanity rules, from `[ingest]`.
+#[derive(Clone, Copy, Debug)]
+struct ClockRules {
+    max_future_skew: Duration,
+    max_span_age: Duration,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Pipeline {
+    journeys: Journeys,
+    /// Per SLO: (journey, slot in that journey's windows).
+    slots: Vec<(usize, usize)>,
+    slo_names: Vec<String>,
+    windows: Vec<JourneyWindows>,
+    /// Weighted roots recorded per journey since start.
+    roots: Vec<u64>,
+    assembler: Assembler,
+    rules: ClockRules,
+    max_buffered_spans: usize,
+    metrics: Arc<EngineMetrics>,
+    closed: Vec<ClosedTrace>,
+    last_advance_minute: i64,
+}
+
+impl Pipeline {
+    pub fn new(journeys: Journeys, slos: &[Slo], ingest: &IngestConfig, metrics: Arc<EngineMetrics>) -> Self {
+        let retention = slos.iter().map(|s| s.period.max_span()).max().unwrap_or(Duration::ZERO) + RETENTION_MARGIN;
+        let mut per_journey: Vec<Vec<slis::window::Sli>> = vec![Vec::new(); journeys.0.len()];
+        let slots = slos
+            .iter()
+            .map(|s| {
+                per_journey[s.journey].push(s.sli.window_sli());
+                (s.journey, per_journey[s.journey].len() - 1)
+            })
+            .collect();
+        let windows = per_journey
+            .into_iter()
+            .map(|slis| JourneyWindows::new(slis, retention))
+            .collect();
+        Pipeline {
+            roots: vec![0; journeys.0.len()],
+            journeys,
+            slots,
+            slo_names: slos.iter().map(|s| s.name.clone()).collect(),
+            windows,
+            // Remember as many closed trace ids as a quarter of the span budget, to spot late spans.
+            assembler: Assembler::new(ingest.trace_idle.0, (ingest.max_buffered_spans / 4).max(1_024)),
+            rules: ClockRules {
+                max_future_skew: ingest.max_future_skew.0,
+                max_span_age: ingest.max_span_age.0,
+            },
+            max_buffered_spans: ingest.max_buffered_spans,
+            metrics,
+            closed: Vec::new(),
+            last_advance_minute: i64::MIN,
+        }
+    }
+
+    /// Takes one decoded batch at `now` (the receive time).
+    pub fn ingest(&mut self, source: Source, spans: Vec<Span>, now: Timestamp) -> Result<Ingested, Backpressure> {
+        let receiver = source.as_str();
+        let n = spans.len() as u64;
+        self.metrics
+            .spans_received
+            .get_or_create(&ReceiverLabels { receiver })
+            .inc_by(n);
+        if self.assembler.buffered_spans() >= self.max_buffered_spans {
+            self.metrics.reject(receiver, "backpressure", n);
+            return Err(Backpressure);
+        }
+        let mut out = Ingested::default();
+        let mut rejected = [0u64; Reject::ALL.len()];
+        let (mut clamped, mut late, mut duplicate, mut too_old_samples) = (0u64, 0u64, 0u64, 0u64);
+        let newest = now + self.rules.max_future_skew;
+        let oldest = now - self.rules.max_span_age;
+        for span in spans {
+            let verdict = if span.start.unix_nanos() <= 0 || span.end.unix_nanos() <= 0 {
+                Err(Reject::MissingTimestamp)
+            } else if span.end > newest {
+                Err(Reject::Future)
+            } else if span.end < oldest {
+                Err(Reject::TooOld)
+            } else {
+                Ok(())
+            };
+            if let Err(reason) = verdict {
+                rejected[reason as usize] += 1;
+                out.rejected += 1;
+                if out.first_rejection.is_none() {
+                    out.first_rejection = Some(format!(
+                        "span {} of trace {}: {} (end {}, now {})",
+                        span.span_id,
+                        span.trace_id,
+                        reason.as_str(),
+                        span.end,
+                        now
+                    ));
+                }
+                continue;
+            }
+            if span.end < span.start {
+                clamped += 1; // negative duration: kept, with latency 0
+            }
+            out.accepted += 1;
+
+            let root = span.parent_span_id.is_none().then(|| RootRef {
+                journey: self.journeys.match_root(&span),
+                at: span.end,
+                weight: span.weight,
+            });
+            let candidate = match (span.parent_span_id, span.kind) {
+                (Some(parent), SpanKind::Server | SpanKind::Consumer) => {
+                    self.journeys.match_root(&span).map(|journey| Candidate {
+                        journey,
+                        parent,
+                        sample: self.sample(journey, &span),
+                    })
+                }
+                _ => None,
+            };
+            match self.assembler.add(&span, now, root, candidate) {
+                Arrival::Added => {}
+                Arrival::Duplicate => {
+                    duplicate += 1;
+                    continue;
+                }
+                // A late root of a trace that closed without one was never counted: count it now.
+                // One of a trace that had its root is a repeat (a retry after close): never twice.
+                Arrival::Late { had_root } => {
+                    late += 1;
+                    if had_root {
+                        continue;
+                    }
+                }
+            }
+            if let Some(RootRef { journey: Some(j), .. }) = root {
+                let sample = self.sample(j, &span);
+                too_old_samples += self.record_root(j, &sample);
+            }
+        }
+
+        let m = &self.metrics;
+        m.spans_accepted
+            .get_or_create(&ReceiverLabels { receiver })
+            .inc_by(out.accepted);
+        for reason in Reject::ALL {
+            m.reject(receiver, reason.as_str(), rejected[reason as usize]);
+        }
+        if clamped > 0 {
+            m.spans_clamped
+                .get_or_create(&ReasonLabels {
+                    reason: "negative_duration",
+                })
+                .inc_by(clamped);
+        }
+        m.late_spans.inc_by(late);
+        m.duplicate_spans.inc_by(duplicate);
+        if too_old_samples > 0 {
+            m.samples_dropped
+                .get_or_create(&ReasonLabels {
+                    reason: "outside_retention",
+                })
+                .inc_by(too_old_samples);
+        }
+        let evicted = self.assembler.evict_over(self.max_buffered_spans);
+        m.traces_evicted.inc_by(evicted as u64);
+        self.update_gauges();
+        Ok(out)
+    }
+
+    fn sample(&self, journey: usize, span: &Span) -> RootSample {
+        RootSample {
+            at: span.end,
+            latency_nanos: span.duration_nanos(),
+            error: self.journeys.0[journey].is_error(span),
+            weight: span.weight,
+        }
+    }
+
+    /// Records a root sample; returns 1 when the window refused it as older than its retention.
+    fn record_root(&mut self, journey: usize, sample: &RootSample) -> u64 {
+        match self.windows[journey].record_root(sample) {
+            Recorded::Counted => {
+                self.roots[journey] = self.roots[journey].saturating_add(sample.weight as u64);
+                0
+            }
+            Recorded::TooOld => 1,
+        }
+    }
+
+    /// Closes idle traces and judges their completeness; advances the windows once a minute.
+    pub fn tick(&mut self, now: Timestamp) {
+        let mut closed = std::mem::take(&mut self.closed);
+        self.assembler.close_idle(now, &mut closed);
+        self.judge(&mut closed);
+        self.closed = closed;
+        let minute = now.unix_secs().div_euclid(60);
+        if minute != self.last_advance_minute {
+            self.last_advance_minute = minute;
+            for w in &mut self.windows {
+                w.advance(now);
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// Closes every open trace at once (shutdown, end of a replay).
+    pub fn close_all(&mut self) {
+        let mut closed = std::mem::take(&mut self.closed);
+        self.assembler.close_all(&mut closed);
+        self.judge(&mut closed);
+        self.closed = closed;
+        self.update_gauges();
+    }
+
+    fn judge(&mut self, closed: &mut Vec<ClosedTrace>) {
+        let mut results = [0u64; 4]; // complete, incomplete, no_journey, no_root
+        let mut too_old = 0;
+        for t in closed.drain(..) {
+            let (journey, at, weight, roots, orphans) = match (t.root, t.remote_root) {
+                (
+                    Some(RootRef {
+                        journey: Some(j),
+                        at,
+                        weight,
+                    }),
+                    _,
+                ) => (j, at, weight, t.roots, t.orphans),
+                (Some(RootRef { journey: None, .. }), _) => {
+                    results[2] += 1;
+                    continue;
+                }
+                (None, Some(c)) => {
+                    // The root's parent lies outside the trace: it is recorded now, as the root.
+                    too_old += self.record_root(c.journey, &c.sample);
+                    (c.journey, c.sample.at, c.sample.weight, 1, 0)
+                }
+                (None, None) => {
+                    results[3] += 1;
+                    continue;
+                }
+            };
+            let expected = &self.journeys.0[journey].expected_services;
+            let complete = roots == 1 && orphans == 0 && expected.iter().all(|e| t.services.iter().any(|s| s == e));
+            results[usize::from(!complete)] += 1;
+            if self.windows[journey].record_completeness(at, complete, weight) == Recorded::TooOld {
+                too_old += 1;
+            }
+        }
+        let m = &self.metrics;
+        for (result, n) in ["complete", "incomplete", "no_journey", "no_root"]
+            .into_iter()
+            .zip(results)
+        {
+            if n > 0 {
+                m.traces_closed.get_or_create(&ResultLabels { result }).inc_by(n);
+            }
+        }
+        if too_old > 0 {
+            m.samples_dropped
+                .get_or_create(&ReasonLabels {
+                    reason: "outside_retention",
+                })
+                .inc_by(too_old);
+        }
+    }
+
+    fn update_gauges(&self) {
+        self.metrics.buffered_spans.set(self.assembler.buffered_spans() as i64);
+        self.metrics.open_traces.set(self.assembler.open_traces() as i64);
+    }
+
+    pub fn buffered_spans(&self) -> usize {
+        self.assembler.buffered_spans()
+    }
+
+    pub fn journeys(&self) -> &Journeys {
+        &self.journeys
+    }
+
+    /// Weighted roots recorded per journey since start.
+    pub fn root_counts(&self) -> &[u64] {
+        &self.roots
+    }
+
+    /// Per SLO (in config order): its name, its journey's index, and its counts since start.
+    pub fn slo_totals(&self, now: Timestamp) -> impl Iterator<Item = (&str, usize, Counts)> + '_ {
+        self.slots
+            .iter()
+            .zip(&self.slo_names)
+            .map(move |(&(journey, slot), name)| {
+                (
+                    name.as_str(),
+                    journey,
+                    self.windows[journey].counts(slot, Window::Since(Timestamp::EPOCH), now),
+                )
+            })
+    }
+
+    pub fn windows(&self, journey: usize) -> &JourneyWindows {
+        &self.windows[journey]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slis::journey::{AttrMatcher, Journey, RootMatcher};
+    use slis::slo::{Period, SliKind};
+    use slis::{AttrValue, SpanId, StatusCode, TraceId};
+
+    const T0: i64 = 1_780_000_000; // seconds
+
+    fn journeys() -> Journeys {
+        Journeys(vec![Journey {
+            name: "checkout".into(),
+            root: RootMatcher {
+                service: Some("frontend".into()),
+                ..Default::default()
+            },
+            status_error: true,
+            error_rules: vec![AttrMatcher::parse("http.response.status_code >= 500").unwrap()],
+            expected_services: vec!["frontend".into(), "payment".into()],
+            labels: vec![],
+        }])
+    }
+
+    fn slos() -> Vec<Slo> {
+        let slo = |name: &str, sli| Slo {
+            name: name.into(),
+            journey: 0,
+            sli,
+            objective: 0.99,
+            period: Period::Rolling(Duration::from_secs(7 * 86_400)),
+            policy: 0,
+            labels: vec![],
+        };
+        vec![
+            slo("error", SliKind::Error),
+            slo(
+                "latency",
+                SliKind::Latency {
+                    threshold: Duration::from_millis(200),
+                },
+            ),
+            slo("complete", SliKind::Completeness),
+        ]
+    }
+
+    fn pipeline(max_buffered_spans: usize) -> (Pipeline, Arc<EngineMetrics>) {
+        let metrics = Arc::new(EngineMetrics::default());
+        let ingest = IngestConfig {
+            trace_idle: Duration::from_secs(30).into(),
+            max_buffered_spans,
+            ..Default::default()
+        };
+        (Pipeline::new(journeys(), &slos(), &ingest, metrics.clone()), metrics)
+    }
+
+    /// A span of trace `t`, id `id`, ending `end_ms` after T0 and lasting `ms`.
+    fn span(t: u8, id: u8, parent: Option<u8>, service: &str, end_ms: i64, ms: i64) -> Span {
+        let end = Timestamp::from_unix_millis(T0 * 1_000 + end_ms);
+        Span {
+            trace_id: TraceId([t; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            service: service.into(),
+            name: "op".into(),
+            kind: SpanKind::Server,
+            start: end - Duration::from_millis(ms as u64),
+            end,
+            status: StatusCode::Unset,
+            attributes: vec![],
+            weight: 1,
+        }
+    }
+
+    fn now(s: i64) -> Timestamp {
+        Timestamp::from_unix_secs(T0 + s)
+    }
+
+    fn totals(p: &Pipeline, at: i64) -> Vec<(String, u64, u64)> {
+        p.slo_totals(now(at))
+            .map(|(n, _, c)| (n.to_owned(), c.total, c.bad))
+            .collect()
+    }
+
+    #[test]
+    fn roots_count_at_once_and_completeness_when_the_trace_closes() {
+        let (mut p, m) = pipeline(1_000);
+        let mut slow_error = span(1, 1, None, "frontend", 0, 300);
+        slow_error
+            .attributes
+            .push(("http.response.status_code".into(), AttrValue::Int(503)));
+        let batch = vec![
+            slow_error, // trace 1: error, slow, complete
+            span(1, 2, Some(1), "payment", 0, 100),
+            span(2, 1, None, "frontend", 0, 50), // trace 2: fine, but payment never took part
+            span(3, 1, None, "frontend", 0, 50), // trace 3: complete
+            span(3, 2, Some(1), "payment", 0, 10),
+            span(3, 3, Some(7), "payment", 0, 10), // … but an orphan: incomplete
+            span(4, 1, None, "frontend", 0, 50),   // trace 4: two roots: incomplete
+            span(4, 2, None, "payment", 0, 10),
+        ];
+        let got = p.ingest(Source::OtlpHttp, batch, now(1)).unwrap();
+        assert_eq!(
+            got,
+            Ingested {
+                accepted: 8,
+                rejected: 0,
+                first_rejection: None
+            }
+        );
+        assert_eq!(p.root_counts(), [4]);
+        assert_eq!(
+            totals(&p, 1),
+            [
+                ("error".into(), 4, 1),
+                ("latency".into(), 4, 1),
+                ("complete".into(), 0, 0)
+            ]
+        );
+        p.tick(now(30));
+        assert_eq!(totals(&p, 30)[2], ("complete".into(), 0, 0), "not idle for 30 s yet");
+        p.tick(now(31));
+        assert_eq!(totals(&p, 31)[2], ("complete".into(), 4, 3));
+        let closed = |r| m.traces_closed.get_or_create(&ResultLabels { result: r }).get();
+        assert_eq!((closed("complete"), closed("incomplete")), (1, 3));
+        assert_eq!(p.buffered_spans(), 0);
+    }
+
+    #[test]
+    fn clock_rules_reject_or_clamp_by_reason() {
+        let (mut p, m) = pipeline(1_000);
+        let mut missing = span(1, 1, None, "frontend", 0, 10);
+        missing.start = Timestamp::EPOCH;
+        let future = span(2, 1, None, "frontend", 6 * 60_000 + 2_000, 10); // 6 min ahead of now(1)
+        let old = span(3, 1, None, "frontend", -2 * 3_600_000, 10);
+        let mut backwards = span(4, 1, None, "frontend", 0, 10);
+        std::mem::swap(&mut backwards.start, &mut backwards.end);
+        let got = p
+            .ingest(Source::Zipkin, vec![missing, future, old, backwards], now(1))
+            .unwrap();
+        assert_eq!((got.accepted, got.rejected), (1, 3));
+        assert!(got.first_rejection.unwrap().contains("missing_timestamp"));
+        for reason in ["missing_timestamp", "future", "too_old"] {
+            let c = m
+                .spans_rejected
+                .get_or_create(&crate::metrics::RejectLabels {
+                    receiver: "zipkin",
+                    reason,
+                })
+                .get();
+            assert_eq!(c, 1, "{reason}");
+        }
+        assert_eq!(
+            m.spans_clamped
+                .get_or_create(&ReasonLabels {
+                    reason: "negative_duration"
+                })
+                .get(),
+            1
+        );
+        // The clamped root counts, with latency 0: good for the latency SLO.
+        assert_eq!(totals(&p, 1)[1], ("latency".into(), 1, 0));
+    }
+
+    #[test]
+    fn duplicates_and_late_spans_never_recount() {
+        let (mut p, m) = pipeline(1_000);
+        let batch = vec![
+            span(1, 1, None, "frontend", 0, 10),
+            span(1, 2, Some(1), "payment", 0, 5),
+        ];
+        p.ingest(Source::OtlpGrpc, batch.clone(), now(1)).unwrap();
+        p.ingest(Source::OtlpGrpc, batch.clone(), now(2)).unwrap(); // an exporter's retry
+        assert_eq!(m.duplicate_spans.get(), 2);
+        p.tick(now(40));
+        p.ingest(Source::OtlpGrpc, vec![span(1, 3, Some(1), "payment", 0, 5)], now(41))
+            .unwrap();
+        // The whole trace again, after it closed (a retry, or a replay of the same ids): late,
+        // and its root is not counted a second time.
+        p.ingest(Source::OtlpGrpc, batch, now(42)).unwrap();
+        p.tick(now(80));
+        assert_eq!(m.late_spans.get(), 3);
+        assert_eq!(
+            totals(&p, 80),
+            [
+                ("error".into(), 1, 0),
+                ("latency".into(), 1, 0),
+                ("complete".into(), 1, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_root_of_a_rootless_closed_trace_counts_once() {
+        let (mut p, m) = pipeline(1_000);
+        p.ingest(Source::OtlpHttp, vec![span(1, 2, Some(1), "payment", 0, 5)], now(1))
+            .unwrap();
+        p.tick(now(31));
+        p.ingest(Source::OtlpHttp, vec![span(1, 1, None, "frontend", 0, 10)], now(32))
+            .unwrap();
+        assert_eq!(m.late_spans.get(), 1);
+        assert_eq!(totals(&p, 32)[0], ("error".into(), 1, 0));
+        let closed = |r| m.traces_closed.get_or_create(&ResultLabels { result: r }).get();
+        assert_eq!(closed("no_root"), 1);
+    }
+
+    #[test]
+    fn a_root_with_a_parent_outside_the_trace_is_recorded_at_close() {
+        let (mut p, _) = pipeline(1_000);
+        let entry = span(1, 1, Some(99), "frontend", 0, 300); // called by an uninstrumented proxy
+        p.ingest(
+            Source::OtlpHttp,
+            vec![entry, span(1, 2, Some(1), "payment", 0, 10)],
+            now(1),
+        )
+        .unwrap();
+        assert_eq!(totals(&p, 1)[0], ("error".into(), 0, 0));
+        p.tick(now(31));
+        assert_eq!(
+            totals(&p, 31),
+            [
+                ("error".into(), 1, 0),
+                ("latency".into(), 1, 1),
+                ("complete".into(), 1, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn backpressure_refuses_whole_batches_and_eviction_keeps_the_bound() {
+        let (mut p, m) = pipeline(10);
+        let flood: Vec<Span> = (1..=12).map(|t| span(t, 1, Some(9), "payment", 0, 5)).collect();
+        let got = p.ingest(Source::OtlpHttp, flood, now(1)).unwrap();
+        assert_eq!(got.accepted, 12);
+        assert_eq!(m.traces_evicted.get(), 2);
+        assert_eq!(p.buffered_spans(), 10);
+        assert_eq!(
+            p.ingest(Source::OtlpHttp, vec![span(50, 1, None, "frontend", 0, 5)], now(2)),
+            Err(Backpressure)
+        );
+        let rejected = m.spans_rejected.get_or_create(&crate::metrics::RejectLabels {
+            receiver: "otlp_http",
+            reason: "backpressure",
+        });
+        assert_eq!(rejected.get(), 1);
+        assert_eq!(
+            totals(&p, 2)[0],
+            ("error".into(), 0, 0),
+            "nothing of a refused batch is recorded"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The span receivers: OTLP/gRPC, OTLP/HTTP (protobuf and JSON) and Zipkin v2 JSON.
+//!
+//! Each decodes outside the pipeline lock, then hands the batch to the shared [`Pipeline`].
+//! Every outcome of a request is counted (`tracebudget_requests_total{receiver,outcome}`), every
+//! refused span too (`tracebudget_spans_rejected_total{receiver,reason}`).
+
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod zipkin;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use slis::{Span, Timestamp};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::IngestConfig;
+use crate::decode::{AttrKeys, Decoded};
+use crate::metrics::EngineMetrics;
+use crate::pipeline::{Backpressure, Ingested, Pipeline, Source};
+
+/// How long a refused client should wait before retrying (`Retry-After`, gRPC `RetryInfo`).
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What every receiver shares.
+#[derive(Debug)]
+pub struct Intake {
+    pub pipeline: Arc<Mutex<Pipeline>>,
+    pub metrics: Arc<EngineMetrics>,
+    pub keys: AttrKeys,
+    /// Largest body accepted, before and after decompression.
+    pub max_body: usize,
+    pub max_buffered_spans: usize,
+}
+
+impl Intake {
+    /// Counts decode-level rejections, then runs the batch through the pipeline at the wall clock.
+    pub fn ingest(&self, source: Source, decoded: Decoded) -> Result<Ingested, Backpressure> {
+        self.metrics.reject(source.as_str(), "invalid_span", decoded.rejected);
+        let mut result = self.ingest_spans(source, decoded.spans)?;
+        result.rejected += decoded.rejected;
+        if result.first_rejection.is_none() {
+            result.first_rejection = decoded.first_rejection;
+        }
+        Ok(result)
+    }
+
+    fn ingest_spans(&self, source: Source, spans: Vec<Span>) -> Result<Ingested, Backpressure> {
+        let now = wall_clock();
+        self.pipeline
+            .lock()
+            .expect("pipeline lock poisoned")
+            .ingest(source, spans, now)
+    }
+
+    pub fn backpressure_message(&self) -> String {
+        format!(
+            "trace assembler is full (max_buffered_spans = {}): retry after {}s",
+            self.max_buffered_spans,
+            RETRY_AFTER.as_secs()
+        )
+    }
+
+    /// Reads an HTTP body within `max_body`, then undoes its Content-Encoding within `max_body`.
+    pub async fn read_body(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> Result<bytes::Bytes, Refusal> {
+        use crate::decode::body::{BodyError, inflate};
+        let too_large = || Refusal {
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            outcome: "too_large",
+            message: format!("request body exceeds max_body_size ({} bytes)", self.max_body),
+        };
+        let raw = axum::body::to_bytes(body, self.max_body).await.map_err(|e| {
+            if is_length_limit(&e) {
+                too_large()
+            } else {
+                Refusal::bad_request(format!("cannot read request body: {e}"))
+            }
+        })?;
+        let encoding = headers
+            .get(axum::http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        inflate(raw, encoding, self.max_body).map_err(|e| match e {
+            BodyError::TooLarge { .. } => too_large(),
+            BodyError::Corrupt(m) => {
+                Refusal::bad_request(format!("corrupt {} body: {m}", encoding.unwrap_or("encoded")))
+            }
+            BodyError::Unsupported(m) => Refusal {
+                status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                outcome: "unsupported_encoding",
+                message: m,
+            },
+        })
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A request refused as a whole: its HTTP status, the `outcome` label and a message for the client.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: axum::http::StatusCode,
+    pub outcome: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn bad_request(message: String) -> Self {
+        Refusal {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            outcome: "malformed",
+            message,
+        }
+    }
+}
+
+/// The system clock as a `Timestamp`; receivers are the edge where wall time enters.
+pub fn wall_clock() -> Timestamp {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_unix_nanos(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Binds every configured receiver (so a taken port fails start-up, not later) and serves them
+/// until `stop` is cancelled. Returns the bound addresses (a port 0 in config gets a real one).
+pub async fn start(
+    config: &IngestConfig,
+    intake: Arc<Intake>,
+    stop: CancellationToken,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) -> std::io::Result<Vec<(Source, SocketAddr)>> {
+    let mut bound = Vec::new();
+    if let Some(addr) = config.otlp_grpc {
+        let listener = bind(addr, "otlp_grpc").await?;
+        bound.push((Source::OtlpGrpc, listener.local_addr()?));
+        tasks.spawn(otlp_grpc::serve(
+            listener,
+            intake.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+    }
+    if let Some(addr) = config.otlp_http {
+        let listener = bind(addr, "otlp_http").await?;
+        bound.push((Source::OtlpHttp, listener.local_addr()?));
+        let app = otlp_http::router(intake.clone());
+        let stop = stop.clone().cancelled_owned();
+        tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await });
+    }
+    if let Some(addr) = config.zipkin {
+        let listener = bind(addr, "zipkin").await?;
+        bound.push((Source::Zipkin, listener.local_addr()?));
+        let app = zipkin::router(intake.clone());
+        let stop = stop.clone().cancelled_owned();
+        tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await });
+    }
+    Ok(bound)
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}")))
+}
+
+/// Media types of OTLP/HTTP and Zipkin bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Protobuf,
+    Json,
+}
+
+/// The request's media type, ignoring parameters such as `charset`.
+pub fn content_type(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(v.split(';').next().unwrap_or("").trim())
+}

@@ -1,0 +1,76 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, gzip accepted.
+//! Partially refused batches answer OK with `partial_success`; a full assembler answers
+//! RESOURCE_EXHAUSTED with a `RetryInfo` detail, which OTLP exporters treat as "retry later".
+
+use std::future::Future;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{Intake, RETRY_AFTER};
+use crate::decode::otlp;
+use crate::pipeline::Source;
+
+const RECEIVER: &str = "otlp_grpc";
+
+#[derive(Debug)]
+struct Receiver {
+    intake: Arc<Intake>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let intake = &self.intake;
+        let decoded = otlp::from_request(request.into_inner(), &intake.keys);
+        match intake.ingest(Source::OtlpGrpc, decoded) {
+            Ok(result) => {
+                intake
+                    .metrics
+                    .request(RECEIVER, if result.rejected == 0 { "ok" } else { "partial" });
+                let partial_success = (result.rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: result.rejected as i64,
+                    error_message: result.first_rejection.unwrap_or_default(),
+                });
+                Ok(Response::new(ExportTraceServiceResponse { partial_success }))
+            }
+            Err(_backpressure) => {
+                intake.metrics.request(RECEIVER, "backpressure");
+                Err(Status::with_error_details(
+                    Code::ResourceExhausted,
+                    intake.backpressure_message(),
+                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+                ))
+            }
+        }
+    }
+}
+
+/// Serves the gRPC receiver on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max = intake.max_body;
+    let service = TraceServiceServer::new(Receiver { intake })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+        .map_err(std::io::Error::other)
+}

@@ -1,0 +1,138 @@
+//! OTLP/HTTP: `POST /v1/traces` with `application/x-protobuf` or `application/json` bodies,
+//! gzip accepted. Answers as the OTLP specification says: 200 with `partial_success` when some
+//! spans were refused, 400 for a malformed body, 413 over the size limit, 415 for an unknown
+//! content type, 429 with `Retry-After` when the assembler is full. Error bodies are a
+//! `google.rpc.Status` in the request's encoding.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use prost::Message;
+
+use super::{Format, Intake, RETRY_AFTER, Refusal, content_type};
+use crate::decode::otlp;
+use crate::pipeline::Source;
+
+const RECEIVER: &str = "otlp_http";
+
+pub fn router(intake: Arc<Intake>) -> Router {
+    Router::new().route("/v1/traces", post(export)).with_state(intake)
+}
+
+async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
+    let format = match content_type(&headers) {
+        Some("application/x-protobuf") => Format::Protobuf,
+        Some("application/json") => Format::Json,
+        other => {
+            let refusal = Refusal {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                outcome: "unsupported_media_type",
+                message: format!(
+                    "unsupported content type {:?}: send application/x-protobuf or application/json",
+                    other.unwrap_or("")
+                ),
+            };
+            return refuse(&intake, Format::Json, refusal);
+        }
+    };
+    let bytes = match intake.read_body(&headers, body).await {
+        Ok(b) => b,
+        Err(refusal) => return refuse(&intake, format, refusal),
+    };
+    let decoded = match format {
+        Format::Protobuf => otlp::decode_protobuf(bytes, &intake.keys),
+        Format::Json => otlp::decode_json(&bytes, &intake.keys),
+    };
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(e) => return refuse(&intake, format, Refusal::bad_request(e.to_string())),
+    };
+    match intake.ingest(Source::OtlpHttp, decoded) {
+        Ok(result) => {
+            intake
+                .metrics
+                .request(RECEIVER, if result.rejected == 0 { "ok" } else { "partial" });
+            let partial_success = (result.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: result.rejected as i64,
+                error_message: result.first_rejection.unwrap_or_default(),
+            });
+            let response = ExportTraceServiceResponse { partial_success };
+            match format {
+                Format::Protobuf => (
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    response.encode_to_vec(),
+                )
+                    .into_response(),
+                Format::Json => {
+                    ([(header::CONTENT_TYPE, "application/json")], response_json(&response)).into_response()
+                }
+            }
+        }
+        Err(_backpressure) => {
+            let message = intake.backpressure_message();
+            let mut response = refuse(
+                &intake,
+                format,
+                Refusal {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    outcome: "backpressure",
+                    message,
+                },
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+            response
+        }
+    }
+}
+
+/// OTLP/JSON of the response: camelCase, int64 as a string.
+fn response_json(r: &ExportTraceServiceResponse) -> String {
+    match &r.partial_success {
+        None => "{}".to_owned(),
+        Some(p) => serde_json::json!({
+            "partialSuccess": { "rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message }
+        })
+        .to_string(),
+    }
+}
+
+/// `google.rpc.Status`, the body OTLP/HTTP error responses carry.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
+    intake.metrics.request(RECEIVER, refusal.outcome);
+    let code = match refusal.status {
+        StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
+        _ => 3,                             // INVALID_ARGUMENT
+    };
+    let status = RpcStatus {
+        code,
+        message: refusal.message,
+    };
+    match format {
+        Format::Protobuf => (
+            refusal.status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            status.encode_to_vec(),
+        )
+            .into_response(),
+        Format::Json => {
+            let body = serde_json::json!({ "code": status.code, "message": status.message }).to_string();
+            (refusal.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+    }
+}

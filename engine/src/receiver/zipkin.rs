@@ -1,0 +1,74 @@
+//! Zipkin v2: `POST /api/v2/spans` with a JSON array of spans, gzip accepted. 202 Accepted as
+//! Zipkin answers; 400 malformed, 413 too large, 415 not JSON, 429 with `Retry-After` when the
+//! assembler is full. Error bodies are plain text.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::{Intake, RETRY_AFTER, Refusal, content_type};
+use crate::decode::zipkin;
+use crate::pipeline::Source;
+
+const RECEIVER: &str = "zipkin";
+
+pub fn router(intake: Arc<Intake>) -> Router {
+    Router::new().route("/api/v2/spans", post(spans)).with_state(intake)
+}
+
+async fn spans(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
+    match content_type(&headers) {
+        Some("application/json") | None => {}
+        Some(other) => {
+            return refuse(
+                &intake,
+                Refusal {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    outcome: "unsupported_media_type",
+                    message: format!("unsupported content type {other:?}: send Zipkin v2 JSON (application/json)"),
+                },
+            );
+        }
+    }
+    let bytes = match intake.read_body(&headers, body).await {
+        Ok(b) => b,
+        Err(refusal) => return refuse(&intake, refusal),
+    };
+    let decoded = match zipkin::decode_json(&bytes, &intake.keys) {
+        Ok(d) => d,
+        Err(e) => return refuse(&intake, Refusal::bad_request(e.to_string())),
+    };
+    match intake.ingest(Source::Zipkin, decoded) {
+        Ok(result) => {
+            intake
+                .metrics
+                .request(RECEIVER, if result.rejected == 0 { "ok" } else { "partial" });
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(_backpressure) => {
+            let message = intake.backpressure_message();
+            let mut response = refuse(
+                &intake,
+                Refusal {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    outcome: "backpressure",
+                    message,
+                },
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+            response
+        }
+    }
+}
+
+fn refuse(intake: &Intake, refusal: Refusal) -> Response {
+    intake.metrics.request(RECEIVER, refusal.outcome);
+    (refusal.status, refusal.message).into_response()
+}
