@@ -273,33 +273,65 @@ fn coarsening_keeps_counts_and_histograms_exact() {
         assert_eq!(w.record_completeness(s.at, !s.error, s.weight), Recorded::Counted);
         taken.push(*s);
     }
-    // Whole-hour windows give the same counts in either tier; other edges follow the documented rule.
+    // Whole-hour windows give the same counts in either count tier, and windows starting on a
+    // boundary of the histogram tier they fall in (a whole day beyond 7 days, a whole hour beyond
+    // 1 hour) the same histograms in any histogram tier; other edges follow the documented rules.
+    let first_midnight = t("00:00:00") - 18 * DAY; // 2026-01-30T00:00Z, the day of `first`
     let aligned = [
         Window::Last(3 * DAY),
         Window::Last(30 * DAY),
         Window::Since(now.month_start()),
         Window::Last(HOUR),
     ];
+    let hist_aligned = [
+        Window::Last(3 * DAY),
+        Window::Since(now.month_start()),
+        Window::Since(first_midnight),
+        Window::Since(Timestamp::EPOCH),
+        Window::Last(HOUR),
+        Window::Last(2 * HOUR),
+    ];
     let unaligned = [
+        Window::Last(HOUR + 30 * MINUTE),
         Window::Last(5 * MINUTE),
         Window::Last(7 * HOUR + 30 * MINUTE),
+        Window::Last(8 * DAY),
         Window::Since(first + MINUTE),
     ];
+    let windows = [aligned.as_slice(), &hist_aligned, &unaligned].concat();
     let nows = [now, now + 45 * MINUTE];
     let before: Vec<Vec<Counts>> = aligned.iter().map(|&win| all_counts(&w, win, now)).collect();
-    let hist_before = w.latency_histogram(Window::Since(first), now);
-    check_against_brute_force(&w, &slis, &taken, &[aligned.as_slice(), &unaligned].concat(), &nows);
+    let hist_before: Vec<Histogram<u64>> = hist_aligned.iter().map(|&win| w.latency_histogram(win, now)).collect();
+    check_against_brute_force(&w, &slis, &taken, &windows, &nows);
 
     w.advance(now);
     assert_eq!(w.fine_from, (now - 6 * HOUR).unix_nanos());
     assert!(w.starts.iter().all(|&s| s >= w.fine_from || s % COARSE_NANOS == 0));
+    // Minute histograms from 14:00, hour histograms from 2026-02-23T00:00Z, days before.
+    assert_eq!(
+        w.lat.from,
+        [(now - HOUR).unix_nanos(), (t("00:00:00") + 6 * DAY).unix_nanos()]
+    );
+    assert!(w.lat.starts.iter().all(|&s| s % w.lat.width_of(s) == 0));
+    let day_buckets = w
+        .lat
+        .starts
+        .iter()
+        .filter(|&&s| w.lat.width_of(s) == DAY.as_nanos() as i64);
+    assert_eq!(day_buckets.count(), 24, "2026-01-30 to 2026-02-22");
     let after: Vec<Vec<Counts>> = aligned.iter().map(|&win| all_counts(&w, win, now)).collect();
     assert_eq!(before, after);
-    assert_eq!(w.latency_histogram(Window::Since(first), now), hist_before);
-    assert_eq!(hist_before, exact_histogram(taken.iter().copied()));
-    check_against_brute_force(&w, &slis, &taken, &[aligned.as_slice(), &unaligned].concat(), &nows);
+    let hist_after: Vec<Histogram<u64>> = hist_aligned.iter().map(|&win| w.latency_histogram(win, now)).collect();
+    let lens = |hs: &[Histogram<u64>]| hs.iter().map(Histogram::len).collect::<Vec<_>>();
+    assert_eq!(lens(&hist_before), lens(&hist_after));
+    assert!(hist_before == hist_after);
+    assert_eq!(
+        w.latency_histogram(Window::Since(first_midnight), now),
+        exact_histogram(taken.iter().copied())
+    );
+    check_against_brute_force(&w, &slis, &taken, &windows, &nows);
 
-    // Late samples anywhere in the 31 days land in packed minute or hour buckets.
+    // Late samples anywhere in the 31 days land in packed minute, hour or day buckets.
     for _ in 0..500 {
         let at = now - Duration::from_nanos(rng.random_range(0..(31 * DAY).as_nanos() as u64));
         let s = root(
@@ -312,12 +344,32 @@ fn coarsening_keeps_counts_and_histograms_exact() {
         assert_eq!(w.record_completeness(s.at, !s.error, s.weight), Recorded::Counted);
         taken.push(s);
     }
-    check_against_brute_force(&w, &slis, &taken, &[aligned.as_slice(), &unaligned].concat(), &nows);
+    check_against_brute_force(&w, &slis, &taken, &windows, &nows);
     assert_eq!(
-        w.latency_histogram(Window::Since(first), now + HOUR),
+        w.latency_histogram(Window::Since(first_midnight), now + HOUR),
         exact_histogram(taken.iter().copied())
     );
-    assert!(w.hists.iter().filter(|h| matches!(h, BucketHist::Live(_))).count() <= LIVE_BUCKETS);
+    assert!(w.lat.buckets().1 <= LIVE_BUCKETS);
+
+    // A week later the hour histograms of the oldest day of that week have merged into a day, and
+    // every count and histogram still follows the rules.
+    w.advance(now + 7 * DAY);
+    assert_eq!(w.lat.from[1], (t("00:00:00") + 13 * DAY).unix_nanos());
+    let keep = w.keep_from;
+    assert_eq!(keep, (first + 6 * DAY).unix_nanos());
+    // The count horizon is a whole hour; the day histogram of 2026-02-05 straddles it and stays.
+    let (counted, in_hist): (Vec<RootSample>, Vec<RootSample>) = (
+        taken.iter().filter(|s| s.at.unix_nanos() >= keep).copied().collect(),
+        taken
+            .iter()
+            .filter(|s| s.at >= first_midnight + 6 * DAY)
+            .copied()
+            .collect(),
+    );
+    assert!(counted.len() < in_hist.len());
+    check_counts(&w, &slis, &counted, &windows, &[now + 7 * DAY]);
+    check_histograms(&w, &in_hist, &windows, &[now + 7 * DAY]);
+    assert!(w.lat.buckets().1 <= LIVE_BUCKETS);
 }
 
 #[test]
@@ -441,7 +493,7 @@ fn late_samples_reach_packed_fine_and_coarse_buckets() {
             assert_within(p.max, exact, &format!("{}, max since {since}", case.name));
         }
     }
-    assert!(w.hists.iter().filter(|h| matches!(h, BucketHist::Live(_))).count() <= LIVE_BUCKETS);
+    assert!(w.lat.buckets().1 <= LIVE_BUCKETS);
 }
 
 #[test]
@@ -489,6 +541,7 @@ fn buckets_past_retention_are_evicted_and_older_samples_refused() {
     // Nothing left: every count and percentile is empty, and the store starts over.
     w.advance(now + 10 * DAY);
     assert!(w.starts.is_empty());
+    assert!(w.lat.starts.is_empty());
     assert_eq!(w.counts(0, Window::Since(Timestamp::EPOCH), now + 10 * DAY), c(0, 0));
     assert_eq!(w.percentiles(Window::Since(Timestamp::EPOCH), now + 10 * DAY), None);
     assert_eq!(
@@ -496,6 +549,171 @@ fn buckets_past_retention_are_evicted_and_older_samples_refused() {
         Recorded::Counted
     );
     assert_eq!(w.counts(0, Window::Last(MINUTE), now + 10 * DAY), c(1, 0));
+}
+
+#[test]
+fn percentile_windows_align_to_the_histogram_tiers() {
+    let d = |days: u32, hms: &str| t(hms) - DAY * days; // `days` before 2026-02-17
+    // Weights are powers of two, so a histogram's count names exactly the samples it holds.
+    let samples = [
+        (d(9, "06:00:00"), 1),
+        (d(8, "23:59:59.999999999"), 2),
+        (d(7, "00:00:00"), 4),
+        (d(1, "13:45:00"), 8),
+        (d(0, "10:59:59"), 16),
+        (d(0, "11:00:00"), 32),
+        (d(0, "12:29:30"), 64),
+    ];
+    let mut w = JourneyWindows::new(vec![Sli::Error], 32 * DAY);
+    for (at, weight) in samples {
+        assert_eq!(
+            w.record_root(&root(at, Duration::from_millis(20), false, weight)),
+            Recorded::Counted
+        );
+    }
+    let now = t("12:30:00");
+    w.advance(now);
+    // Minute histograms from 11:00, hour histograms from 2026-02-10T00:00Z, day histograms before.
+    assert_eq!(w.lat.from, [t("11:00:00").unix_nanos(), d(7, "00:00:00").unix_nanos()]);
+    let cases = [
+        // In the minute tier the old edge moves up to the next minute, as for counts.
+        (Window::Last(30 * MINUTE), 64, 64),
+        (Window::Last(61 * MINUTE), 64, 64),
+        (Window::Last(90 * MINUTE), 32 + 64, 32 + 64),
+        // 10:30 is in the hour tier: the window starts at 11:00, though the counts take 10:59.
+        (Window::Last(2 * HOUR), 32 + 64, 16 + 32 + 64),
+        (Window::Last(2 * HOUR + 30 * MINUTE), 16 + 32 + 64, 16 + 32 + 64),
+        // A day back: from the next whole hour, 13:00 the day before.
+        (Window::Last(DAY), 8 + 16 + 32 + 64, 8 + 16 + 32 + 64),
+        (Window::Last(7 * DAY), 8 + 16 + 32 + 64, 8 + 16 + 32 + 64),
+        (Window::Last(7 * DAY + 12 * HOUR + 30 * MINUTE), 124, 124),
+        // 2026-02-09T12:30 is in the day tier: the window starts at the next UTC midnight.
+        (Window::Last(8 * DAY), 4 + 8 + 16 + 32 + 64, 2 + 4 + 8 + 16 + 32 + 64),
+        (Window::Since(d(8, "00:00:00")), 126, 126),
+        (Window::Since(d(8, "00:00:00.000000001")), 124, 2 + 124),
+        (Window::Last(30 * DAY), 127, 127),
+        (Window::Since(Timestamp::EPOCH), 127, 127),
+    ];
+    for (window, hist, counts) in cases {
+        assert_eq!(w.latency_histogram(window, now).len(), hist, "histogram of {window:?}");
+        let p = w.percentiles(window, now).expect("samples");
+        assert_eq!(p.count, hist, "percentiles of {window:?}");
+        assert_eq!(w.counts(0, window, now), c(counts, 0), "counts of {window:?}");
+    }
+    // Buckets starting after `now` are left out, in any tier; the old edge is that of the tier it
+    // falls in by the last `advance` (2026-02-09T13:59:59 is in the day tier).
+    assert_eq!(
+        w.latency_histogram(Window::Last(7 * DAY), d(1, "13:59:59")).len(),
+        4 + 8
+    );
+    assert_eq!(w.latency_histogram(Window::Last(7 * DAY), d(1, "12:59:59")).len(), 4);
+    assert_eq!(w.percentiles(Window::Last(MINUTE), t("12:00:00")), None);
+}
+
+#[test]
+fn late_samples_reach_packed_day_hour_and_minute_histograms() {
+    let d = |days: u32, hms: &str| t(hms) - DAY * days; // `days` before 2026-02-17
+    let mut w = JourneyWindows::new(
+        vec![
+            Sli::Latency {
+                threshold_nanos: 100_000_000,
+            },
+            Sli::Error,
+        ],
+        32 * DAY,
+    );
+    // 10 ms every hour at :30 for 20 days up to 11:30 today, none on the day 12 days back.
+    let mut at = d(20, "00:30:00");
+    let mut n = 0;
+    while at <= t("11:30:00") {
+        if !(d(12, "00:00:00")..d(11, "00:00:00")).contains(&at) {
+            let _ = w.record_root(&root(at, Duration::from_millis(10), false, 1));
+            n += 1;
+        }
+        at = at + HOUR;
+    }
+    let now = t("12:00:00");
+    w.advance(now);
+    assert_eq!(w.lat.from, [t("11:00:00").unix_nanos(), d(7, "00:00:00").unix_nanos()]);
+    let width = |at: Timestamp| Duration::from_nanos(w.lat.width_of(at.unix_nanos()) as u64);
+    assert_eq!(
+        (width(d(9, "17:00:00")), width(d(1, "13:00:00")), width(t("11:00:30"))),
+        (DAY, HOUR, MINUTE)
+    );
+    assert_eq!(w.lat.buckets(), (20 - 1 - 7 + 7 * 24 + 11 + 1, 1));
+    assert_eq!(w.counts(0, Window::Since(Timestamp::EPOCH), now), c(n, 0));
+
+    struct Late<'a> {
+        name: &'a str,
+        at: Timestamp,
+        latency: Duration,
+        /// (since, exact max latency) after the sample, at 12:00.
+        max: &'a [(Timestamp, Duration)],
+    }
+    let ten_ms = Duration::from_millis(10);
+    let cases = [
+        Late {
+            name: "into a packed day bucket",
+            at: d(9, "17:10:00"),
+            latency: Duration::from_secs(30),
+            max: &[
+                (d(9, "00:00:00"), Duration::from_secs(30)),
+                // Any later edge that day moves up to the next midnight.
+                (d(9, "00:00:00.000000001"), ten_ms),
+                (d(9, "17:10:00"), ten_ms),
+            ],
+        },
+        Late {
+            name: "into a missing day bucket",
+            at: d(12, "23:59:59"),
+            latency: Duration::from_secs(20),
+            max: &[
+                (d(12, "00:00:00"), Duration::from_secs(30)),
+                (d(10, "00:00:00"), Duration::from_secs(30)),
+                (d(9, "00:00:00.000000001"), ten_ms),
+            ],
+        },
+        Late {
+            name: "into a packed hour bucket",
+            at: d(1, "13:59:59"),
+            latency: Duration::from_secs(10),
+            max: &[
+                (d(1, "13:00:00"), Duration::from_secs(10)),
+                (d(1, "13:00:00.000000001"), ten_ms),
+            ],
+        },
+        Late {
+            name: "into a missing minute bucket",
+            at: t("11:07:30"),
+            latency: Duration::from_secs(5),
+            max: &[
+                (t("11:07:00"), Duration::from_secs(5)),
+                (t("11:07:00.000000001"), ten_ms),
+                (d(1, "13:00:00.000000001"), Duration::from_secs(5)),
+            ],
+        },
+    ];
+    for (k, case) in cases.iter().enumerate() {
+        let s = root(case.at, case.latency, true, 1);
+        assert_eq!(w.record_root(&s), Recorded::Counted, "{}", case.name);
+        // Counts stay exact, in their own (minute and hour) buckets.
+        assert_eq!(
+            w.counts(1, Window::Since(Timestamp::EPOCH), now),
+            c(n + k as u64 + 1, k as u64 + 1),
+            "{}",
+            case.name
+        );
+        for &(since, exact) in case.max {
+            let p = w.percentiles(Window::Since(since), now).expect("samples");
+            assert_within(p.max, exact, &format!("{}, max since {since}", case.name));
+        }
+    }
+    assert_eq!(
+        w.percentiles(Window::Since(Timestamp::EPOCH), now).map(|p| p.count),
+        Some(n + 4)
+    );
+    assert_eq!(w.lat.buckets().0, 20 - 7 + 7 * 24 + 11 + 1 + 1);
+    assert!(w.lat.buckets().1 <= LIVE_BUCKETS);
 }
 
 #[test]
@@ -552,13 +770,19 @@ fn extreme_inputs_never_panic() {
 // ---------------------------------------------------------------------------------------------
 
 impl JourneyWindows {
-    /// The width of the bucket a sample at `at` lands in now.
+    /// The width of the count bucket a sample at `at` lands in now.
     fn bucket_width(&self, at: Timestamp) -> i64 {
         if at.unix_nanos() < self.fine_from {
             COARSE_NANOS
         } else {
             FINE_NANOS
         }
+    }
+
+    /// The start of the histogram bucket a sample at `at` lands in now.
+    fn hist_bucket_start(&self, at: Timestamp) -> Timestamp {
+        let at = at.unix_nanos();
+        Timestamp::from_unix_nanos(floor_to(at, self.lat.width_of(at)))
     }
 }
 
@@ -571,20 +795,25 @@ fn lognormal_micros(rng: &mut impl Rng, mu: f64, sigma: f64) -> u64 {
 
 fn exact_histogram(samples: impl Iterator<Item = RootSample>) -> Histogram<u64> {
     let mut h = hist::new_histogram();
-    for s in samples {
+    // Recording a count of 0 would still move the histogram's min and max.
+    for s in samples.filter(|s| s.weight > 0) {
         h.saturating_record_n(s.latency_nanos / 1_000, u64::from(s.weight));
     }
     h
+}
+
+fn window_from(window: Window, now: Timestamp) -> Timestamp {
+    match window {
+        Window::Last(d) => now - d,
+        Window::Since(t) => t,
+    }
 }
 
 /// Counts every SLO by hand from the kept samples, using the documented rule: a sample counts
 /// when its bucket (hour before `fine_from`, minute after) starts within `[from, now]`.
 /// The tests record completeness as `!error`.
 fn brute_force(w: &JourneyWindows, slis: &[Sli], kept: &[RootSample], window: Window, now: Timestamp) -> Vec<Counts> {
-    let from = match window {
-        Window::Last(d) => now - d,
-        Window::Since(t) => t,
-    };
+    let from = window_from(window, now);
     let mut out = vec![Counts::default(); slis.len()];
     for s in kept {
         let start = Timestamp::from_unix_nanos(floor_to(s.at.unix_nanos(), w.bucket_width(s.at)));
@@ -608,6 +837,17 @@ fn assert_within(got: Duration, exact: Duration, what: &str) {
     assert!(ok, "{what}: {got:?} is not within 1% above {exact:?}");
 }
 
+/// The histogram of the kept samples by hand, using the documented rule: a sample is in when its
+/// histogram bucket (per the histogram tiers as of the last `advance`) starts within `[from, now]`.
+fn brute_force_histogram(w: &JourneyWindows, kept: &[RootSample], window: Window, now: Timestamp) -> Histogram<u64> {
+    let from = window_from(window, now);
+    exact_histogram(kept.iter().copied().filter(|s| {
+        let start = w.hist_bucket_start(s.at);
+        from <= start && start <= now
+    }))
+}
+
+/// Compares counts and histograms with the brute force, when both hold the same samples.
 fn check_against_brute_force(
     w: &JourneyWindows,
     slis: &[Sli],
@@ -615,6 +855,11 @@ fn check_against_brute_force(
     windows: &[Window],
     nows: &[Timestamp],
 ) {
+    check_counts(w, slis, samples, windows, nows);
+    check_histograms(w, samples, windows, nows);
+}
+
+fn check_counts(w: &JourneyWindows, slis: &[Sli], samples: &[RootSample], windows: &[Window], nows: &[Timestamp]) {
     for &now in nows {
         for &window in windows {
             let got: Vec<Counts> = (0..slis.len()).map(|slo| w.counts(slo, window, now)).collect();
@@ -623,9 +868,133 @@ fn check_against_brute_force(
     }
 }
 
+fn check_histograms(w: &JourneyWindows, samples: &[RootSample], windows: &[Window], nows: &[Timestamp]) {
+    for &now in nows {
+        for &window in windows {
+            let got = w.latency_histogram(window, now);
+            let want = brute_force_histogram(w, samples, window, now);
+            assert!(
+                got == want,
+                "histogram of {window:?} at {now}: {} samples, want {}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------
+
+/// Ages before `now` whose samples, after `advance(now)`, sit in every kind of histogram bucket:
+/// the newest minutes (live or packed), older minutes, hours (across the count tiers' 6 h edge)
+/// and days.
+const AGES: [Duration; 12] = [
+    Duration::from_secs(1),
+    Duration::from_secs(59),
+    Duration::from_secs(61),
+    Duration::from_secs(10 * 60),
+    Duration::from_secs(50 * 60 + 7),
+    Duration::from_secs(61 * 60),
+    Duration::from_secs(3 * 3_600 + 11),
+    Duration::from_secs(9 * 3_600),
+    Duration::from_secs(2 * 86_400 + 5),
+    Duration::from_secs(7 * 86_400 - 3_600),
+    Duration::from_secs(7 * 86_400 + 18 * 3_600),
+    Duration::from_secs(20 * 86_400 + 3 * 3_600),
+];
+
+/// A sample (seconds after the origin, latency ms, error, weight) or an advance to a second after it.
+type Op = (Option<(u64, u64, bool, u32)>, u64);
+
+fn any_order_ops(span: Duration) -> impl Strategy<Value = Vec<Op>> {
+    let secs = span.as_secs();
+    prop::collection::vec(
+        prop_oneof![
+            4 => (0..secs, 0..2_000u64, any::<bool>(), 0..4u32).prop_map(|sample| (Some(sample), 0)),
+            1 => (0..secs).prop_map(|s| (None, s)),
+        ],
+        1..150,
+    )
+}
+
+/// Plays `ops` from 2026-02-17T00:00Z, keeping by hand which samples the counts and the
+/// histograms still hold (evicted count buckets start before the horizon, evicted histogram
+/// buckets end at or before it), then compares every window with the brute force.
+fn check_any_order(ops: Vec<Op>, retention: Duration, windows: &[Window]) -> Result<(), TestCaseError> {
+    let origin = t("00:00:00");
+    let slis = vec![
+        Sli::Latency {
+            threshold_nanos: 500_000_000,
+        },
+        Sli::Error,
+    ];
+    let mut w = JourneyWindows::new(slis.clone(), retention);
+    let (mut counted, mut in_hist) = (Vec::new(), Vec::new());
+    let mut latest = origin;
+    for (sample, advance_to) in ops {
+        match sample {
+            Some((secs, ms, error, weight)) => {
+                let s = root(
+                    origin + Duration::from_secs(secs),
+                    Duration::from_millis(ms),
+                    error,
+                    weight,
+                );
+                let expected = if s.at.unix_nanos() < w.keep_from {
+                    Recorded::TooOld
+                } else {
+                    Recorded::Counted
+                };
+                prop_assert_eq!(w.record_root(&s), expected);
+                if expected == Recorded::Counted {
+                    counted.push(s);
+                    in_hist.push(s);
+                }
+                latest = latest.max(s.at);
+            }
+            None => {
+                let now = origin + Duration::from_secs(advance_to);
+                w.advance(now);
+                // Samples in evicted buckets are gone for good.
+                let keep = w.keep_from;
+                counted.retain(|s| s.at.unix_nanos() >= keep);
+                in_hist.retain(|s| {
+                    let start = w.hist_bucket_start(s.at).unix_nanos();
+                    start.saturating_add(w.lat.width_of(start)) > keep
+                });
+                latest = latest.max(now);
+            }
+        }
+    }
+    for now in [latest, latest - 37 * MINUTE] {
+        for &window in windows {
+            let got: Vec<Counts> = (0..2).map(|slo| w.counts(slo, window, now)).collect();
+            prop_assert_eq!(
+                &got,
+                &brute_force(&w, &slis, &counted, window, now),
+                "{:?} at {}",
+                window,
+                now
+            );
+            let got = w.latency_histogram(window, now);
+            let want = brute_force_histogram(&w, &in_hist, window, now);
+            prop_assert!(
+                got == want,
+                "histogram of {:?} at {}: {} samples, want {}",
+                window,
+                now,
+                got.len(),
+                want.len()
+            );
+        }
+    }
+    let all: u64 = in_hist.iter().map(|s| u64::from(s.weight)).sum();
+    prop_assert_eq!(w.latency_histogram(Window::Since(Timestamp::EPOCH), latest).len(), all);
+    prop_assert!(w.lat.buckets().1 <= LIVE_BUCKETS);
+    Ok(())
+}
 
 /// Latency distributions in whole microseconds (≥ 1 µs, ≤ 1 h), heavy tails included.
 fn latencies_micros() -> impl Strategy<Value = Vec<u64>> {
@@ -662,25 +1031,42 @@ fn latencies_micros() -> impl Strategy<Value = Vec<u64>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
-    /// Percentiles are within HDR precision of sorted[ceil(q·n) − 1] over the weighted samples,
-    /// across live, packed and coarsened buckets.
+    /// Percentiles are within HDR precision of sorted[ceil(q·n) − 1] over the weighted samples the
+    /// window holds by the histogram rule, across live, packed, minute, hour and day buckets.
     #[test]
     fn percentiles_are_within_one_percent(
         micros in latencies_micros(),
-        placement in prop::collection::vec((0..10u32, 1..4u32, 0..1_000u64), 300),
+        placement in prop::collection::vec((0..AGES.len(), 1..4u32, 0..1_000u64), 300),
+        window in 0..5usize,
     ) {
         let now = t("18:00:00");
+        let window = [
+            Window::Last(30 * DAY),
+            Window::Last(90 * MINUTE),
+            Window::Last(DAY),
+            Window::Last(7 * DAY + 30 * MINUTE),
+            Window::Since(now - 8 * DAY),
+        ][window];
         let mut w = JourneyWindows::new(vec![Sli::Error], 32 * DAY);
-        let mut exact = Vec::new();
-        for (&v, &(slot, weight, sub_micro)) in micros.iter().zip(&placement) {
-            // Ten instants over 9 hours: some buckets end up coarse, some packed, some live.
-            let at = now - Duration::from_secs(u64::from(slot) * 3_301 + 59);
-            let _ = w.record_root(&RootSample { at, latency_nanos: v * 1_000 + sub_micro, error: false, weight });
-            exact.extend(std::iter::repeat_n(v, weight as usize));
+        let mut samples = Vec::new();
+        for (&v, &(age, weight, sub_micro)) in micros.iter().zip(&placement) {
+            // In any order: many samples arrive late, into packed buckets.
+            let s = RootSample { at: now - AGES[age], latency_nanos: v * 1_000 + sub_micro, error: false, weight };
+            prop_assert_eq!(w.record_root(&s), Recorded::Counted);
+            samples.push(s);
         }
         w.advance(now);
+        let from = window_from(window, now);
+        let mut exact: Vec<u64> = samples
+            .iter()
+            .filter(|s| (from..=now).contains(&w.hist_bucket_start(s.at)))
+            .flat_map(|s| std::iter::repeat_n(s.latency_nanos / 1_000, s.weight as usize))
+            .collect();
         exact.sort_unstable();
-        let p = w.percentiles(Window::Last(DAY), now).expect("samples");
+        let Some(p) = w.percentiles(window, now) else {
+            prop_assert!(exact.is_empty());
+            return Ok(());
+        };
         prop_assert_eq!(p.count, exact.len() as u64);
         let rank = |q: f64| ((q * exact.len() as f64).ceil() as usize).max(1) - 1;
         for (name, got, want) in [
@@ -694,52 +1080,34 @@ proptest! {
         }
     }
 
-    /// Any interleaving of (late, early, refused) samples and advances gives the brute-force counts.
+    /// Any interleaving of (late, early, refused) samples and advances over 3 days with a 1-day
+    /// retention gives the brute-force counts and histograms (minute and hour histograms).
     #[test]
-    fn counts_match_brute_force_under_any_order(
-        ops in prop::collection::vec(
-            prop_oneof![
-                4 => (0..3 * 24 * 60 * 60i64, 0..2_000u64, any::<bool>(), 0..4u32).prop_map(|(s, ms, e, w)| (Some((s, ms, e, w)), 0)),
-                1 => (0..3 * 24 * 60 * 60i64).prop_map(|s| (None, s)),
-            ],
-            1..150,
-        ),
-    ) {
-        let origin = t("00:00:00");
-        let slis = vec![Sli::Latency { threshold_nanos: 500_000_000 }, Sli::Error];
-        let mut w = JourneyWindows::new(slis.clone(), DAY);
-        let mut taken = Vec::new();
-        let mut latest = origin;
-        for (sample, advance_to) in ops {
-            match sample {
-                Some((secs, ms, error, weight)) => {
-                    let s = root(origin + Duration::from_secs(secs as u64), Duration::from_millis(ms), error, weight);
-                    let expected = if s.at.unix_nanos() < w.keep_from { Recorded::TooOld } else { Recorded::Counted };
-                    prop_assert_eq!(w.record_root(&s), expected);
-                    if expected == Recorded::Counted {
-                        taken.push(s);
-                    }
-                    latest = latest.max(s.at);
-                }
-                None => {
-                    let now = origin + Duration::from_secs(advance_to as u64);
-                    w.advance(now);
-                    // Samples in evicted buckets are gone for good.
-                    let keep = w.keep_from;
-                    taken.retain(|s| s.at.unix_nanos() >= keep);
-                    latest = latest.max(now);
-                }
-            }
-        }
-        let windows = [Window::Last(5 * MINUTE), Window::Last(HOUR), Window::Last(6 * HOUR), Window::Last(3 * DAY), Window::Since(origin + 10 * HOUR)];
-        for now in [latest, latest - 37 * MINUTE] {
-            for window in windows {
-                let got: Vec<Counts> = (0..2).map(|slo| w.counts(slo, window, now)).collect();
-                prop_assert_eq!(&got, &brute_force(&w, &slis, &taken, window, now), "{:?} at {}", window, now);
-            }
-        }
-        let all: u64 = taken.iter().map(|s| u64::from(s.weight)).sum();
-        prop_assert_eq!(w.latency_histogram(Window::Since(origin), latest).len(), all);
+    fn counts_and_histograms_match_brute_force_under_any_order(ops in any_order_ops(3 * DAY)) {
+        let windows = [
+            Window::Last(5 * MINUTE),
+            Window::Last(HOUR),
+            Window::Last(90 * MINUTE),
+            Window::Last(6 * HOUR),
+            Window::Last(3 * DAY),
+            Window::Since(t("10:00:00")),
+        ];
+        check_any_order(ops, DAY, &windows)?;
+    }
+
+    /// The same over 12 days with a 9-day retention: day histograms too, and day histograms that
+    /// straddle the retention horizon.
+    #[test]
+    fn counts_and_histograms_match_brute_force_over_weeks(ops in any_order_ops(12 * DAY)) {
+        let windows = [
+            Window::Last(30 * MINUTE),
+            Window::Last(2 * HOUR + 30 * MINUTE),
+            Window::Last(DAY),
+            Window::Last(8 * DAY),
+            Window::Last(30 * DAY),
+            Window::Since(t("05:00:00") + 3 * DAY),
+        ];
+        check_any_order(ops, 9 * DAY, &windows)?;
     }
 
     /// Arbitrary instants, latencies, weights and windows: no panic, never more bad than total.
