@@ -1,7 +1,15 @@
-//! Shared helpers for the end-to-end tests: find and run the real `tracebudget` binary.
+//! Shared helpers for the end-to-end tests: find and run the real `tracebudget` binary, a
+//! running `serve` (`Server`) with plain-HTTP scrapes of its `/metrics` (`Metrics`), the Python
+//! tracing clients (`client_python`, `output_within`) and the JSON they print (`Json`).
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The `tracebudget` binary under test: `$TRACEBUDGET_BIN`, or the one cargo built next to this
 /// test executable (`.ci/run` builds it before the tests).
@@ -66,5 +74,687 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `tracebudget serve` under test, spoken to over plain HTTP/1.1.
+
+/// A free port on 127.0.0.1 (bound, read, released: the caller binds it right after).
+pub fn free_addr() -> SocketAddr {
+    free_addrs(1)[0]
+}
+
+/// `n` distinct free ports on 127.0.0.1, all held until every one is picked.
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local address"))
+        .collect()
+}
+
+/// An HTTP response: the status and the body as text.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// `GET path` on `addr` with a plain `TcpStream` (HTTP/1.1, `Connection: close`); reads a
+/// `Content-Length`, chunked or close-delimited body.
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_http_response(&raw).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut body = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut chunked = false;
+    let mut length = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            length = value.parse::<usize>().ok();
+        }
+    }
+    let body = if chunked {
+        let mut out = Vec::new();
+        loop {
+            let eol = body
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or("truncated chunk size")?;
+            let size_text = String::from_utf8_lossy(&body[..eol]);
+            let size_hex = size_text.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_hex, 16).map_err(|_| format!("bad chunk size {size_hex:?}"))?;
+            body = &body[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            if body.len() < size {
+                return Err("truncated chunk".into());
+            }
+            out.extend_from_slice(&body[..size]);
+            body = body.get(size + 2..).unwrap_or_default();
+        }
+        out
+    } else if let Some(n) = length {
+        body.get(..n).ok_or("body shorter than Content-Length")?.to_vec()
+    } else {
+        body.to_vec()
+    };
+    Ok(HttpResponse {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A running `tracebudget serve --config FILE`, killed on drop. Its stdout and stderr go to
+/// `FILE` with the extension `.log`; every failure message quotes them.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary and waits (up to 30 s) until `GET /readyz` on `addr` (the config's
+    /// `[server] listen`) answers 200. Panics with "serve exited: …" and its output if the
+    /// process ends first.
+    pub fn start(config: &Path, addr: SocketAddr) -> Server {
+        let log = config.with_extension("log");
+        let out = File::create(&log).expect("create the server's log file");
+        let err = out.try_clone().expect("clone the log file handle");
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} serve: {e}", bin().display()));
+        let mut server = Server { child, addr, log };
+        server.wait_ready(Duration::from_secs(30));
+        server
+    }
+
+    fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            self.assert_running();
+            let last = match http_get(self.addr, "/readyz", Duration::from_secs(2)) {
+                Ok(r) if r.status == 200 => return,
+                Ok(r) => format!("HTTP {}: {}", r.status, r.body.trim()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "serve is not ready: GET http://{}/readyz within {within:?} ({last})\n{}",
+                    self.addr,
+                    self.output_block()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The API address (`[server] listen`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the process printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
+    }
+
+    /// The output, framed for a failure message.
+    pub fn output_block(&self) -> String {
+        format!(
+            "--- serve's output ({}) ---\n{}--- end ---",
+            self.log.display(),
+            self.output()
+        )
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("poll the serve process")
+    }
+
+    /// Panics with "serve exited: …" and its output if the process has ended.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!("serve exited: {status}\n{}", self.output_block());
+        }
+    }
+
+    /// `GET path` on the API.
+    pub fn get(&self, path: &str) -> io::Result<HttpResponse> {
+        http_get(self.addr, path, Duration::from_secs(5))
+    }
+
+    /// Scrapes and parses `GET /metrics` (panics, with the server's output, on any failure).
+    pub fn metrics(&mut self) -> Metrics {
+        self.assert_running();
+        let r = self
+            .get("/metrics")
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}\n{}", self.output_block()));
+        assert_eq!(r.status, 200, "GET /metrics: {}\n{}", r.body, self.output_block());
+        Metrics::parse(&r.body).unwrap_or_else(|e| panic!("unparsable /metrics: {e}\n{}", r.body))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus / OpenMetrics text.
+
+/// One sample of a scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed scrape: every sample line (comments, `# EOF` and exemplars are skipped).
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub samples: Vec<Sample>,
+    text: String,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Result<Metrics, String> {
+        let mut samples = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            samples.push(parse_sample(line).map_err(|e| format!("line {}: {e}: {line:?}", n + 1))?);
+        }
+        Ok(Metrics {
+            samples,
+            text: text.to_owned(),
+        })
+    }
+
+    /// The samples of `name` whose labels include every `(label, value)` pair given.
+    pub fn matching<'a>(&'a self, name: &'a str, labels: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a Sample> {
+        self.samples
+            .iter()
+            .filter(move |s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v)))
+    }
+
+    /// The sum of the matching samples, `None` when there is none.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.matching(name, labels).map(|s| s.value).reduce(|a, b| a + b)
+    }
+
+    /// The sum of the matching samples, 0 when there is none.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or(0.0)
+    }
+
+    /// Whether any sample of `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|s| s.name == name)
+    }
+
+    /// The sample lines whose name starts with `prefix` (for failure messages).
+    pub fn lines_with_prefix(&self, prefix: &str) -> String {
+        self.text
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).ok_or("no value")?;
+    let name = line[..name_end].to_owned();
+    let mut rest = &line[name_end..];
+    let mut labels = BTreeMap::new();
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        let end;
+        loop {
+            while chars.next_if(|(_, c)| *c == ',' || c.is_whitespace()).is_some() {}
+            match chars.peek() {
+                Some((i, '}')) => {
+                    end = *i + 1;
+                    break;
+                }
+                None => return Err("unterminated label set".into()),
+                _ => {}
+            }
+            let mut key = String::new();
+            for (_, c) in chars.by_ref() {
+                if c == '=' {
+                    break;
+                }
+                key.push(c);
+            }
+            if chars.next().map(|(_, c)| c) != Some('"') {
+                return Err(format!("label {key:?} has no quoted value"));
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next() {
+                    Some((_, '"')) => break,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, c)) => value.push(c),
+                        None => return Err("unterminated escape".into()),
+                    },
+                    Some((_, c)) => value.push(c),
+                    None => return Err("unterminated label value".into()),
+                }
+            }
+            labels.insert(key.trim().to_owned(), value);
+        }
+        rest = &after[end..];
+    }
+    let value_text = rest.split_whitespace().next().ok_or("no value")?;
+    let value = match value_text {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v.parse().map_err(|_| format!("bad value {v:?}"))?,
+    };
+    Ok(Sample { name, labels, value })
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON (what the client scripts print), without a dependency.
+
+/// A JSON value; objects keep their order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing characters at byte {}", p.i));
+        }
+        Ok(v)
+    }
+
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Follows `path` through nested objects.
+    pub fn at(&self, path: &[&str]) -> Option<&Json> {
+        path.iter().try_fold(self, |v, k| v.get(k))
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Arr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The number at `path`; panics naming the path when it is missing.
+    pub fn num(&self, path: &[&str]) -> f64 {
+        self.at(path)
+            .and_then(Json::as_f64)
+            .unwrap_or_else(|| panic!("no number at {} in {self:?}", path.join(".")))
+    }
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("{what} at byte {}", self.i))
+    }
+
+    fn eat(&mut self, lit: &str) -> bool {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            None => self.err("unexpected end"),
+            Some(b'{') => {
+                self.i += 1;
+                let mut members = Vec::new();
+                self.ws();
+                if self.eat("}") {
+                    return Ok(Json::Obj(members));
+                }
+                loop {
+                    self.ws();
+                    let key = self.string()?;
+                    self.ws();
+                    if !self.eat(":") {
+                        return self.err("expected ':'");
+                    }
+                    members.push((key, self.value()?));
+                    self.ws();
+                    if self.eat("}") {
+                        return Ok(Json::Obj(members));
+                    }
+                    if !self.eat(",") {
+                        return self.err("expected ',' or '}'");
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.eat("]") {
+                    return Ok(Json::Arr(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.ws();
+                    if self.eat("]") {
+                        return Ok(Json::Arr(items));
+                    }
+                    if !self.eat(",") {
+                        return self.err("expected ',' or ']'");
+                    }
+                }
+            }
+            Some(b'"') => self.string().map(Json::Str),
+            Some(_) if self.eat("true") => Ok(Json::Bool(true)),
+            Some(_) if self.eat("false") => Ok(Json::Bool(false)),
+            Some(_) if self.eat("null") => Ok(Json::Null),
+            Some(_) => {
+                let start = self.i;
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_digit() || b"+-.eE".contains(c))
+                {
+                    self.i += 1;
+                }
+                let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or_default();
+                match text.parse::<f64>() {
+                    Ok(n) if !text.is_empty() => Ok(Json::Num(n)),
+                    _ => {
+                        self.i = start;
+                        self.err("unexpected character")
+                    }
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let digits = self.s.get(self.i..self.i + 4).ok_or("truncated \\u escape")?;
+        let n = u32::from_str_radix(std::str::from_utf8(digits).unwrap_or("x"), 16)
+            .map_err(|_| format!("bad \\u escape at byte {}", self.i))?;
+        self.i += 4;
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        if !self.eat("\"") {
+            return self.err("expected a string");
+        }
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.s.get(self.i) else {
+                return self.err("unterminated string");
+            };
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.i) else {
+                        return self.err("unterminated escape");
+                    };
+                    self.i += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xD800..0xDC00).contains(&hi) && self.eat("\\u") {
+                                let lo = self.hex4()?;
+                                0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(code).unwrap_or('\u{FFFD}')
+                        }
+                        _ => return self.err("bad escape"),
+                    };
+                    let mut buf = [0; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                _ => out.push(c),
+            }
+        }
+        String::from_utf8(out).map_err(|e| e.to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes with a deadline, and the Python tracing clients.
+
+/// Runs `cmd` to completion, capturing stdout and stderr; kills it and panics (quoting what it
+/// printed) if it takes longer than `within`.
+pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = out.join().unwrap_or_default();
+            let stderr = err.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} did not finish within {within:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// The tracing client scripts (`tests/clients/`).
+pub fn clients_dir() -> PathBuf {
+    repo_root().join("tests/clients")
+}
+
+/// The Python interpreter that has the tracing clients installed: `$TRACEBUDGET_PYTHON`, or
+/// whatever `.ci/setup-python.sh` prints (it creates the virtualenv on first use, pinned by
+/// `tests/clients/requirements.txt`). A missing interpreter is a test failure, never a skip —
+/// under `CI=true` as everywhere else.
+pub fn client_python() -> PathBuf {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PYTHON.get_or_init(|| {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let hint = if ci {
+            "CI=true: the tracing clients are required, a missing interpreter fails the run"
+        } else {
+            "`bash .ci/run` (or `bash .ci/setup-python.sh`) installs them"
+        };
+        if let Some(p) = std::env::var_os("TRACEBUDGET_PYTHON") {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("TRACEBUDGET_PYTHON={} does not exist ({hint})", p.display()))
+            };
+        }
+        let script = repo_root().join(".ci/setup-python.sh");
+        let out = output_within(Command::new("bash").arg(&script), Duration::from_secs(900));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let path = stdout.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
+        match path {
+            Some(p) if out.status.success() && Path::new(p).is_file() => Ok(PathBuf::from(p)),
+            _ => Err(format!(
+                "no Python with the tracing clients: `bash {}` failed ({}) ({hint})\n--- its output ---\n{stdout}{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_and_openmetrics_samples() {
+        let m = Metrics::parse(
+            "# HELP a_total x\n# TYPE a counter\na_total{receiver=\"otlp_http\",reason=\"say \\\"hi\\\"\\n\"} 3\n\
+             a_total{receiver=\"zipkin\"} 4.5 # {trace_id=\"ab\"} 1.0 1700000000\nb 7\nc{} +Inf\n# EOF\n",
+        )
+        .unwrap();
+        assert_eq!(m.samples.len(), 4);
+        assert_eq!(m.get("a_total", &[("reason", "say \"hi\"\n")]), Some(3.0));
+        assert_eq!(m.sum("a_total", &[]), 7.5);
+        assert_eq!(m.get("a_total", &[("receiver", "otlp_grpc")]), None);
+        assert_eq!(m.sum("b", &[]), 7.0);
+        assert_eq!(m.sum("c", &[]), f64::INFINITY);
+        assert!(Metrics::parse("x{a=\"1\" 2").is_err());
+    }
+
+    #[test]
+    fn json_values() {
+        let v = Json::parse(r#" {"a": {"b": [1, -2.5e1, true, null]}, "s": "x\"\u00e9\ud83d\ude00\n"} "#).unwrap();
+        assert_eq!(v.at(&["a", "b"]).and_then(Json::as_array).map(<[Json]>::len), Some(4));
+        assert_eq!(v.at(&["a", "b"]).unwrap().as_array().unwrap()[1], Json::Num(-25.0));
+        assert_eq!(v.get("s").and_then(Json::as_str), Some("x\"é😀\n"));
+        assert!(Json::parse("{\"a\": 1,}").is_err());
+        assert!(Json::parse("[1] 2").is_err());
+    }
+
+    #[test]
+    fn http_bodies() {
+        let r = parse_http_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "abcde"));
+        let r = parse_http_response(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\nnoXX").unwrap();
+        assert_eq!((r.status, r.body.as_str()), (503, "no"));
     }
 }

@@ -20,6 +20,10 @@ use slis::Timestamp;
 use slis::journey::{AttrMatcher, Journey, Journeys, RootMatcher};
 use slis::slo::{Period, SliKind, Slo};
 
+/// The allocator the `tracebudget` binary uses.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REQUESTS: usize = 400;
 const SPANS_PER_REQUEST: usize = 512;
 /// Virtual time between requests, and the trace idle time: traces close ~20 requests later.

@@ -139,7 +139,9 @@ pub fn sampling_weight(tracestate: Option<&str>, sample_rate: Option<&AttrValue>
 }
 
 fn threshold_weight(tracestate: &str) -> Option<u32> {
-    let ot = tracestate.split(',').find_map(|member| member.trim().strip_prefix("ot="))?;
+    let ot = tracestate
+        .split(',')
+        .find_map(|member| member.trim().strip_prefix("ot="))?;
     let th = ot.split(';').find_map(|kv| kv.strip_prefix("th:"))?;
     if th.is_empty() || th.len() > 14 || !th.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

@@ -1,3 +1,4 @@
 //! End-to-end tests: the real `tracebudget` binary, one module per area.
 
 mod check;
+mod ingest;
