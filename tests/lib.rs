@@ -228,6 +228,26 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of `/proc/PID/status` in bytes, e.g. `VmHWM` (peak RSS) or `VmRSS` (Linux only).
+    pub fn proc_status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc/PID/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .expect("field in /proc/PID/status");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("a number of kB");
+        kib * 1024
+    }
+
     /// The API address (`[server] listen`).
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -59,10 +59,12 @@ struct Node {
 struct OpenTrace {
     last_seen: Timestamp,
     nodes: Vec<Node>,
-    index: Option<HashSet<SpanId>>,
+    /// Boxed: only traces past `INDEX_THRESHOLD` spans have one, and an open trace stays small.
+    index: Option<Box<HashSet<SpanId>>>,
     root: Option<RootRef>,
     roots: u32,
-    candidate: Option<Candidate>,
+    /// Boxed for the same reason: rare (a journey entry span with a parent).
+    candidate: Option<Box<Candidate>>,
 }
 
 /// A trace handed over when it closes.
@@ -192,8 +194,8 @@ impl Assembler {
             .iter()
             .filter(|n| n.parent.is_some_and(|p| !trace.contains(p)))
             .count() as u32;
-        let remote_root = match (trace.roots, orphans, trace.candidate) {
-            (0, 1, Some(c)) if !trace.contains(c.parent) => Some(c),
+        let remote_root = match (trace.roots, orphans, trace.candidate.as_deref()) {
+            (0, 1, Some(c)) if !trace.contains(c.parent) => Some(*c),
             _ => None,
         };
         let mut services: Vec<Arc<str>> = Vec::with_capacity(4);
@@ -230,7 +232,7 @@ impl OpenTrace {
             }
         }
         if self.candidate.is_none() {
-            self.candidate = candidate;
+            self.candidate = candidate.map(Box::new);
         }
         self.nodes.push(Node {
             span_id: span.span_id,
@@ -240,7 +242,7 @@ impl OpenTrace {
         if let Some(index) = &mut self.index {
             index.insert(span.span_id);
         } else if self.nodes.len() > INDEX_THRESHOLD {
-            self.index = Some(self.nodes.iter().map(|n| n.span_id).collect());
+            self.index = Some(Box::new(self.nodes.iter().map(|n| n.span_id).collect()));
         }
     }
 }
