@@ -59,7 +59,9 @@ struct Node {
 struct OpenTrace {
     last_seen: Timestamp,
     nodes: Vec<Node>,
-    /// Boxed: only traces past `INDEX_THRESHOLD` spans have one, and an open trace stays small.
+    /// Boxed: only traces past `INDEX_THRESHOLD` spans have one, and the box keeps every other
+    /// open trace 40 bytes smaller (8 instead of 48 for an empty `Option<HashSet>`).
+    #[allow(clippy::box_collection)]
     index: Option<Box<HashSet<SpanId>>>,
     root: Option<RootRef>,
     roots: u32,
