@@ -210,12 +210,17 @@ impl RootMatcher {
     }
 }
 
+/// OpenTracing's (and Zipkin's) way of saying a span failed: a tag `error` set to `true`. The
+/// OpenTracing shim over OpenTelemetry passes it on as an attribute and leaves the status unset.
+pub const ERROR_TAG: &str = "error";
+
 /// A named kind of request and how to judge it.
 #[derive(Clone, Debug)]
 pub struct Journey {
     pub name: String,
     pub root: RootMatcher,
-    /// A root span with status ERROR is bad (default true).
+    /// A root span that says it failed is bad (default true): status ERROR, or an `error` tag
+    /// of `true` (OpenTracing), so teams on either API need no extra rule.
     pub status_error: bool,
     /// A root span matching any of these is bad too, e.g. `http.response.status_code >= 500`.
     pub error_rules: Vec<AttrMatcher>,
@@ -227,8 +232,17 @@ pub struct Journey {
 
 impl Journey {
     pub fn is_error(&self, root: &Span) -> bool {
-        (self.status_error && root.status == StatusCode::Error) || self.error_rules.iter().any(|r| r.matches(root))
+        (self.status_error && says_failed(root)) || self.error_rules.iter().any(|r| r.matches(root))
     }
+}
+
+fn says_failed(span: &Span) -> bool {
+    span.status == StatusCode::Error
+        || match span.attribute(ERROR_TAG) {
+            Some(AttrValue::Bool(b)) => *b,
+            Some(AttrValue::Str(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        }
 }
 
 /// Journeys in config order; a root span belongs to the first journey that matches it.
@@ -401,6 +415,19 @@ mod tests {
         assert!(!j.is_error(&root));
         root.status = StatusCode::Error;
         assert!(j.is_error(&root));
+        // OpenTracing's error tag says the same, as a bool or (Zipkin, shims) a string.
+        root.status = StatusCode::Unset;
+        for (tag, failed) in [
+            (AttrValue::Bool(true), true),
+            (s("true"), true),
+            (AttrValue::Bool(false), false),
+            (s("0"), false),
+        ] {
+            let mut tagged = root.clone();
+            tagged.attributes.push((ERROR_TAG.into(), tag));
+            assert_eq!(j.is_error(&tagged), failed);
+        }
+        root.status = StatusCode::Error;
         j.status_error = false;
         assert!(!j.is_error(&root));
         root.attributes[0].1 = AttrValue::Int(503);

@@ -122,8 +122,12 @@ period = "28d"
 
 /// OpenTelemetry semantic conventions; Zipkin tags with the same names.
 const OTEL_ERRORS: &[&str] = &["http.response.status_code >= 500"];
-/// OpenTracing's conventions: `http.status_code`, and the `error` tag (an attribute through the shim).
-const OPENTRACING_ERRORS: &[&str] = &["http.status_code >= 500", "error = true"];
+/// OpenTracing's conventions: `http.status_code`; its `error` tag (an attribute through the shim,
+/// the status left unset) needs no rule: the engine reads it as it reads status ERROR. The
+/// scenario's tagged failures answer 500 and its untagged ones 503, so this rule alone catches
+/// only the 503s: the tagged ones count only if the engine honours the tag (issue #3: teams on
+/// the OpenTracing API must work unchanged).
+const OPENTRACING_ERRORS: &[&str] = &["http.status_code >= 501"];
 
 #[derive(Debug, Clone, Copy)]
 enum Client {

@@ -60,14 +60,19 @@ impl AttrKeys {
     }
 
     /// Keys read by any journey matcher/error rule (`AttrMatcher::key` in [`slis::journey`]) plus
-    /// `http.route`, `http.request.method`, `http.method`, `http.response.status_code`, `http.status_code`.
+    /// `http.route`, `http.request.method`, `http.method`, `http.response.status_code`, `http.status_code`,
+    /// and OpenTracing's `error` tag ([`slis::journey::ERROR_TAG`]).
     pub fn from_journeys(journeys: &slis::journey::Journeys) -> Self {
         let matchers = journeys
             .0
             .iter()
             .flat_map(|j| j.root.attributes.iter().chain(&j.error_rules))
             .map(|m| m.key.clone());
-        AttrKeys::new(HTTP_KEYS.into_iter().map(Arc::<str>::from).chain(matchers))
+        let standard = HTTP_KEYS
+            .into_iter()
+            .chain([slis::journey::ERROR_TAG])
+            .map(Arc::<str>::from);
+        AttrKeys::new(standard.chain(matchers))
     }
 
     pub fn contains(&self, key: &str) -> bool {
