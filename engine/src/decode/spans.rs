@@ -25,6 +25,18 @@ pub(crate) enum WireValue<'a> {
     Bool(bool),
     /// Arrays, maps, bytes, absent: no matcher reads them.
     Other,
+    /// An OTLP `AnyValue` still encoded (the protobuf projection): parsed only if its key is kept.
+    Encoded(&'a bytes::Bytes),
+}
+
+impl<'a> WireValue<'a> {
+    /// Parses an encoded value; every other variant is already what it is.
+    fn resolve(self) -> WireValue<'a> {
+        match self {
+            WireValue::Encoded(raw) => super::otlp::parse_any_value(raw),
+            other => other,
+        }
+    }
 }
 
 /// A span's ids, checked.
@@ -87,7 +99,7 @@ impl<'k, 'a> Batch<'k, 'a> {
         let mut sample_rate = None;
         for (key, value) in attributes {
             if key == SERVICE_NAME
-                && let WireValue::Str(name) = value
+                && let WireValue::Str(name) = value.resolve()
             {
                 service = Some(self.intern(name));
             }
@@ -181,7 +193,7 @@ impl<'k, 'a> Batch<'k, 'a> {
         if kept_key.is_none() && !is_rate {
             return;
         }
-        let value = self.value(value);
+        let value = self.value(value.resolve());
         if is_rate {
             sample_rate.clone_from(&value);
         }
@@ -199,7 +211,7 @@ impl<'k, 'a> Batch<'k, 'a> {
             WireValue::Int(i) => AttrValue::Int(i),
             WireValue::Double(d) => AttrValue::Float(d),
             WireValue::Bool(b) => AttrValue::Bool(b),
-            WireValue::Other => return None,
+            WireValue::Other | WireValue::Encoded(_) => return None,
         })
     }
 

@@ -47,7 +47,7 @@ fn keys_from_journeys() {
     for (key, kept) in cases {
         assert_eq!(keys.contains(key), kept, "{key}");
     }
-    assert_eq!(keys.keys.len(), 8, "{keys:?}"); // each key once
+    assert_eq!(keys.keys.len(), 9, "{keys:?}"); // each key once, `error` included
 }
 
 #[test]

@@ -166,15 +166,31 @@ impl OtlpSpan for projection::Span {
 }
 
 fn projected_attribute(kv: &projection::KeyValue) -> (&[u8], WireValue<'_>) {
+    (&kv.key, WireValue::Encoded(&kv.value))
+}
+
+/// Parses one encoded `AnyValue` (with prost). A string comes back as a slice of `raw` itself:
+/// prost hands out zero-copy `Bytes` views of the buffer it decodes, so the text is located in
+/// `raw` by its address instead of being copied. Malformed or non-scalar values are `Other`.
+pub(crate) fn parse_any_value(raw: &Bytes) -> WireValue<'_> {
     use projection::Value;
-    let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(Value::Str(s)) => WireValue::Str(s),
-        Some(Value::Int(i)) => WireValue::Int(*i),
-        Some(Value::Double(d)) => WireValue::Double(*d),
-        Some(Value::Bool(b)) => WireValue::Bool(*b),
-        None => WireValue::Other,
+    let Ok(value) = projection::AnyValue::decode(raw.clone()) else {
+        return WireValue::Other;
     };
-    (&kv.key, value)
+    match value.value {
+        Some(Value::Str(s)) if s.is_empty() => WireValue::Str(b""),
+        Some(Value::Str(s)) => {
+            let start = (s.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+            match raw.get(start..start + s.len()) {
+                Some(text) => WireValue::Str(text),
+                None => WireValue::Other,
+            }
+        }
+        Some(Value::Int(i)) => WireValue::Int(i),
+        Some(Value::Double(d)) => WireValue::Double(d),
+        Some(Value::Bool(b)) => WireValue::Bool(b),
+        None => WireValue::Other,
+    }
 }
 
 impl OtlpResourceSpans for gen_trace::ResourceSpans {

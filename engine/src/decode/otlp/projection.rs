@@ -73,14 +73,17 @@ pub(crate) struct Status {
     pub code: i32,
 }
 
-/// `opentelemetry.proto.common.v1.KeyValue`.
+/// `opentelemetry.proto.common.v1.KeyValue`. The value stays encoded (an `AnyValue` message is
+/// length-delimited, as `bytes` are): most attributes are dropped by their key, so their values
+/// are never parsed. [`super::parse_any_value`] parses the few that are kept.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct KeyValue {
     /// `string key`.
     #[prost(bytes = "bytes", tag = "1")]
     pub key: Bytes,
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<AnyValue>,
+    /// `AnyValue value`, still encoded.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
 }
 
 /// `opentelemetry.proto.common.v1.AnyValue`: the scalar cases; arrays (5), maps (6), bytes (7) and

@@ -73,7 +73,9 @@ fn example_decodes_exactly() {
             start: Timestamp::from_unix_nanos(t0),
             end: Timestamp::from_unix_nanos(t0 + 250_000_000),
             status: StatusCode::Error,
+            // The error tag is kept too (slis::journey::ERROR_TAG): the status already says it.
             attributes: vec![
+                a("error", ""),
                 a("http.method", "POST"),
                 a("http.route", "/api/checkout"),
                 a("http.status_code", "503"),
@@ -103,7 +105,7 @@ fn example_decodes_exactly() {
             start: Timestamp::EPOCH,
             end: Timestamp::EPOCH,
             status: StatusCode::Error, // Zipkin: the tag's presence is the error, whatever its value
-            attributes: vec![],
+            attributes: vec![a("error", "false")],
             weight: 1,
         },
         slis::Span {
