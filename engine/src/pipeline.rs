@@ -66,6 +66,13 @@ pub struct Ingested {
     pub first_rejection: Option<String>,
 }
 
+impl Ingested {
+    /// The `outcome` label of the request: `ok`, or `partial` when spans were refused.
+    pub fn outcome(&self) -> &'static str {
+        if self.rejected == 0 { "ok" } else { "partial" }
+    }
+}
+
 /// The assembler holds `max_buffered_spans`: the whole batch was refused, nothing recorded.
 /// Receivers answer 429 / RESOURCE_EXHAUSTED with Retry-After.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+
 use crate::config::IngestConfig;
 use crate::decode::{AttrKeys, Decoded};
 use crate::metrics::EngineMetrics;
@@ -122,7 +124,38 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// Counts an accepted batch's outcome and builds the OTLP answer: `partial_success` when spans
+/// were refused. Shared by the gRPC and HTTP receivers.
+pub fn otlp_response(intake: &Intake, receiver: &'static str, result: Ingested) -> ExportTraceServiceResponse {
+    intake
+        .metrics
+        .request(receiver, if result.rejected == 0 { "ok" } else { "partial" });
+    let partial_success = (result.rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(result.rejected).unwrap_or(i64::MAX),
+        error_message: result.first_rejection.unwrap_or_default(),
+    });
+    ExportTraceServiceResponse { partial_success }
+}
+
+/// Adds `Retry-After` to a 429 answer.
+pub fn with_retry_after(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(RETRY_AFTER.as_secs()),
+    );
+    response
+}
+
 impl Refusal {
+    /// The assembler is full: 429, to be sent with [`with_retry_after`].
+    pub fn backpressure(intake: &Intake) -> Self {
+        Refusal {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            outcome: "backpressure",
+            message: intake.backpressure_message(),
+        }
+    }
+
     pub fn bad_request(message: String) -> Self {
         Refusal {
             status: axum::http::StatusCode::BAD_REQUEST,

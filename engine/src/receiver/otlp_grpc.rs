@@ -6,16 +6,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{Intake, RETRY_AFTER};
+use super::{Intake, RETRY_AFTER, otlp_response};
 use crate::decode::otlp;
 use crate::pipeline::Source;
 
@@ -35,16 +33,7 @@ impl TraceService for Receiver {
         let intake = &self.intake;
         let decoded = otlp::from_request(request.into_inner(), &intake.keys);
         match intake.ingest(Source::OtlpGrpc, decoded) {
-            Ok(result) => {
-                intake
-                    .metrics
-                    .request(RECEIVER, if result.rejected == 0 { "ok" } else { "partial" });
-                let partial_success = (result.rejected > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: result.rejected as i64,
-                    error_message: result.first_rejection.unwrap_or_default(),
-                });
-                Ok(Response::new(ExportTraceServiceResponse { partial_success }))
-            }
+            Ok(result) => Ok(Response::new(otlp_response(intake, RECEIVER, result))),
             Err(_backpressure) => {
                 intake.metrics.request(RECEIVER, "backpressure");
                 Err(Status::with_error_details(

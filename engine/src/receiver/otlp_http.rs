@@ -9,13 +9,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use super::{Format, Intake, RETRY_AFTER, Refusal, content_type};
+use super::{Format, Intake, Refusal, content_type, otlp_response, with_retry_after};
 use crate::decode::otlp;
 use crate::pipeline::Source;
 
@@ -55,14 +55,7 @@ async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
     };
     match intake.ingest(Source::OtlpHttp, decoded) {
         Ok(result) => {
-            intake
-                .metrics
-                .request(RECEIVER, if result.rejected == 0 { "ok" } else { "partial" });
-            let partial_success = (result.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: result.rejected as i64,
-                error_message: result.first_rejection.unwrap_or_default(),
-            });
-            let response = ExportTraceServiceResponse { partial_success };
+            let response = otlp_response(&intake, RECEIVER, result);
             match format {
                 Format::Protobuf => (
                     [(header::CONTENT_TYPE, "application/x-protobuf")],
@@ -74,22 +67,7 @@ async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
                 }
             }
         }
-        Err(_backpressure) => {
-            let message = intake.backpressure_message();
-            let mut response = refuse(
-                &intake,
-                format,
-                Refusal {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    outcome: "backpressure",
-                    message,
-                },
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
-            response
-        }
+        Err(_backpressure) => with_retry_after(refuse(&intake, format, Refusal::backpressure(&intake))),
     }
 }
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{Intake, RETRY_AFTER, Refusal, content_type};
+use super::{Intake, Refusal, content_type, with_retry_after};
 use crate::decode::zipkin;
 use crate::pipeline::Source;
 
@@ -45,26 +45,10 @@ async fn spans(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body
     };
     match intake.ingest(Source::Zipkin, decoded) {
         Ok(result) => {
-            intake
-                .metrics
-                .request(RECEIVER, if result.rejected == 0 { "ok" } else { "partial" });
+            intake.metrics.request(RECEIVER, result.outcome());
             StatusCode::ACCEPTED.into_response()
         }
-        Err(_backpressure) => {
-            let message = intake.backpressure_message();
-            let mut response = refuse(
-                &intake,
-                Refusal {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    outcome: "backpressure",
-                    message,
-                },
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
-            response
-        }
+        Err(_backpressure) => with_retry_after(refuse(&intake, Refusal::backpressure(&intake))),
     }
 }
 
