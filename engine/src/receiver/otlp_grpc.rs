@@ -15,6 +15,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Intake, RETRY_AFTER, otlp_response};
 use crate::decode::otlp;
+use crate::metrics::EngineMetrics;
 use crate::pipeline::Source;
 
 const RECEIVER: &str = "otlp_grpc";
@@ -46,6 +47,22 @@ impl TraceService for Receiver {
     }
 }
 
+/// tonic refuses a message over `max_decoding_message_size` (OUT_OF_RANGE) or one that is not a
+/// valid protobuf (INTERNAL) before `export` runs; its trailers-only answer carries the code in the
+/// headers. `export` itself never answers with those codes, so each one seen here is such a refusal.
+fn count_refused_before_the_handler(metrics: &EngineMetrics, response: &axum::http::Response<tonic::body::Body>) {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    match code.map(Code::from_i32) {
+        Some(Code::OutOfRange) => metrics.request(RECEIVER, "too_large"),
+        Some(Code::Internal) => metrics.request(RECEIVER, "malformed"),
+        _ => {}
+    }
+}
+
 /// Serves the gRPC receiver on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
@@ -53,11 +70,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = intake.max_body;
+    let metrics = intake.metrics.clone();
     let service = TraceServiceServer::new(Receiver { intake })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(move |response| {
+            count_refused_before_the_handler(&metrics, &response);
+            response
+        }))
         .add_service(service)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await

@@ -397,3 +397,54 @@ async fn zipkin_answers_every_case() {
         "the gzip copy is a duplicate of the first"
     );
 }
+
+#[tokio::test]
+async fn otlp_grpc_answers_ok_partial_too_large_and_resource_exhausted() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use tonic_types::StatusExt;
+
+    let intake = intake(6);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(super::otlp_grpc::serve(
+        listener,
+        intake.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
+
+    let ok = client.export(otlp(1, 2, Duration::ZERO)).await.unwrap().into_inner();
+    assert_eq!(ok.partial_success, None);
+
+    let mut partial = otlp(10, 2, Duration::ZERO);
+    partial.resource_spans[0].scope_spans[0].spans[1].end_time_unix_nano += 3_600 * 1_000_000_000;
+    let answer = client.export(partial).await.unwrap().into_inner();
+    assert_eq!(answer.partial_success.unwrap().rejected_spans, 1);
+
+    let mut huge = otlp(20, 1, Duration::ZERO);
+    huge.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(MAX_BODY + 1);
+    let status = client.export(huge).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{}", status.message());
+
+    let fill = client.export(otlp(30, 3, Duration::ZERO)).await.unwrap().into_inner();
+    assert_eq!(fill.partial_success, None);
+    let status = client.export(otlp(40, 1, Duration::ZERO)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        status.message().contains("max_buffered_spans = 6"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        status.get_details_retry_info().and_then(|r| r.retry_delay),
+        Some(super::RETRY_AFTER)
+    );
+
+    for (outcome, n) in [("ok", 2), ("partial", 1), ("too_large", 1), ("backpressure", 1)] {
+        assert_eq!(requests(&intake, "otlp_grpc", outcome), n, "{outcome}");
+    }
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
