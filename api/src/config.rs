@@ -39,9 +39,19 @@ impl Default for ServerConfig {
     }
 }
 
+/// The file a config came from, kept for the audit of applied versions.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub file: String,
+    pub text: String,
+    /// SHA-256 of `text`, lowercase hex.
+    pub sha256: String,
+}
+
 /// A whole, validated config.
 #[derive(Debug)]
 pub struct Config {
+    pub source: Source,
     pub server: ServerConfig,
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
@@ -131,15 +141,31 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
         .map_err(|e| errors.extend(e))
         .ok();
     match alerting {
-        Some(alerting) if errors.is_empty() => Ok(Config {
-            server,
-            ingest,
-            storage,
-            journeys,
-            alerting,
-        }),
+        Some(alerting) if errors.is_empty() => {
+            let source = Source {
+                file: file.to_owned(),
+                text: text.to_owned(),
+                sha256: sha256_hex(text),
+            };
+            Ok(Config {
+                source,
+                server,
+                ingest,
+                storage,
+                journeys,
+                alerting,
+            })
+        }
         _ => Err(fail(errors)),
     }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn toml_error(e: &toml::de::Error) -> ConfigError {

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod db;
 pub mod http;
 pub mod loadgen;
 pub mod serve;

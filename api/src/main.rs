@@ -30,6 +30,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Create or upgrade the database named by `[storage] url` (SQLite file or PostgreSQL) and
+    /// exit. `serve` does the same at start-up; running it twice changes nothing.
+    Migrate {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Send realistic traces over OTLP (gRPC or HTTP) for benchmarks, demos and capacity tests.
     Loadgen(api::loadgen::Args),
 }
@@ -51,6 +58,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => exit(api::serve::run(&config)),
+        Command::Migrate { config } => exit(api::serve::migrate(&config)),
         Command::Loadgen(args) => exit(api::loadgen::run(args)),
     }
 }

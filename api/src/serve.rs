@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::db::{ConfigVersion, Db};
 use crate::http;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
@@ -27,6 +28,47 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .build()
         .context("start the runtime")?;
     runtime.block_on(serve(config))
+}
+
+/// `tracebudget migrate`: open the database, apply what is missing, say what was done.
+pub fn migrate(path: &Path) -> anyhow::Result<()> {
+    let config = crate::config::load(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the runtime")?;
+    runtime.block_on(async {
+        let db = Db::open(&config.storage.url.0).await?;
+        let applied = db.migrate().await?;
+        if applied.is_empty() {
+            println!("{}: up to date", db.url);
+        } else {
+            for m in &applied {
+                println!("{}: applied {m}", db.url);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Opens and migrates the database, then records the config as applied (once per content).
+async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::open(&config.storage.url.0).await?;
+    for m in db.migrate().await? {
+        tracing::info!(database = %db.url, migration = %m, "applied");
+    }
+    let actor = crate::db::local_actor();
+    let version = ConfigVersion {
+        sha256: &config.source.sha256,
+        applied_at_ms: wall_clock().unix_millis(),
+        applied_by: &actor,
+        source: &config.source.file,
+        content: &config.source.text,
+    };
+    if db.record_config(&version).await? {
+        tracing::info!(sha256 = %config.source.sha256, by = %actor, "recorded a new config version");
+    }
+    Ok(db)
 }
 
 fn init_logging() {
@@ -46,6 +88,8 @@ fn tick_interval(trace_idle: Duration) -> Duration {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // SLI state is still kept in memory; the database holds the audit of applied configs so far.
+    let _db = open_database(&config).await?;
     let metrics = Arc::new(EngineMetrics::default());
     let pipeline = Arc::new(Mutex::new(Pipeline::new(
         config.journeys.clone(),

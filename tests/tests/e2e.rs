@@ -3,3 +3,4 @@
 mod check;
 mod ingest;
 mod load;
+mod storage;

@@ -189,6 +189,7 @@ fn a_flood_of_a_million_trace_ids_that_never_close_keeps_memory_bounded() {
     const MAX_BUFFERED: u64 = 50_000;
     const TRACES: u64 = 1_000_000;
     let dir = TempDir::new("flood");
+    let db = dir.path().join("tracebudget.db").display().to_string();
     let [api, grpc, http, zipkin] = free_addrs(4)[..] else {
         unreachable!()
     };
@@ -204,6 +205,8 @@ otlp_http = "{http}"
 zipkin = "{zipkin}"
 trace_idle = "1h"
 max_buffered_spans = {MAX_BUFFERED}
+[storage]
+url = "sqlite://{db}"
 [[journeys]]
 name = "ping"
 service = "frontend"
