@@ -377,10 +377,6 @@ impl Pipeline {
                 )
             })
     }
-
-    pub fn windows(&self, journey: usize) -> &JourneyWindows {
-        &self.windows[journey]
-    }
 }
 
 #[cfg(test)]
