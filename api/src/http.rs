@@ -1,17 +1,29 @@
-//! The HTTP API: `fn app(state) -> Router`. So far `/metrics`, `/healthz` and `/readyz`.
+//! The HTTP API: `fn app(state) -> Router`. So far `/metrics`, `/healthz`, `/readyz` and
+//! `GET /api/v1/slos` (every SLO's status, read from the live windows).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use engine::pipeline::Pipeline;
+use engine::receiver::wall_clock;
 use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use slis::budget::Exhaustion;
+use slis::eval::evaluate;
+use slis::policy::Policy;
+use slis::slo::Slo;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub pipeline: Arc<Mutex<Pipeline>>,
+    pub slos: Arc<Vec<Slo>>,
+    pub policies: Arc<Vec<Policy>>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -19,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
+        .route("/api/v1/slos", get(slos))
         .with_state(state)
 }
 
@@ -35,4 +48,65 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}")).into_response(),
     }
+}
+
+/// Every SLO at this instant: events and bad events over its period, budget remaining, burn rate
+/// per policy rule (both windows), time to exhaustion, and its journey's root latency
+/// percentiles over the period.
+async fn slos(State(state): State<AppState>) -> axum::Json<Value> {
+    let now = wall_clock();
+    let p = state.pipeline.lock().expect("pipeline lock poisoned");
+    let secs = |d: Duration| d.as_secs_f64();
+    let slos: Vec<Value> = state
+        .slos
+        .iter()
+        .enumerate()
+        .map(|(i, slo)| {
+            let slot = p.slot(i);
+            let windows = &p.windows()[slo.journey];
+            let status = evaluate(slo, &state.policies[slo.policy], windows, slot, now);
+            let latency = windows.percentiles(slo.period.window(now), now).map(|pc| {
+                json!({
+                    "count": pc.count,
+                    "p50_seconds": secs(pc.p50),
+                    "p95_seconds": secs(pc.p95),
+                    "p99_seconds": secs(pc.p99),
+                    "max_seconds": secs(pc.max),
+                })
+            });
+            json!({
+                "name": slo.name,
+                "journey": p.journeys().0[slo.journey].name,
+                "sli": slo.sli.to_string(),
+                "objective": slo.objective,
+                "period": {
+                    "events": status.period.total,
+                    "bad_events": status.period.bad,
+                },
+                "budget_remaining": status.budget.remaining,
+                "no_data": status.budget.no_data,
+                "current_burn_rate": status.current_burn.rate,
+                "exhaustion_seconds": match status.exhaustion {
+                    Exhaustion::Never => Value::Null,
+                    Exhaustion::Exhausted => json!(0.0),
+                    Exhaustion::In(d) => json!(secs(d)),
+                },
+                "burn_rates": status.rules.iter().map(|r| json!({
+                    "severity": r.rule.severity.as_str(),
+                    "factor": r.rule.factor,
+                    "long_window_seconds": secs(r.rule.long),
+                    "short_window_seconds": secs(r.rule.short),
+                    "long_events": r.long.total,
+                    "long_bad_events": r.long.bad,
+                    "short_events": r.short.total,
+                    "short_bad_events": r.short.bad,
+                    "long_burn_rate": r.long_burn.rate,
+                    "short_burn_rate": r.short_burn.rate,
+                    "firing": r.firing,
+                })).collect::<Vec<_>>(),
+                "latency": latency,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "slos": slos }))
 }

@@ -3,7 +3,6 @@
 
 pub mod check;
 pub mod config;
-pub mod db;
 pub mod http;
 pub mod loadgen;
 pub mod serve;

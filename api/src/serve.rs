@@ -1,5 +1,9 @@
-//! `tracebudget serve`: the receivers, the SLI pipeline and the HTTP API (`/metrics`, health).
-//! State lives in memory until persistence lands.
+//! `tracebudget serve`: the receivers, the SLI pipeline, the flusher and the HTTP API.
+//!
+//! Start-up: open and migrate the database, record the config, rebuild the windows from the
+//! stored buckets, then listen. Shutdown (SIGTERM, Ctrl-C): stop listening, judge the traces
+//! still open on what has arrived, and flush once more (retried for a while), so a graceful
+//! restart loses nothing.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,12 +16,13 @@ use engine::decode::AttrKeys;
 use engine::metrics::EngineMetrics;
 use engine::pipeline::Pipeline;
 use engine::receiver::{self, Intake, wall_clock};
+use engine::store::db::ConfigVersion;
+use engine::store::{Db, Flusher, SliStore, StorageMetrics};
 use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::db::{ConfigVersion, Db};
 use crate::http;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
@@ -57,7 +62,7 @@ async fn open_database(config: &Config) -> anyhow::Result<Db> {
     for m in db.migrate().await? {
         tracing::info!(database = %db.url, migration = %m, "applied");
     }
-    let actor = crate::db::local_actor();
+    let actor = engine::store::db::local_actor();
     let version = ConfigVersion {
         sha256: &config.source.sha256,
         applied_at_ms: wall_clock().unix_millis(),
@@ -88,17 +93,48 @@ fn tick_interval(trace_idle: Duration) -> Duration {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    // SLI state is still kept in memory; the database holds the audit of applied configs so far.
-    let _db = open_database(&config).await?;
+    let db = open_database(&config).await?;
     let metrics = Arc::new(EngineMetrics::default());
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(
+    let storage_metrics = Arc::new(StorageMetrics::default());
+    let mut pipeline = Pipeline::new(
         config.journeys.clone(),
         &config.alerting.slos,
         &config.ingest,
         metrics.clone(),
-    )));
+    );
+    let store = SliStore::new(db.pool.clone(), "");
+    let started = std::time::Instant::now();
+    let restored = store
+        .restore(&mut pipeline, wall_clock())
+        .await
+        .with_context(|| format!("cannot restore the SLI windows from {}", db.url))?;
+    for (outcome, n) in [
+        ("restored", restored.count_rows + restored.latency_rows),
+        ("unknown_journey", restored.unknown_journey_rows),
+        ("too_old", restored.too_old_rows),
+        ("corrupt", restored.corrupt.len() as u64),
+    ] {
+        storage_metrics
+            .restored_rows
+            .get_or_create(&engine::store::flusher::OutcomeLabels { outcome })
+            .inc_by(n);
+    }
+    for problem in &restored.corrupt {
+        tracing::error!(%problem, "skipped a stored bucket that does not decode");
+    }
+    tracing::info!(
+        count_rows = restored.count_rows,
+        latency_rows = restored.latency_rows,
+        unknown_journey_rows = restored.unknown_journey_rows,
+        unknown_series = restored.unknown_series,
+        too_old_rows = restored.too_old_rows,
+        elapsed = ?started.elapsed(),
+        "restored the SLI windows"
+    );
+    let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
     metrics.register(&mut registry);
+    storage_metrics.register(&mut registry);
     registry.register_collector(Box::new(PipelineCollector {
         pipeline: pipeline.clone(),
     }));
@@ -125,6 +161,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%api_addr, "API, /metrics and dashboards");
     let app = http::app(http::AppState {
         registry: Arc::new(registry),
+        pipeline: pipeline.clone(),
+        slos: Arc::new(config.alerting.slos.clone()),
+        policies: Arc::new(config.alerting.policies.clone()),
     });
     tasks.spawn({
         let shutdown = stop.clone().cancelled_owned();
@@ -145,19 +184,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    let flush_stop = CancellationToken::new();
+    let flusher = tokio::spawn(
+        Flusher::new(store, pipeline.clone(), storage_metrics).run(config.storage.flush_interval.0, flush_stop.clone()),
+    );
+
+    let mut failed = None;
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         Some(result) = tasks.join_next() => {
-            stop.cancel();
-            result.context("a server task panicked")?.context("a server stopped")?;
+            failed = Some(result.context("a server task panicked").and_then(|r| r.context("a server stopped")));
         }
     }
     stop.cancel();
     while let Some(result) = tasks.join_next().await {
-        result
-            .context("a server task panicked")?
-            .context("a server failed while stopping")?;
+        if let Err(e) = result
+            .context("a server task panicked")
+            .and_then(|r| r.context("a server failed while stopping"))
+        {
+            failed.get_or_insert(Err(e));
+        }
     }
+    // Nothing arrives any more: judge the open traces on what they hold, then store everything.
+    pipeline.lock().expect("pipeline lock poisoned").close_all();
+    flush_stop.cancel();
+    let stored = flusher.await.context("the flusher panicked")?;
+    if let Some(Err(e)) = failed {
+        return Err(e);
+    }
+    anyhow::ensure!(stored, "stopped without storing the last counts (see the log)");
+    tracing::info!("stopped; everything counted is stored");
     Ok(())
 }
 

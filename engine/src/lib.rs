@@ -8,4 +8,5 @@ pub mod decode;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
+pub mod store;
 pub mod synth;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use slis::journey::Journeys;
 use slis::slo::Slo;
-use slis::window::{Counts, JourneyWindows, Recorded, RootSample, Window};
+use slis::window::{Changes, Counts, JourneyWindows, Recorded, RestoreError, RootSample};
 use slis::{Span, SpanKind, Timestamp};
 
 use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
@@ -18,6 +18,25 @@ use crate::metrics::{EngineMetrics, ReasonLabels, ReceiverLabels, ResultLabels};
 
 /// How long SLI buckets are kept beyond the longest SLO period.
 pub const RETENTION_MARGIN: Duration = Duration::from_secs(86_400);
+
+/// The storage key of the window slot that counts every root of a journey (bad = error), after
+/// the slots of its SLOs.
+pub const ROOTS_SERIES: &str = "roots";
+
+/// The storage key of an SLO's window slot: its name and what it counts, so that changing an
+/// SLO's threshold or kind starts a new series instead of reusing counts judged differently.
+pub fn series_key(slo: &Slo) -> String {
+    format!("{} ({})", slo.name, slo.sli)
+}
+
+/// What one flush writes: every journey's changed buckets, and the lifetime counts of every SLO
+/// once they are stored (see [`Pipeline::committed`]).
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// (journey index, its changes); journeys without changes are left out.
+    pub journeys: Vec<(usize, Changes)>,
+    pub totals: Vec<Counts>,
+}
 
 /// Where spans came from; the `receiver` label of the engine's metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,8 +112,10 @@ pub struct Pipeline {
     slots: Vec<(usize, usize)>,
     slo_names: Vec<String>,
     windows: Vec<JourneyWindows>,
-    /// Weighted roots recorded per journey since start.
-    roots: Vec<u64>,
+    /// Per journey, the storage key of each window slot: its SLOs' then [`ROOTS_SERIES`].
+    series: Vec<Vec<String>>,
+    /// Per SLO, its lifetime counts as of the last stored flush.
+    committed: Vec<Counts>,
     assembler: Assembler,
     rules: ClockRules,
     max_buffered_spans: usize,
@@ -107,23 +128,33 @@ impl Pipeline {
     pub fn new(journeys: Journeys, slos: &[Slo], ingest: &IngestConfig, metrics: Arc<EngineMetrics>) -> Self {
         let retention = slos.iter().map(|s| s.period.max_span()).max().unwrap_or(Duration::ZERO) + RETENTION_MARGIN;
         let mut per_journey: Vec<Vec<slis::window::Sli>> = vec![Vec::new(); journeys.0.len()];
+        let mut series: Vec<Vec<String>> = vec![Vec::new(); journeys.0.len()];
         let slots = slos
             .iter()
             .map(|s| {
                 per_journey[s.journey].push(s.sli.window_sli());
+                series[s.journey].push(series_key(s));
                 (s.journey, per_journey[s.journey].len() - 1)
             })
             .collect();
+        // The last slot of every journey counts all its roots (bad = error).
         let windows = per_journey
             .into_iter()
-            .map(|slis| JourneyWindows::new(slis, retention))
+            .map(|mut slis| {
+                slis.push(slis::window::Sli::Error);
+                JourneyWindows::new(slis, retention)
+            })
             .collect();
+        for keys in &mut series {
+            keys.push(ROOTS_SERIES.to_owned());
+        }
         Pipeline {
-            roots: vec![0; journeys.0.len()],
             journeys,
             slots,
             slo_names: slos.iter().map(|s| s.name.clone()).collect(),
             windows,
+            series,
+            committed: vec![Counts::default(); slos.len()],
             // Remember as many closed trace ids as a quarter of the span budget, to spot late spans.
             assembler: Assembler::new(ingest.trace_idle.0, (ingest.max_buffered_spans / 4).max(1_024)),
             rules: ClockRules {
@@ -261,10 +292,7 @@ impl Pipeline {
     /// Records a root sample; returns 1 when the window refused it as older than its retention.
     fn record_root(&mut self, journey: usize, sample: &RootSample) -> u64 {
         match self.windows[journey].record_root(sample) {
-            Recorded::Counted => {
-                self.roots[journey] = self.roots[journey].saturating_add(sample.weight as u64);
-                0
-            }
+            Recorded::Counted => 0,
             Recorded::TooOld => 1,
         }
     }
@@ -359,36 +387,113 @@ impl Pipeline {
         &self.journeys
     }
 
-    /// Weighted roots recorded per journey since start.
-    pub fn root_counts(&self) -> &[u64] {
-        &self.roots
+    /// Weighted roots (total) and error roots (bad) per journey, over the windows' lifetime.
+    pub fn root_counts(&self) -> impl Iterator<Item = Counts> + '_ {
+        self.windows.iter().map(|w| w.lifetime(w.slots() - 1))
     }
 
-    /// Per SLO (in config order): its name, its journey's index, and its counts since start.
-    pub fn slo_totals(&self, now: Timestamp) -> impl Iterator<Item = (&str, usize, Counts)> + '_ {
+    /// Per SLO (in config order): its name, its journey's index, and its weighted counts over the
+    /// windows' lifetime (since start, or since the history restored at start).
+    pub fn slo_totals(&self) -> impl Iterator<Item = (&str, usize, Counts)> + '_ {
         self.slots
             .iter()
             .zip(&self.slo_names)
-            .map(move |(&(journey, slot), name)| {
-                (
-                    name.as_str(),
-                    journey,
-                    self.windows[journey].counts(slot, Window::Since(Timestamp::EPOCH), now),
-                )
+            .map(move |(&(journey, slot), name)| (name.as_str(), journey, self.windows[journey].lifetime(slot)))
+    }
+
+    /// The window slot of SLO `slo` (an index into the config's SLOs) in its journey's windows.
+    pub fn slot(&self, slo: usize) -> usize {
+        self.slots[slo].1
+    }
+
+    /// Per SLO (in config order): what it counted that is not stored yet.
+    pub fn unflushed(&self) -> impl Iterator<Item = Counts> + '_ {
+        self.slo_totals()
+            .zip(&self.committed)
+            .map(|((_, _, now), then)| Counts {
+                total: now.total.saturating_sub(then.total),
+                bad: now.bad.saturating_sub(then.bad),
             })
+    }
+
+    /// The storage keys of journey `journey`'s window slots.
+    pub fn series(&self, journey: usize) -> &[String] {
+        &self.series[journey]
+    }
+
+    /// The journeys' windows, for queries.
+    pub fn windows(&self) -> &[JourneyWindows] {
+        &self.windows
+    }
+
+    /// Takes every bucket changed since the previous drain, for a flush.
+    pub fn drain_changes(&mut self) -> Drained {
+        let mut journeys = Vec::new();
+        for (j, w) in self.windows.iter_mut().enumerate() {
+            let mut changes = Changes::default();
+            w.take_changes(&mut changes);
+            if !changes.is_empty() {
+                journeys.push((j, changes));
+            }
+        }
+        Drained {
+            journeys,
+            totals: self.slo_totals().map(|(_, _, c)| c).collect(),
+        }
+    }
+
+    /// A flush holding every drain up to the one that gave `totals` is stored.
+    pub fn committed(&mut self, totals: Vec<Counts>) {
+        self.committed = totals;
+    }
+
+    /// The oldest instant any journey keeps: stored rows ending before it may be deleted.
+    pub fn retained_from(&self) -> Option<Timestamp> {
+        self.windows.iter().map(JourneyWindows::retained_from).min()
+    }
+
+    /// Starts restoring stored buckets: moves every window's clock to `now`.
+    pub fn begin_restore(&mut self, now: Timestamp) {
+        for w in &mut self.windows {
+            w.advance(now);
+        }
+    }
+
+    /// Restores one stored count bucket of a journey (`counts` by slot, see [`series`](Self::series)).
+    pub fn restore_counts(&mut self, journey: usize, start: Timestamp, width: Duration, counts: &[Counts]) -> Recorded {
+        self.windows[journey].restore_counts(start, width, counts)
+    }
+
+    /// Restores one stored latency histogram of a journey.
+    pub fn restore_latencies(
+        &mut self,
+        journey: usize,
+        start: Timestamp,
+        width: Duration,
+        encoded: &[u8],
+    ) -> Result<Recorded, RestoreError> {
+        self.windows[journey].restore_latencies(start, width, encoded)
+    }
+
+    /// Ends a restore: merges and evicts as of `now`; what was restored counts as stored.
+    pub fn finish_restore(&mut self, now: Timestamp) {
+        for w in &mut self.windows {
+            w.advance(now);
+        }
+        self.committed = self.slo_totals().map(|(_, _, c)| c).collect();
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use slis::journey::{AttrMatcher, Journey, RootMatcher};
     use slis::slo::{Period, SliKind};
     use slis::{AttrValue, SpanId, StatusCode, TraceId};
 
-    const T0: i64 = 1_780_000_000; // seconds
+    pub(crate) const T0: i64 = 1_780_000_000; // seconds
 
-    fn journeys() -> Journeys {
+    pub(crate) fn journeys() -> Journeys {
         Journeys(vec![Journey {
             name: "checkout".into(),
             root: RootMatcher {
@@ -402,7 +507,7 @@ mod tests {
         }])
     }
 
-    fn slos() -> Vec<Slo> {
+    pub(crate) fn slos() -> Vec<Slo> {
         let slo = |name: &str, sli| Slo {
             name: name.into(),
             journey: 0,
@@ -424,7 +529,7 @@ mod tests {
         ]
     }
 
-    fn pipeline(max_buffered_spans: usize) -> (Pipeline, Arc<EngineMetrics>) {
+    pub(crate) fn pipeline(max_buffered_spans: usize) -> (Pipeline, Arc<EngineMetrics>) {
         let metrics = Arc::new(EngineMetrics::default());
         let ingest = IngestConfig {
             trace_idle: Duration::from_secs(30).into(),
@@ -435,7 +540,7 @@ mod tests {
     }
 
     /// A span of trace `t`, id `id`, ending `end_ms` after T0 and lasting `ms`.
-    fn span(t: u8, id: u8, parent: Option<u8>, service: &str, end_ms: i64, ms: i64) -> Span {
+    pub(crate) fn span(t: u8, id: u8, parent: Option<u8>, service: &str, end_ms: i64, ms: i64) -> Span {
         let end = Timestamp::from_unix_millis(T0 * 1_000 + end_ms);
         Span {
             trace_id: TraceId([t; 16]),
@@ -452,14 +557,12 @@ mod tests {
         }
     }
 
-    fn now(s: i64) -> Timestamp {
+    pub(crate) fn now(s: i64) -> Timestamp {
         Timestamp::from_unix_secs(T0 + s)
     }
 
-    fn totals(p: &Pipeline, at: i64) -> Vec<(String, u64, u64)> {
-        p.slo_totals(now(at))
-            .map(|(n, _, c)| (n.to_owned(), c.total, c.bad))
-            .collect()
+    fn totals(p: &Pipeline, _at: i64) -> Vec<(String, u64, u64)> {
+        p.slo_totals().map(|(n, _, c)| (n.to_owned(), c.total, c.bad)).collect()
     }
 
     #[test]
@@ -488,7 +591,7 @@ mod tests {
                 first_rejection: None
             }
         );
-        assert_eq!(p.root_counts(), [4]);
+        assert_eq!(p.root_counts().map(|c| (c.total, c.bad)).collect::<Vec<_>>(), [(4, 1)]);
         assert_eq!(
             totals(&p, 1),
             [

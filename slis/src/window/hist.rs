@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 use super::LIVE_BUCKETS;
+use super::persist::Dirty;
 use super::tiers::{HIST_TIER_COUNT, HIST_WIDTHS, floor_to, hist_tier_starts};
 
 /// Histogram values are microseconds from 1 µs to 1 h; larger values clamp to 1 h.
@@ -106,6 +107,8 @@ pub(super) struct Latencies {
     newest_width: u64,
     /// A reset histogram whose allocation the next live bucket reuses.
     spare: Option<Box<Histogram<u64>>>,
+    /// Which buckets changed since the last `take_changes`.
+    pub(super) dirty: Dirty,
 }
 
 impl Latencies {
@@ -117,6 +120,7 @@ impl Latencies {
             newest_start: i64::MIN,
             newest_width: 0,
             spare: None,
+            dirty: Dirty::default(),
         }
     }
 
@@ -128,6 +132,7 @@ impl Latencies {
             && let Some(BucketHist::Live(h)) = self.hists.last_mut()
         {
             h.saturating_record_n(micros, weight);
+            self.dirty.newest = true;
             return;
         }
         self.record_slow(at, micros, weight);
@@ -139,6 +144,7 @@ impl Latencies {
     #[cold]
     fn record_slow(&mut self, at: i64, micros: u64, weight: u64) {
         let i = self.bucket_for(at);
+        self.dirty.touch(&self.starts, i);
         let mut h = self.open(i);
         h.saturating_record_n(micros, weight);
         self.hists[i] = BucketHist::Live(h);
@@ -157,18 +163,24 @@ impl Latencies {
 
     /// Where the bucket starting at `start` ends: the next boundary of its tier (only the bucket
     /// that `floor_to` saturated at `i64::MIN` is shorter than its width).
-    fn end_of(&self, start: i64) -> i64 {
+    pub(super) fn end_of(&self, start: i64) -> i64 {
         let width = self.width_of(start);
         start.saturating_add(width - start.rem_euclid(width))
     }
 
+    /// The start of the bucket holding `at` under the current tier boundaries.
+    pub(super) fn bucket_start(&self, at: i64) -> i64 {
+        floor_to(at, self.width_of(at))
+    }
+
     /// The index of the bucket holding `at`, created if needed.
-    fn bucket_for(&mut self, at: i64) -> usize {
-        let start = floor_to(at, self.width_of(at));
+    pub(super) fn bucket_for(&mut self, at: i64) -> usize {
+        let start = self.bucket_start(at);
         let p = self.starts.partition_point(|&s| s < start);
         if self.starts.get(p) == Some(&start) {
             return p;
         }
+        self.dirty.settle(&self.starts);
         self.starts.insert(p, start);
         self.hists.insert(p, BucketHist::empty());
         if p + 1 == self.starts.len() {
@@ -220,6 +232,7 @@ impl Latencies {
     fn regroup(&mut self, lo: i64, hi: i64) {
         let a = self.starts.partition_point(|&s| s < lo);
         let b = self.starts.partition_point(|&s| s < hi);
+        self.dirty.settle(&self.starts);
         let mut de = Deserializer::new();
         let (mut starts, mut hists) = (Vec::with_capacity(b - a), Vec::with_capacity(b - a));
         let mut i = a;
@@ -228,6 +241,7 @@ impl Latencies {
             let end = self.end_of(self.starts[i]);
             let j = i + self.starts[i..b].partition_point(|&s| s < end);
             starts.push(start);
+            self.dirty.mark(start);
             if j == i + 1 && start == self.starts[i] {
                 hists.push(mem::replace(&mut self.hists[i], BucketHist::empty()));
                 i = j;
@@ -263,6 +277,7 @@ impl Latencies {
         if k == 0 {
             return;
         }
+        self.dirty.settle(&self.starts);
         self.starts.drain(..k);
         for h in self.hists.drain(..k).collect::<Vec<_>>() {
             if let BucketHist::Live(h) = h {
@@ -282,7 +297,7 @@ impl Latencies {
     }
 
     /// Takes bucket `i`'s histogram out as a live one (its slot is left empty).
-    fn open(&mut self, i: usize) -> Box<Histogram<u64>> {
+    pub(super) fn open(&mut self, i: usize) -> Box<Histogram<u64>> {
         match mem::replace(&mut self.hists[i], BucketHist::empty()) {
             BucketHist::Live(h) => h,
             BucketHist::Packed(bytes) => {
@@ -294,7 +309,7 @@ impl Latencies {
     }
 
     /// Compresses bucket `i`'s histogram if it is live, keeping the allocation for reuse.
-    fn close(&mut self, i: usize) {
+    pub(super) fn close(&mut self, i: usize) {
         let BucketHist::Live(h) = &self.hists[i] else {
             return;
         };

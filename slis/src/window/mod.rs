@@ -59,6 +59,7 @@
 //! and 660 KiB at 20,000 (the `window/31_days` bench prints them).
 
 mod hist;
+mod persist;
 #[cfg(test)]
 mod tests;
 mod tiers;
@@ -70,6 +71,8 @@ use hdrhistogram::Histogram;
 
 use crate::time::{Timestamp, duration_nanos};
 use hist::Latencies;
+use persist::Dirty;
+pub use persist::{Changes, CountBucket, LatencyBucket, RestoreError};
 use tiers::{COARSE_NANOS, FINE_KEEP_NANOS, FINE_NANOS, floor_to};
 pub use tiers::{HISTOGRAM_TIERS, Keep, TIERS, Tier};
 
@@ -171,6 +174,8 @@ pub struct JourneyWindows {
     clock: i64,
     /// The latency histograms, in buckets of their own tiers.
     lat: Latencies,
+    /// Which count buckets changed since the last [`take_changes`](Self::take_changes).
+    dirty: Dirty,
 }
 
 impl JourneyWindows {
@@ -214,6 +219,7 @@ impl JourneyWindows {
             newest_width: 0,
             clock: i64::MIN,
             lat: Latencies::new(),
+            dirty: Dirty::default(),
         }
     }
 
@@ -227,6 +233,7 @@ impl JourneyWindows {
         let Some(i) = self.bucket_for(at) else {
             return Recorded::TooOld;
         };
+        self.dirty.touch(&self.starts, i);
         let w = u64::from(s.weight);
         let n = self.slis.len();
         let (rules, cum) = (&self.root_rules, &mut self.cum);
@@ -251,6 +258,7 @@ impl JourneyWindows {
         let Some(i) = self.bucket_for(at) else {
             return Recorded::TooOld;
         };
+        self.dirty.touch(&self.starts, i);
         let n = self.slis.len();
         let mut row = i * n;
         while row < self.cum.len() {
@@ -297,6 +305,21 @@ impl JourneyWindows {
         Counts {
             total,
             bad: end.bad.saturating_sub(before.bad).min(total),
+        }
+    }
+
+    /// The number of SLO slots.
+    pub fn slots(&self) -> usize {
+        self.slis.len()
+    }
+
+    /// Weighted counts of SLO `slo` over the store's whole life (since it was created or
+    /// restored), evicted buckets included: it never decreases.
+    pub fn lifetime(&self, slo: usize) -> Counts {
+        let n = self.slis.len();
+        match self.cum.len().checked_sub(n) {
+            Some(last) if slo < n => self.cum[last + slo],
+            _ => self.base.get(slo).copied().unwrap_or_default(),
         }
     }
 
@@ -367,6 +390,7 @@ impl JourneyWindows {
         if self.starts.get(p) == Some(&start) {
             return Some(p);
         }
+        self.dirty.settle(&self.starts);
         let n = self.slis.len();
         let before: Vec<Counts> = if p == 0 {
             self.base.to_vec()
@@ -395,12 +419,14 @@ impl JourneyWindows {
         if a == b {
             return;
         }
+        self.dirty.settle(&self.starts);
         let n = self.slis.len();
         let (mut starts, mut cum) = (Vec::new(), Vec::new());
         let mut i = a;
         while i < b {
             let hour = floor_to(self.starts[i], COARSE_NANOS);
             let j = i + self.starts[i..b].partition_point(|&s| s < hour.saturating_add(COARSE_NANOS));
+            self.dirty.mark(hour);
             starts.push(hour);
             cum.extend_from_slice(&self.cum[(j - 1) * n..j * n]);
             i = j;
@@ -415,6 +441,7 @@ impl JourneyWindows {
         if k == 0 {
             return;
         }
+        self.dirty.settle(&self.starts);
         let n = self.slis.len();
         self.base.copy_from_slice(&self.cum[(k - 1) * n..k * n]);
         self.starts.drain(..k);

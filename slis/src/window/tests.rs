@@ -931,6 +931,7 @@ fn check_any_order(ops: Vec<Op>, retention: Duration, windows: &[Window]) -> Res
         Sli::Error,
     ];
     let mut w = JourneyWindows::new(slis.clone(), retention);
+    let mut stored = Stored::default();
     let (mut counted, mut in_hist) = (Vec::new(), Vec::new());
     let mut latest = origin;
     for (sample, advance_to) in ops {
@@ -954,9 +955,12 @@ fn check_any_order(ops: Vec<Op>, retention: Duration, windows: &[Window]) -> Res
                 }
                 latest = latest.max(s.at);
             }
+            // Every fourth advance is a flush instead, between samples.
+            None if advance_to % 4 == 0 => stored.flush(&mut w),
             None => {
                 let now = origin + Duration::from_secs(advance_to);
                 w.advance(now);
+                stored.flush(&mut w);
                 // Samples in evicted buckets are gone for good.
                 let keep = w.keep_from;
                 counted.retain(|s| s.at.unix_nanos() >= keep);
@@ -993,7 +997,80 @@ fn check_any_order(ops: Vec<Op>, retention: Duration, windows: &[Window]) -> Res
     let all: u64 = in_hist.iter().map(|s| u64::from(s.weight)).sum();
     prop_assert_eq!(w.latency_histogram(Window::Since(Timestamp::EPOCH), latest).len(), all);
     prop_assert!(w.lat.buckets().1 <= LIVE_BUCKETS);
+
+    // What the changes wrote, restored into a new store, answers every window as the original.
+    w.advance(latest);
+    stored.flush(&mut w);
+    let mut none = Changes::default();
+    w.take_changes(&mut none);
+    prop_assert!(none.is_empty(), "a second take reports nothing: {:?}", none);
+    let mut r = stored.restore(&slis, retention, latest);
+    for now in [latest, latest - 37 * MINUTE, latest - 2 * DAY] {
+        for &window in windows.iter().chain(&[Window::Since(Timestamp::EPOCH)]) {
+            for slo in 0..2 {
+                let (got, want) = (r.counts(slo, window, now), w.counts(slo, window, now));
+                prop_assert_eq!(got, want, "restored counts of SLO {} over {:?} at {}", slo, window, now);
+            }
+            prop_assert!(
+                r.latency_histogram(window, now) == w.latency_histogram(window, now),
+                "restored histogram of {:?} at {}",
+                window,
+                now
+            );
+        }
+    }
+    // Restoring reports exactly the buckets it merged; storing them and restoring again is stable.
+    stored.flush(&mut r);
+    let again = stored.restore(&slis, retention, latest);
+    for &window in windows {
+        prop_assert_eq!(again.counts(0, window, latest), r.counts(0, window, latest));
+        prop_assert!(again.latency_histogram(window, latest) == r.latency_histogram(window, latest));
+    }
     Ok(())
+}
+
+/// A store of the rows [`JourneyWindows::take_changes`] reports, kept as a database would: a
+/// bucket replaces the rows inside its span.
+#[derive(Debug, Default)]
+struct Stored {
+    counts: std::collections::BTreeMap<i64, CountBucket>,
+    latencies: std::collections::BTreeMap<i64, LatencyBucket>,
+}
+
+impl Stored {
+    fn flush(&mut self, w: &mut JourneyWindows) {
+        let mut changes = Changes::default();
+        w.take_changes(&mut changes);
+        for b in changes.counts {
+            let (s, e) = (b.start.unix_nanos(), (b.start + b.width).unix_nanos());
+            self.counts.retain(|&k, _| !(s..e).contains(&k));
+            self.counts.insert(s, b);
+        }
+        for b in changes.latencies {
+            let (s, e) = (b.start.unix_nanos(), (b.start + b.width).unix_nanos());
+            self.latencies.retain(|&k, _| !(s..e).contains(&k));
+            self.latencies.insert(s, b);
+        }
+        // Retention, as a database deletes rows: those ending at or before the horizon.
+        let horizon = w.retained_from().unix_nanos();
+        self.counts.retain(|_, b| (b.start + b.width).unix_nanos() > horizon);
+        self.latencies.retain(|_, b| (b.start + b.width).unix_nanos() > horizon);
+    }
+
+    fn restore(&self, slis: &[Sli], retention: Duration, clock: Timestamp) -> JourneyWindows {
+        let mut w = JourneyWindows::new(slis.to_vec(), retention);
+        w.advance(clock);
+        for b in self.counts.values() {
+            let _ = w.restore_counts(b.start, b.width, &b.counts);
+        }
+        for b in self.latencies.values() {
+            let _ = w
+                .restore_latencies(b.start, b.width, &b.encoded)
+                .expect("stored histograms decode");
+        }
+        w.advance(clock);
+        w
+    }
 }
 
 /// Latency distributions in whole microseconds (≥ 1 µs, ≤ 1 h), heavy tails included.
@@ -1136,4 +1213,98 @@ proptest! {
         }
         prop_assert!(w.memory_bytes() > 0);
     }
+}
+
+#[test]
+fn changes_report_whole_buckets_once_and_restore_puts_them_back() {
+    let slis = vec![
+        Sli::Latency {
+            threshold_nanos: 300_000_000,
+        },
+        Sli::Error,
+    ];
+    let mut w = JourneyWindows::new(slis.clone(), 32 * DAY);
+    w.advance(t("12:00:00"));
+    let ms = Duration::from_millis;
+    for (at, latency, error) in [
+        ("12:00:10", ms(100), false),
+        ("12:00:50", ms(400), true),
+        ("12:01:05", ms(200), false),
+    ] {
+        assert_eq!(w.record_root(&root(t(at), latency, error, 1)), Recorded::Counted);
+    }
+    let mut ch = Changes::default();
+    w.take_changes(&mut ch);
+    let starts: Vec<_> = ch.counts.iter().map(|b| (b.start, b.width, b.counts.clone())).collect();
+    assert_eq!(
+        starts,
+        [
+            (t("12:00:00"), MINUTE, vec![c(2, 1), c(2, 1)]),
+            (t("12:01:00"), MINUTE, vec![c(1, 0), c(1, 0)]),
+        ]
+    );
+    assert_eq!(ch.latencies.len(), 2);
+    // The newest histograms are live: plain V2 (cookie 0x1c849313), no deflate.
+    assert_eq!(ch.latencies[1].encoded[..4], [0x1c, 0x84, 0x93, 0x13]);
+
+    // Nothing new: nothing reported. A late sample reports its bucket alone, whole.
+    let mut ch = Changes::default();
+    w.take_changes(&mut ch);
+    assert!(ch.is_empty());
+    let _ = w.record_completeness(t("12:00:30"), false, 3);
+    let _ = w.record_root(&root(t("12:00:20"), ms(900), false, 1));
+    w.take_changes(&mut ch);
+    assert_eq!(ch.counts.len(), 1);
+    assert_eq!(ch.counts[0].counts, [c(3, 2), c(3, 1)]);
+
+    // Seven hours on, the minute buckets of 12:00 merge into an hour bucket: it is reported
+    // whole (so a store replaces the minute rows), the histograms' hour bucket too.
+    w.advance(t("19:00:30"));
+    let mut ch = Changes::default();
+    w.take_changes(&mut ch);
+    assert_eq!(
+        ch.counts,
+        [CountBucket {
+            start: t("12:00:00"),
+            width: HOUR,
+            counts: vec![c(4, 2), c(4, 1)],
+        }]
+    );
+    assert_eq!((ch.latencies[0].start, ch.latencies[0].width), (t("12:00:00"), HOUR));
+    // Packed histograms are V2 + deflate (cookie 0x1c849314).
+    assert_eq!(ch.latencies[0].encoded[..4], [0x1c, 0x84, 0x93, 0x14]);
+
+    // Restored from the hour rows, the store answers as before.
+    let mut r = JourneyWindows::new(slis, 32 * DAY);
+    r.advance(t("19:00:30"));
+    assert_eq!(
+        r.restore_counts(ch.counts[0].start, HOUR, &ch.counts[0].counts),
+        Recorded::Counted
+    );
+    let b = &ch.latencies[0];
+    assert_eq!(r.restore_latencies(b.start, b.width, &b.encoded), Ok(Recorded::Counted));
+    r.advance(t("19:00:30"));
+    let now = t("19:00:30");
+    assert_eq!(r.counts(0, Window::Last(DAY), now), c(4, 2));
+    assert_eq!(
+        r.percentiles(Window::Last(DAY), now),
+        w.percentiles(Window::Last(DAY), now)
+    );
+    let mut none = Changes::default();
+    r.take_changes(&mut none);
+    assert!(
+        none.is_empty(),
+        "rows restored into buckets of their own span are not reported again"
+    );
+
+    // Rows past the retention are refused; bytes that are not a histogram are an error.
+    assert_eq!(
+        r.restore_counts(t("12:00:00") - 40 * DAY, HOUR, &[c(1, 0)]),
+        Recorded::TooOld
+    );
+    let err = r
+        .restore_latencies(t("13:00:00"), HOUR, b"not a histogram")
+        .unwrap_err();
+    assert_eq!(err.start, t("13:00:00"));
+    assert!(err.to_string().contains("not an HDR V2 histogram"), "{err}");
 }

@@ -197,68 +197,20 @@ pub fn local_actor() -> String {
 mod tests {
     use super::*;
 
-    /// A database of each backend for one test: a SQLite file in a fresh directory, and a fresh
-    /// database on the real PostgreSQL (`$TRACEBUDGET_TEST_POSTGRES`, default
-    /// postgres://postgres@127.0.0.1:5432/test), dropped afterwards. A missing PostgreSQL fails the
-    /// test: `bash .ci/run` starts (or installs) it first.
-    struct Databases {
-        sqlite_dir: std::path::PathBuf,
-        pg_admin: String,
-        pg_name: String,
-    }
-
-    impl Databases {
-        async fn new(tag: &str) -> Databases {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let unique = format!("{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-            let sqlite_dir = std::env::temp_dir().join(format!("tracebudget-db-{unique}"));
-            std::fs::create_dir_all(&sqlite_dir).unwrap();
-            let pg_admin = std::env::var("TRACEBUDGET_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-            // Digits and underscores only: safe to splice into CREATE/DROP DATABASE.
-            let pg_name = format!("tracebudget_test_{unique}");
-            let admin = Db::open(&pg_admin)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test ({e}); `bash .ci/run` starts it"));
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}")))
-                .execute(&admin.pool)
-                .await
-                .unwrap();
-            Databases {
-                sqlite_dir,
-                pg_admin,
-                pg_name,
-            }
-        }
-
-        fn urls(&self) -> [String; 2] {
-            let (base, _) = self.pg_admin.rsplit_once('/').unwrap();
-            [
-                format!("sqlite://{}/tracebudget.db", self.sqlite_dir.display()),
-                format!("{base}/{}", self.pg_name),
-            ]
-        }
-
-        async fn drop(self) {
-            let admin = Db::open(&self.pg_admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.pg_name
-            )))
-            .execute(&admin.pool)
-            .await
-            .unwrap();
-            let _ = std::fs::remove_dir_all(&self.sqlite_dir);
-        }
-    }
+    use crate::store::testing::Databases;
 
     #[tokio::test]
     async fn migrations_apply_once_on_both_backends() {
         let dbs = Databases::new("migrate").await;
         for url in dbs.urls() {
             let db = Db::open(&url).await.unwrap();
-            assert_eq!(db.migrate().await.unwrap(), ["1 config versions"], "{url}");
+            // An old binary knew only the first migration; a new one on its database adds the rest.
+            let old = Migrator {
+                migrations: std::borrow::Cow::Owned(db.migrator().migrations[..1].to_vec()),
+                ..Migrator::DEFAULT
+            };
+            old.run(&db.pool).await.unwrap();
+            assert_eq!(db.migrate().await.unwrap(), ["2 sli buckets"], "{url}");
             assert_eq!(db.migrate().await.unwrap(), Vec::<String>::new(), "{url}: idempotent");
             // A second process opening the same database later finds nothing to do either.
             db.pool.close().await;

@@ -1,0 +1,306 @@
+//! What a store needs to persist the windows: which buckets changed since the last call
+//! ([`JourneyWindows::take_changes`]) with their whole contents, and how to put stored buckets back
+//! ([`JourneyWindows::restore_counts`], [`JourneyWindows::restore_latencies`]).
+//!
+//! A change is the *absolute* content of a bucket, not a delta: writing it twice, or writing an
+//! older version first, leaves the same rows, so a store can retry a failed write, merge a failed
+//! batch with the next one, and keep the newest version of each bucket. A bucket wider than the
+//! finest tier (made by coarsening) replaces every stored row inside its span: the store deletes
+//! those rows when it writes it, which keeps the stored buckets coarsened like the ones in memory.
+//! Evicted buckets are not reported; the store deletes rows past the retention on its own.
+//!
+//! Tracking costs the hot path one store: a sample in the newest bucket sets a flag; a sample in
+//! any other bucket, a new bucket, a merge or an eviction records an instant (deduplicated, and
+//! compacted so it never outgrows the number of buckets by much).
+
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+
+use super::hist::{BucketHist, add};
+use super::{Counts, JourneyWindows, Recorded};
+use crate::time::{Timestamp, duration_nanos};
+
+/// A count bucket as stored: its span and, per SLO slot, the counts of that bucket alone (not
+/// cumulative).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountBucket {
+    pub start: Timestamp,
+    pub width: Duration,
+    /// `counts[i]` belongs to SLO slot `i` of [`JourneyWindows::new`].
+    pub counts: Vec<Counts>,
+}
+
+/// A latency histogram bucket as stored: hdrhistogram's V2 encoding (deflated for closed buckets,
+/// plain for the newest, which are rewritten often); empty when the bucket holds no sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatencyBucket {
+    pub start: Timestamp,
+    pub width: Duration,
+    pub encoded: Vec<u8>,
+}
+
+/// The buckets that changed since the previous [`JourneyWindows::take_changes`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub counts: Vec<CountBucket>,
+    pub latencies: Vec<LatencyBucket>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.latencies.is_empty()
+    }
+}
+
+/// A stored histogram that does not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreError {
+    pub start: Timestamp,
+    pub reason: String,
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "latency histogram of the bucket at {}: {}", self.start, self.reason)
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+/// The buckets of one series (counts or histograms) touched since the last take.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Dirty {
+    /// Instants inside changed buckets (a bucket's start when it was marked; after a merge it
+    /// lies inside the merged bucket, after an eviction in none).
+    instants: Vec<i64>,
+    /// The newest bucket changed (set on the fast path, resolved to its start by `settle`).
+    pub(super) newest: bool,
+    /// Length at which `instants` is next sorted and deduplicated.
+    compact_at: usize,
+}
+
+impl Dirty {
+    /// Bucket `i` of `starts` changed.
+    #[inline]
+    pub(super) fn touch(&mut self, starts: &[i64], i: usize) {
+        if i + 1 == starts.len() {
+            self.newest = true;
+        } else {
+            self.mark(starts[i]);
+        }
+    }
+
+    /// The bucket holding `at` changed.
+    pub(super) fn mark(&mut self, at: i64) {
+        if self.instants.last() == Some(&at) {
+            return;
+        }
+        self.instants.push(at);
+        if self.instants.len() >= self.compact_at.max(64) {
+            self.instants.sort_unstable();
+            self.instants.dedup();
+            self.compact_at = 2 * self.instants.len();
+        }
+    }
+
+    /// Call before the newest bucket changes (a new newest, a merge, an eviction): turns the
+    /// newest flag into its start.
+    pub(super) fn settle(&mut self, starts: &[i64]) {
+        if std::mem::take(&mut self.newest)
+            && let Some(&s) = starts.last()
+        {
+            self.mark(s);
+        }
+    }
+
+    /// The changed instants, sorted and unique; the set is empty afterwards.
+    fn take(&mut self, starts: &[i64]) -> Vec<i64> {
+        self.settle(starts);
+        let mut v = std::mem::take(&mut self.instants);
+        v.sort_unstable();
+        v.dedup();
+        self.compact_at = 0;
+        v
+    }
+}
+
+/// Indexes of the buckets holding `instants` (sorted), each once, given each bucket's end.
+fn holding(instants: &[i64], starts: &[i64], end_of: impl Fn(i64) -> i64) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for &t in instants {
+        let Some(i) = starts.partition_point(|&s| s <= t).checked_sub(1) else {
+            continue;
+        };
+        if t < end_of(starts[i]) && out.last() != Some(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn nanos(d: i64) -> Duration {
+    Duration::from_nanos(d.max(0) as u64)
+}
+
+impl JourneyWindows {
+    /// Moves every bucket changed since the previous call into `out` (appending), with its whole
+    /// content. See the module docs of `persist.rs` for what a store does with them.
+    pub fn take_changes(&mut self, out: &mut Changes) {
+        let n = self.slis.len();
+        let instants = self.dirty.take(&self.starts);
+        for i in holding(&instants, &self.starts, |s| s.saturating_add(self.count_width(s))) {
+            let end = &self.cum[i * n..(i + 1) * n];
+            let counts = (0..n)
+                .map(|slot| {
+                    let before = if i == 0 {
+                        self.base[slot]
+                    } else {
+                        self.cum[(i - 1) * n + slot]
+                    };
+                    Counts {
+                        total: end[slot].total.saturating_sub(before.total),
+                        bad: end[slot].bad.saturating_sub(before.bad),
+                    }
+                })
+                .collect();
+            out.counts.push(CountBucket {
+                start: Timestamp::from_unix_nanos(self.starts[i]),
+                width: nanos(self.count_width(self.starts[i])),
+                counts,
+            });
+        }
+        let lat = &mut self.lat;
+        let instants = lat.dirty.take(&lat.starts);
+        for i in holding(&instants, &lat.starts, |s| lat.end_of(s)) {
+            let start = lat.starts[i];
+            let encoded = match &lat.hists[i] {
+                BucketHist::Packed(bytes) => bytes.to_vec(),
+                BucketHist::Live(h) if h.is_empty() => Vec::new(),
+                BucketHist::Live(h) => {
+                    let mut bytes = Vec::new();
+                    // Plain V2 (no deflate): the newest buckets are rewritten every flush.
+                    V2Serializer::new()
+                        .serialize(h, &mut bytes)
+                        .expect("a live histogram has a V2 encoding (counts below i64::MAX)");
+                    bytes
+                }
+            };
+            out.latencies.push(LatencyBucket {
+                start: Timestamp::from_unix_nanos(start),
+                width: nanos(lat.end_of(start) - start),
+                encoded,
+            });
+        }
+    }
+
+    /// Adds a stored count bucket back: its counts go to the bucket holding `start` under the
+    /// current tiers, so rows written before a coarsening merge as the memory would have. Call
+    /// [`advance`](Self::advance) with the clock first, restore every row (ascending starts are
+    /// fastest), then `advance` again. A row landing in a bucket of another span is reported by
+    /// the next [`take_changes`](Self::take_changes), so the store coarsens too; slots beyond the
+    /// store's SLOs are ignored and a bad count above the total is cut to it.
+    pub fn restore_counts(&mut self, start: Timestamp, width: Duration, counts: &[Counts]) -> Recorded {
+        let at = start.unix_nanos();
+        let Some(i) = self.bucket_for(at) else {
+            return Recorded::TooOld;
+        };
+        if self.starts[i] != at || self.count_width(at) != duration_nanos(width) {
+            self.dirty.mark(self.starts[i]);
+        }
+        let n = self.slis.len();
+        let mut row = i * n;
+        while row < self.cum.len() {
+            for (slot, c) in counts.iter().take(n).enumerate() {
+                let cell = &mut self.cum[row + slot];
+                cell.total = cell.total.saturating_add(c.total);
+                cell.bad = cell.bad.saturating_add(c.bad.min(c.total));
+            }
+            row += n;
+        }
+        Recorded::Counted
+    }
+
+    /// Adds a stored latency histogram back, like [`restore_counts`](Self::restore_counts). A row
+    /// that matches a bucket of the current tiers exactly is kept as it is (no decoding); one that
+    /// merges into a coarser bucket is decoded and added. Fails on bytes that are not a V2
+    /// histogram of this store's bounds.
+    pub fn restore_latencies(
+        &mut self,
+        start: Timestamp,
+        width: Duration,
+        encoded: &[u8],
+    ) -> Result<Recorded, RestoreError> {
+        let at = start.unix_nanos();
+        let lat = &mut self.lat;
+        if lat.end_of(lat.bucket_start(at)) <= self.keep_from {
+            return Ok(Recorded::TooOld);
+        }
+        let err = |reason: String| RestoreError { start, reason };
+        let h: Histogram<u64> = if encoded.is_empty() {
+            super::hist::new_histogram()
+        } else {
+            Deserializer::new()
+                .deserialize(&mut &encoded[..])
+                .map_err(|e| err(format!("not an HDR V2 histogram: {e:?}")))?
+        };
+        if h.low() != super::hist::LOWEST_MICROS
+            || h.high() != super::hist::HIGHEST_MICROS
+            || h.sigfig() != super::hist::SIGNIFICANT_FIGURES
+        {
+            return Err(err(format!(
+                "bounds {}..{} µs at {} significant figures, expected {}..{} at {}",
+                h.low(),
+                h.high(),
+                h.sigfig(),
+                super::hist::LOWEST_MICROS,
+                super::hist::HIGHEST_MICROS,
+                super::hist::SIGNIFICANT_FIGURES
+            )));
+        }
+        lat.restore(at, duration_nanos(width), encoded, &h);
+        Ok(Recorded::Counted)
+    }
+
+    /// The retention horizon (a whole hour): every bucket ending at or before it has been
+    /// evicted, so a store may delete its rows that end by then.
+    pub fn retained_from(&self) -> Timestamp {
+        Timestamp::from_unix_nanos(self.keep_from)
+    }
+
+    /// Width of the count bucket starting at `start`, in nanoseconds.
+    fn count_width(&self, start: i64) -> i64 {
+        if start < self.fine_from {
+            super::COARSE_NANOS
+        } else {
+            super::FINE_NANOS
+        }
+    }
+}
+
+impl super::hist::Latencies {
+    /// Puts a stored histogram back (see [`JourneyWindows::restore_latencies`]); `h` is `encoded`
+    /// decoded.
+    fn restore(&mut self, at: i64, width: i64, encoded: &[u8], h: &Histogram<u64>) {
+        let start = self.bucket_start(at);
+        let exists = self.starts.binary_search(&start).is_ok();
+        let i = self.bucket_for(at);
+        if !exists && start == at && self.end_of(start) - start == width && !encoded.is_empty() {
+            // Kept as stored; a live one comes from the plain encoding and is packed when it
+            // closes.
+            self.hists[i] = BucketHist::Packed(encoded.into());
+            return;
+        }
+        if start != at || self.end_of(start) - start != width || exists {
+            self.dirty.mark(start);
+        }
+        let mut live = self.open(i);
+        add(&mut live, h);
+        self.hists[i] = BucketHist::Live(live);
+        if i + super::LIVE_BUCKETS < self.starts.len() {
+            self.close(i);
+        }
+    }
+}
