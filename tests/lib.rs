@@ -778,3 +778,276 @@ mod tests {
         assert_eq!((r.status, r.body.as_str()), (503, "no"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The example config, loadgen and waiting on /metrics.
+
+/// The example config with this test's ports, a short `trace_idle` and its SQLite file in `dir`.
+pub fn example_config(
+    dir: &TempDir,
+    api: SocketAddr,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    zipkin: SocketAddr,
+) -> PathBuf {
+    let db = format!("sqlite://{}", dir.path().join("tracebudget.db").display());
+    example_config_with(dir, [api, grpc, http, zipkin], &db, &[])
+}
+
+/// The example config with these ports (API, gRPC, HTTP, Zipkin), storage URL and further
+/// `(from, to)` replacements of its text; `trace_idle` is 1 s.
+pub fn example_config_with(dir: &TempDir, ports: [SocketAddr; 4], storage: &str, replace: &[(&str, &str)]) -> PathBuf {
+    let [api, grpc, http, zipkin] = ports;
+    let mut text = std::fs::read_to_string(repo_root().join("examples/tracebudget.toml"))
+        .expect("example config")
+        .replace("listen = \"127.0.0.1:8080\"", &format!("listen = \"{api}\""))
+        .replace("otlp_grpc = \"0.0.0.0:4317\"", &format!("otlp_grpc = \"{grpc}\""))
+        .replace("otlp_http = \"0.0.0.0:4318\"", &format!("otlp_http = \"{http}\""))
+        .replace("zipkin = \"0.0.0.0:9411\"", &format!("zipkin = \"{zipkin}\""))
+        .replace("trace_idle = \"30s\"", "trace_idle = \"1s\"")
+        .replace("url = \"sqlite://tracebudget.db\"", &format!("url = \"{storage}\""));
+    for (from, to) in replace {
+        assert!(text.contains(from), "the example config has no {from:?}");
+        text = text.replace(from, to);
+    }
+    assert!(
+        text.contains(&format!("\"{api}\"")) && text.contains("\"1s\"") && text.contains(storage),
+        "the example config changed shape"
+    );
+    dir.write("tracebudget.toml", &text)
+}
+
+/// Runs `tracebudget loadgen ARGS` to its end (within `within`) and parses its tally.
+pub fn loadgen(args: &[&str], within: Duration) -> Json {
+    let out = output_within(Command::new(bin()).arg("loadgen").args(args), within);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Json::parse(stdout.trim()).unwrap_or_else(|e| panic!("loadgen printed no JSON ({e}):\n{stdout}"))
+}
+
+/// Polls /metrics until `done` holds or the deadline passes; returns the last scrape.
+pub fn wait_for(server: &mut Server, within: Duration, done: impl Fn(&Metrics) -> bool) -> Metrics {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = server.metrics();
+        if done(&m) || Instant::now() >= deadline {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Server {
+    /// Sends `signal` (e.g. `TERM`, `KILL`) and waits up to `within` for the process to end.
+    pub fn signal_and_wait(&mut self, signal: &str, within: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.pid());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop within {within:?} of SIG{signal}\n{}",
+                self.output_block()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL.
+
+/// The PostgreSQL server the tests use (`TRACEBUDGET_TEST_POSTGRES`, default
+/// `postgres://postgres@127.0.0.1:5432/test`), which `bash .ci/run` starts.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TRACEBUDGET_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Runs one statement with `psql` against `url`; panics with psql's message on failure (so a
+/// missing PostgreSQL fails the test).
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql ({e}); `bash .ci/run` installs PostgreSQL"));
+    assert!(
+        out.status.success(),
+        "psql {sql:?} on {url}: {}; `bash .ci/run` starts PostgreSQL",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh database on the test PostgreSQL server, dropped on drop.
+#[derive(Debug)]
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub fn new(tag: &str) -> PgDatabase {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tracebudget_e2e_{tag}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = postgres_admin_url();
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let (base, _) = admin.rsplit_once('/').expect("a database URL");
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &postgres_admin_url(),
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// A PostgreSQL server of this test's own (initdb in a temporary directory, a free port), so a
+/// test can stop and start it without disturbing others. Run as the `postgres` user when the
+/// tests run as root (PostgreSQL refuses root). Stopped and removed on drop.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    pub port: u16,
+    data: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    pub fn start(tag: &str) -> PrivatePostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's binaries under /usr/lib/postgresql (bash .ci/run installs them)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb under /usr/lib/postgresql/*/bin");
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let data = std::env::temp_dir().join(format!("tracebudget-pg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).unwrap();
+        let pg = PrivatePostgres {
+            port: free_addr().port(),
+            data,
+            bin,
+            as_postgres,
+        };
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres", pg.data.to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown the private PostgreSQL directory");
+        }
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                pg.data.join("db").to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        pg.up();
+        pg
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let tool = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            Command::new(&tool)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.command(tool).args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn up(&self) {
+        let db = self.data.join("db");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                db.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                self.data.join("log").to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once (`-m fast`: open connections are cut).
+    pub fn down(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", self.data.join("db").to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let db = self.data.join("db");
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", db.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}

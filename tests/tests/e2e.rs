@@ -3,4 +3,5 @@
 mod check;
 mod ingest;
 mod load;
+mod restart;
 mod storage;

@@ -2,62 +2,9 @@
 //! exactly what the engine counts, over OTLP/gRPC and OTLP/HTTP; and a flood of a million trace
 //! ids that never close keeps memory bounded, with every refusal counted.
 
-use std::net::SocketAddr;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tracebudget_tests::{Json, Metrics, Server, TempDir, bin, free_addrs, output_within, repo_root};
-
-/// The example config with this test's ports and a short `trace_idle`.
-fn example_config(
-    dir: &TempDir,
-    api: SocketAddr,
-    grpc: SocketAddr,
-    http: SocketAddr,
-    zipkin: SocketAddr,
-) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(repo_root().join("examples/tracebudget.toml")).expect("example config");
-    let db = dir.path().join("tracebudget.db");
-    let text = text
-        .replace("listen = \"127.0.0.1:8080\"", &format!("listen = \"{api}\""))
-        .replace("otlp_grpc = \"0.0.0.0:4317\"", &format!("otlp_grpc = \"{grpc}\""))
-        .replace("otlp_http = \"0.0.0.0:4318\"", &format!("otlp_http = \"{http}\""))
-        .replace("zipkin = \"0.0.0.0:9411\"", &format!("zipkin = \"{zipkin}\""))
-        .replace("trace_idle = \"30s\"", "trace_idle = \"1s\"")
-        .replace(
-            "url = \"sqlite://tracebudget.db\"",
-            &format!("url = \"sqlite://{}\"", db.display()),
-        );
-    assert!(
-        text.contains(&format!("\"{api}\"")) && text.contains("\"1s\""),
-        "the example config changed shape"
-    );
-    dir.write("tracebudget.toml", &text)
-}
-
-fn loadgen(args: &[&str], within: Duration) -> Json {
-    let out = output_within(Command::new(bin()).arg("loadgen").args(args), within);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "loadgen failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Json::parse(stdout.trim()).unwrap_or_else(|e| panic!("loadgen printed no JSON ({e}):\n{stdout}"))
-}
-
-/// Polls /metrics until `done` holds or the deadline passes; returns the last scrape.
-fn wait_for(server: &mut Server, within: Duration, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + within;
-    loop {
-        let m = server.metrics();
-        if done(&m) || Instant::now() >= deadline {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use tracebudget_tests::{Server, TempDir, example_config, free_addrs, loadgen, wait_for};
 
 fn counted_exactly(protocol: &str) {
     let dir = TempDir::new("load");
