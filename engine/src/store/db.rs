@@ -86,6 +86,18 @@ impl Db {
         // SQLite serialises writers anyway; one connection avoids "database is locked".
         let max = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Write-ahead log: a commit appends instead of rewriting pages, readers do
+                        // not block the writer. NORMAL syncs at checkpoints: a commit survives a
+                        // crash of the process (kill -9), the last ones may not survive power loss.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA journal_mode = WAL").await?;
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(max)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)

@@ -100,8 +100,17 @@ pub fn encode_counts(series: &[String], counts: &[Counts]) -> String {
 /// Counts by slot from a stored JSON object; series the journey no longer has are counted in
 /// `unknown` and skipped.
 pub fn decode_counts(text: &str, series: &[String], unknown: &mut u64) -> Result<Vec<Counts>, String> {
-    let map: HashMap<String, (u64, u64)> =
-        serde_json::from_str(text).map_err(|e| format!("counts are not {{\"series\": [total, bad]}}: {e}"))?;
+    let bad_json = |e: serde_json::Error| format!("counts are not {{\"series\": [total, bad]}}: {e}");
+    // Keys borrow from the text unless they hold escapes.
+    let map: Vec<(std::borrow::Cow<'_, str>, (u64, u64))> =
+        match serde_json::from_str::<BTreeMap<&str, (u64, u64)>>(text) {
+            Ok(m) => m.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            Err(_) => serde_json::from_str::<BTreeMap<String, (u64, u64)>>(text)
+                .map_err(bad_json)?
+                .into_iter()
+                .map(|(k, v)| (k.into(), v))
+                .collect(),
+        };
     let mut counts = vec![Counts::default(); series.len()];
     for (key, (total, bad)) in map {
         match series.iter().position(|s| *s == key) {
@@ -136,6 +145,9 @@ pub struct Restored {
     pub too_old_rows: u64,
     /// Rows that do not decode, with why (skipped; the rest is restored).
     pub corrupt: Vec<String>,
+    /// Time spent reading and restoring the counts, then the histograms.
+    pub counts_elapsed: Duration,
+    pub latency_elapsed: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +264,7 @@ impl SliStore {
             .collect();
         let mut out = Restored::default();
         pipeline.begin_restore(now);
+        let started = std::time::Instant::now();
 
         let mut rows = sqlx::query(
             "SELECT journey, start_ms, width_ms, counts FROM sli_counts WHERE instance = $1 ORDER BY journey, start_ms",
@@ -283,7 +296,9 @@ impl SliStore {
             }
         }
         drop(rows);
+        out.counts_elapsed = started.elapsed();
 
+        let started = std::time::Instant::now();
         let mut rows = sqlx::query(
             "SELECT journey, start_ms, width_ms, histogram FROM sli_latency WHERE instance = $1 \
              ORDER BY journey, start_ms",
@@ -309,6 +324,7 @@ impl SliStore {
         }
         drop(rows);
         pipeline.finish_restore(now);
+        out.latency_elapsed = started.elapsed();
         Ok(out)
     }
 }

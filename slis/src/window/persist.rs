@@ -239,28 +239,23 @@ impl JourneyWindows {
             return Ok(Recorded::TooOld);
         }
         let err = |reason: String| RestoreError { start, reason };
+        let width = duration_nanos(width);
+        if !encoded.is_empty() && lat.fits(at, width) {
+            // Kept as stored, undecoded: restoring a month of buckets stays cheap. The header is
+            // checked here; a deflated body that still fails to decode is skipped at query time.
+            check_header(encoded).map_err(err)?;
+            lat.keep_packed(at, encoded);
+            return Ok(Recorded::Counted);
+        }
         let h: Histogram<u64> = if encoded.is_empty() {
             super::hist::new_histogram()
         } else {
+            check_header(encoded).map_err(err)?;
             Deserializer::new()
                 .deserialize(&mut &encoded[..])
                 .map_err(|e| err(format!("not an HDR V2 histogram: {e:?}")))?
         };
-        if h.low() != super::hist::LOWEST_MICROS
-            || h.high() != super::hist::HIGHEST_MICROS
-            || h.sigfig() != super::hist::SIGNIFICANT_FIGURES
-        {
-            return Err(err(format!(
-                "bounds {}..{} µs at {} significant figures, expected {}..{} at {}",
-                h.low(),
-                h.high(),
-                h.sigfig(),
-                super::hist::LOWEST_MICROS,
-                super::hist::HIGHEST_MICROS,
-                super::hist::SIGNIFICANT_FIGURES
-            )));
-        }
-        lat.restore(at, duration_nanos(width), encoded, &h);
+        lat.merge(at, width, &h);
         Ok(Recorded::Counted)
     }
 
@@ -280,22 +275,82 @@ impl JourneyWindows {
     }
 }
 
-impl super::hist::Latencies {
-    /// Puts a stored histogram back (see [`JourneyWindows::restore_latencies`]); `h` is `encoded`
-    /// decoded.
-    fn restore(&mut self, at: i64, width: i64, encoded: &[u8], h: &Histogram<u64>) {
-        let start = self.bucket_start(at);
-        let exists = self.starts.binary_search(&start).is_ok();
-        let i = self.bucket_for(at);
-        if !exists && start == at && self.end_of(start) - start == width && !encoded.is_empty() {
-            // Kept as stored; a live one comes from the plain encoding and is packed when it
-            // closes.
-            self.hists[i] = BucketHist::Packed(encoded.into());
-            return;
+/// V2 cookies: plain and deflated.
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+
+/// Checks what can be checked without decoding: the cookie, the length, and for the plain
+/// encoding this store's bounds (1 µs … 1 h, 2 significant figures).
+fn check_header(b: &[u8]) -> Result<(), String> {
+    let be32 = |i: usize| {
+        b.get(i..i + 4)
+            .map(|s| u32::from_be_bytes(s.try_into().expect("4 bytes")))
+    };
+    let be64 = |i: usize| {
+        b.get(i..i + 8)
+            .map(|s| u64::from_be_bytes(s.try_into().expect("8 bytes")))
+    };
+    match be32(0) {
+        Some(V2_DEFLATE_COOKIE) => match be32(4) {
+            Some(len) if len as usize + 8 == b.len() => Ok(()),
+            _ => Err(format!(
+                "not an HDR V2 histogram: deflated length does not match {} bytes",
+                b.len()
+            )),
+        },
+        Some(V2_COOKIE) => {
+            let (len, sigfig, low, high) = (be32(4), be32(12), be64(16), be64(24));
+            match (len, sigfig, low, high) {
+                (Some(len), Some(sigfig), Some(low), Some(high)) if len as usize + 40 == b.len() => {
+                    if (low, high, sigfig)
+                        == (
+                            super::hist::LOWEST_MICROS,
+                            super::hist::HIGHEST_MICROS,
+                            u32::from(super::hist::SIGNIFICANT_FIGURES),
+                        )
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "bounds {low}..{high} µs at {sigfig} significant figures, expected {}..{} at {}",
+                            super::hist::LOWEST_MICROS,
+                            super::hist::HIGHEST_MICROS,
+                            super::hist::SIGNIFICANT_FIGURES
+                        ))
+                    }
+                }
+                _ => Err(format!(
+                    "not an HDR V2 histogram: length does not match {} bytes",
+                    b.len()
+                )),
+            }
         }
-        if start != at || self.end_of(start) - start != width || exists {
+        _ => Err("not an HDR V2 histogram: unknown cookie".to_owned()),
+    }
+}
+
+impl super::hist::Latencies {
+    /// Whether a stored bucket at `at` of `width` is a bucket of the current tiers that does not
+    /// exist yet, so it can be kept as stored.
+    fn fits(&self, at: i64, width: i64) -> bool {
+        let start = self.bucket_start(at);
+        start == at && self.end_of(start) - start == width && self.starts.binary_search(&start).is_err()
+    }
+
+    /// Inserts a stored bucket as it is (see [`fits`](Self::fits)).
+    fn keep_packed(&mut self, at: i64, encoded: &[u8]) {
+        let i = self.bucket_for(at);
+        self.hists[i] = BucketHist::Packed(encoded.into());
+    }
+
+    /// Adds a decoded histogram into the bucket holding `at` (a stored bucket the tiers made
+    /// coarser, or one that already exists); the bucket is reported by the next take.
+    fn merge(&mut self, at: i64, width: i64, h: &Histogram<u64>) {
+        let start = self.bucket_start(at);
+        if start != at || self.end_of(start) - start != width || self.starts.binary_search(&start).is_ok() {
             self.dirty.mark(start);
         }
+        let i = self.bucket_for(at);
         let mut live = self.open(i);
         add(&mut live, h);
         self.hists[i] = BucketHist::Live(live);
