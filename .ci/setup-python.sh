@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtualenv holding the real tracing clients that the ingestion
-# end-to-end tests drive (tests/clients/requirements.txt), and prints the venv's python path on
+# end-to-end tests drive and the SMTP server the email tests send to (tests/clients/requirements.txt), and prints the venv's python path on
 # stdout — nothing else goes to stdout, so `PY="$(bash .ci/setup-python.sh)"` works.
 #
 # Idempotent and cheap when nothing changed: a stamp in the venv records the requirements' hash
@@ -39,7 +39,7 @@ req_hash() { sha256sum "$req" | cut -d' ' -f1; }
 # Fast path: the venv exists, was built from these exact requirements and still imports them.
 if [ -x "$py" ] && [ -f "$venv/.tracebudget-stamp" ] &&
     [ "$(cat "$venv/.tracebudget-stamp")" = "$(req_hash)" ] &&
-    "$py" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.shim.opentracing_shim, opentracing, py_zipkin' 2>/dev/null; then
+    "$py" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.shim.opentracing_shim, opentracing, py_zipkin, aiosmtpd' 2>/dev/null; then
     echo "$py"
     exit 0
 fi
@@ -90,7 +90,7 @@ fi
 log "installing $req"
 "$py" -m pip install --disable-pip-version-check --no-input --quiet -r "$req" >&2 ||
     die "pip install -r $req failed"
-"$py" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.shim.opentracing_shim, opentracing, py_zipkin' ||
+"$py" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.shim.opentracing_shim, opentracing, py_zipkin, aiosmtpd' ||
     die "the installed clients do not import"
 req_hash >"$venv/.tracebudget-stamp"
 log "ready: $py"

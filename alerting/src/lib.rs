@@ -5,4 +5,5 @@
 //! the notification path arrive with the alerting issue.
 
 pub mod config;
+pub mod notify;
 pub mod schedule;
