@@ -206,35 +206,14 @@ impl SliStore {
             }
         }
 
-        let counts: Vec<_> = pending.counts.iter().collect();
-        for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(upsert("sli_counts", "counts", chunk.len())));
-            for ((j, start_ms), row) in chunk {
-                q = q
-                    .bind(&self.instance)
-                    .bind(&journeys[*j])
-                    .bind(*start_ms)
-                    .bind(row.width_ms)
-                    .bind(&row.value);
-            }
-            q.execute(&mut *tx).await.map_err(err("write count buckets"))?;
-        }
-        written.count_rows = counts.len() as u64;
-
-        let latencies: Vec<_> = pending.latencies.iter().collect();
-        for chunk in latencies.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(upsert("sli_latency", "histogram", chunk.len())));
-            for ((j, start_ms), row) in chunk {
-                q = q
-                    .bind(&self.instance)
-                    .bind(&journeys[*j])
-                    .bind(*start_ms)
-                    .bind(row.width_ms)
-                    .bind(&row.value);
-            }
-            q.execute(&mut *tx).await.map_err(err("write latency buckets"))?;
-        }
-        written.latency_rows = latencies.len() as u64;
+        written.count_rows = self
+            .upsert(&mut tx, "sli_counts", "counts", &pending.counts, journeys)
+            .await
+            .map_err(err("write count buckets"))?;
+        written.latency_rows = self
+            .upsert(&mut tx, "sli_latency", "histogram", &pending.latencies, journeys)
+            .await
+            .map_err(err("write latency buckets"))?;
 
         if let Some(horizon) = expire_before {
             for table in ["sli_counts", "sli_latency"] {
@@ -251,6 +230,34 @@ impl SliStore {
         }
         tx.commit().await.map_err(err("commit a flush"))?;
         Ok(written)
+    }
+
+    /// Upserts `rows` into `table` (`column` holding the value), in multi-row statements.
+    async fn upsert<T>(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        table: &str,
+        column: &str,
+        rows: &BTreeMap<(usize, i64), Row<T>>,
+        journeys: &[String],
+    ) -> Result<u64, sqlx::Error>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Sync,
+    {
+        let rows: Vec<_> = rows.iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::query(AssertSqlSafe(upsert(table, column, chunk.len())));
+            for ((j, start_ms), row) in chunk {
+                q = q
+                    .bind(&self.instance)
+                    .bind(&journeys[*j])
+                    .bind(*start_ms)
+                    .bind(row.width_ms)
+                    .bind(&row.value);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(rows.len() as u64)
     }
 
     /// Rebuilds `pipeline`'s windows from this instance's rows, as of `now`.
