@@ -848,3 +848,271 @@ async fn email_failures_are_classified() {
         assert_no_secret("Debug", &format!("{d:?}"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Push to a real Alertmanager (Debian's prometheus-alertmanager, a process this test starts).
+
+mod real_am {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    /// The Alertmanager binary: `TRACEBUDGET_ALERTMANAGER`, else `prometheus-alertmanager` or
+    /// `alertmanager` on the PATH. Missing, it fails under `CI=true` (the test command installs it);
+    /// on a developer's machine it runs `.ci/setup-alertmanager.sh`, and fails if that cannot
+    /// install it. Never a skip.
+    pub fn binary() -> String {
+        let runs = |bin: &str| {
+            Command::new(bin)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if let Ok(bin) = std::env::var("TRACEBUDGET_ALERTMANAGER") {
+            assert!(
+                runs(&bin),
+                "TRACEBUDGET_ALERTMANAGER={bin:?} does not run (--version failed)"
+            );
+            return bin;
+        }
+        if let Some(bin) = ["prometheus-alertmanager", "alertmanager"]
+            .into_iter()
+            .find(|b| runs(b))
+        {
+            return bin.to_owned();
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join(".ci/setup-alertmanager.sh");
+        let msg = format!(
+            "this test needs a real Alertmanager: none on the PATH (prometheus-alertmanager, alertmanager) and TRACEBUDGET_ALERTMANAGER unset; run `bash {}` (installs Debian's prometheus-alertmanager) or point TRACEBUDGET_ALERTMANAGER at a binary",
+            script.display()
+        );
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}");
+        }
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("{msg}: running it failed: {e}"));
+        let bin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(out.status.success() && runs(&bin), "{msg}: it failed ({})", out.status);
+        bin
+    }
+
+    /// A running Alertmanager with one `null` receiver, clustering off; killed on drop.
+    #[derive(Debug)]
+    pub struct Alertmanager {
+        child: Child,
+        pub base: String,
+        dir: smtp::TempDir,
+    }
+
+    impl Drop for Alertmanager {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    const CONFIG: &str = "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n";
+
+    impl Alertmanager {
+        /// Starts it on a free loopback port and waits until `/-/ready` answers 200. A port taken
+        /// between choosing and binding makes the process exit; it is then started again on another.
+        pub async fn start(bin: &str) -> Alertmanager {
+            let mut dir = smtp::temp_dir("alertmanager");
+            let config = dir.0.join("alertmanager.yml");
+            std::fs::write(&config, CONFIG).unwrap();
+            let http = reqwest::Client::new();
+            for _ in 0..3 {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let log = std::fs::File::create(dir.0.join("alertmanager.log")).unwrap();
+                let child = Command::new(bin)
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!("--storage.path={}", dir.0.join("data").display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .arg("--cluster.listen-address=")
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+                let mut am = Alertmanager {
+                    child,
+                    base: format!("http://127.0.0.1:{port}"),
+                    dir,
+                };
+                // Up to 30 s for the process to answer; an exit ends the wait at once.
+                for _ in 0..300 {
+                    if am.child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    let ready = http.get(format!("{}/-/ready", am.base)).send().await;
+                    if ready.is_ok_and(|r| r.status() == 200) {
+                        return am;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let exited = am.child.try_wait().unwrap();
+                eprintln!(
+                    "alertmanager on {} did not become ready ({exited:?}):\n{}",
+                    am.base,
+                    am.log()
+                );
+                assert!(exited.is_some(), "alertmanager runs but never answered /-/ready");
+                dir = std::mem::replace(&mut am.dir, smtp::TempDir(PathBuf::new()));
+            }
+            panic!("alertmanager did not start in three attempts");
+        }
+
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.0.join("alertmanager.log")).unwrap_or_default()
+        }
+
+        /// `GET /api/v2/alerts{query}`: Alertmanager's own view of the alerts it holds.
+        pub async fn alerts(&self, query: &str) -> Vec<Value> {
+            let r = reqwest::get(format!("{}/api/v2/alerts{query}", self.base))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            serde_json::from_str(&r.text().await.unwrap()).unwrap()
+        }
+
+        /// The sum of one metric's samples whose labels contain `label` (e.g. `status="resolved"`;
+        /// empty: all of them). Panics when the metric has no sample at all.
+        pub async fn metric(&self, name: &str, label: &str) -> f64 {
+            let text = reqwest::get(format!("{}/metrics", self.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let samples: Vec<f64> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+                .filter_map(|l| l.split_once("} "))
+                .filter(|(labels, _)| label.is_empty() || labels.split(',').any(|kv| kv == label))
+                .map(|(_, v)| v.trim().parse::<f64>().unwrap())
+                .collect();
+            assert!(!samples.is_empty(), "alertmanager exports no {name}{{{label}}}");
+            samples.iter().sum()
+        }
+    }
+}
+
+/// Issue 5: the `alertmanager` receiver's push, read back from a real Alertmanager's own API.
+#[tokio::test]
+async fn real_alertmanager_shows_the_pushed_alert_and_its_resolution() {
+    init_tls();
+    let bin = real_am::binary();
+    let am = real_am::Alertmanager::start(&bin).await;
+    let receiver: ReceiverConfig =
+        toml::from_str(&format!("name = \"am\"\n[alertmanager]\nurl = \"{}\"\n", am.base)).unwrap();
+    let notifier = Notifier::from_config(&receiver, &NotifierOptions::default()).unwrap();
+    let ts = |s: &Value| -> chrono::DateTime<Utc> { s.as_str().unwrap().parse().unwrap() };
+
+    // A page firing and a ticket that already resolved: only the page is an alert in Alertmanager.
+    let before = Utc::now();
+    let d = notifier.send(&group("am-1")).await;
+    let after = Utc::now();
+    assert_eq!(d, Delivery::Delivered, "{}", am.log());
+    let alerts = am.alerts("").await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let got = &alerts[0];
+    assert_eq!(
+        got.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "annotations",
+            "endsAt",
+            "fingerprint",
+            "generatorURL",
+            "labels",
+            "receivers",
+            "startsAt",
+            "status",
+            "updatedAt"
+        ]
+    );
+    assert_eq!(
+        got["labels"],
+        json!({
+            "alertname": "SLOBurnRate", "slo": "checkout-latency", "severity": "page",
+            "journey": "checkout", "team": "<pay&ments>"
+        })
+    );
+    assert_eq!(
+        got["annotations"],
+        json!({"summary": "checkout is slow", "description": "99.9% within 800ms"})
+    );
+    assert_eq!(
+        ts(&got["startsAt"]),
+        Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()
+    );
+    assert_eq!(got["generatorURL"], "http://127.0.0.1:8080/slos/checkout-latency");
+    assert_eq!(
+        got["status"],
+        json!({"state": "active", "silencedBy": [], "inhibitedBy": []})
+    );
+    assert_eq!(got["receivers"], json!([{"name": "null"}]));
+    // Firing: Alertmanager keeps it until 4 resend intervals (default 1 min) from the push, which
+    // it stores to the millisecond.
+    let horizon = chrono::Duration::minutes(4);
+    let ends = ts(&got["endsAt"]);
+    assert!(
+        ends >= before + horizon - chrono::Duration::milliseconds(1) && ends <= after + horizon,
+        "endsAt {ends} not 4 min after the push ({before} .. {after})"
+    );
+    let fingerprint = got["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(am.metric("alertmanager_alerts", "state=\"active\"").await, 1.0);
+    assert_eq!(
+        am.metric("alertmanager_alerts_received_total", "status=\"firing\"")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        am.metric("alertmanager_alerts_received_total", "status=\"resolved\"")
+            .await,
+        1.0
+    );
+    assert_eq!(am.metric("alertmanager_alerts_invalid_total", "").await, 0.0);
+
+    // Re-sent while it fires (as the caller must every resend interval): still the one alert.
+    assert_eq!(
+        notifier.send(&notification("am-2", vec![page()])).await,
+        Delivery::Delivered
+    );
+    let alerts = am.alerts("?active=true").await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["fingerprint"], fingerprint.as_str());
+    assert_eq!(
+        ts(&alerts[0]["startsAt"]),
+        Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()
+    );
+
+    // Resolved at 13:00: Alertmanager takes it as resolved (ended in the past), not merely gone.
+    assert_eq!(
+        notifier.send(&notification("am-3", vec![resolved(page())])).await,
+        Delivery::Delivered
+    );
+    assert_eq!(am.alerts("?active=true").await, Vec::<Value>::new());
+    assert_eq!(am.alerts("").await, Vec::<Value>::new());
+    assert_eq!(am.metric("alertmanager_alerts", "state=\"active\"").await, 0.0);
+    assert_eq!(
+        am.metric("alertmanager_alerts_received_total", "status=\"firing\"")
+            .await,
+        2.0
+    );
+    assert_eq!(
+        am.metric("alertmanager_alerts_received_total", "status=\"resolved\"")
+            .await,
+        2.0
+    );
+    assert_eq!(am.metric("alertmanager_alerts_invalid_total", "").await, 0.0);
+}
