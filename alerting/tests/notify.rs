@@ -1,5 +1,6 @@
 //! The notifiers against real servers: an HTTP server in this test process that records every
-//! request and answers what the test asks, and a real SMTP server (aiosmtpd, `smtp_sink.py`).
+//! request and answers what the test asks, a real SMTP server (aiosmtpd, `smtp_sink.py`), and a
+//! real Alertmanager process (`real_am`).
 //!
 //! Every secret in these tests contains `SECRET`; no delivery reason or `Debug` output may.
 
