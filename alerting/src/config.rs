@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use slis::config::{ConfigError, HumanDuration, Objective};
-use slis::journey::{AttrMatcher, Journeys};
+use slis::journey::Journeys;
 use slis::policy::{Policy, Severity, WindowRule};
 use slis::slo::{Period, SliKind, Slo};
 use toml::Spanned;
 
+use crate::labels::LabelMatcher;
+use crate::mute::InhibitRule;
 use crate::schedule::CronSchedule;
 
 /// `[alerting]`: the evaluator.
@@ -25,6 +27,15 @@ pub struct AlertingConfig {
     pub trace_url: Option<String>,
     /// Fire a ticket when an SLO's long windows hold no events at all.
     pub alert_on_no_data: bool,
+    /// Base URL of tracebudget's UI, linked from every notification (`/slos/{slo}`).
+    /// Default: the API's listen address.
+    pub external_url: Option<String>,
+    /// Exemplar traces attached to a firing alert.
+    pub exemplars: usize,
+    /// Top contributing services/operations attached to a firing alert.
+    pub contributors: usize,
+    /// A notification still undelivered this long after it was queued is given up (counted).
+    pub give_up_after: HumanDuration,
 }
 
 impl Default for AlertingConfig {
@@ -33,6 +44,10 @@ impl Default for AlertingConfig {
             eval_interval: Duration::from_secs(15).into(),
             trace_url: None,
             alert_on_no_data: false,
+            external_url: None,
+            exemplars: 5,
+            contributors: 5,
+            give_up_after: Duration::from_secs(24 * 3_600).into(),
         }
     }
 }
@@ -95,10 +110,44 @@ pub struct PolicyConfig {
     pub min_events: u64,
     /// The rules, each firing on burn above `factor` over both windows.
     pub windows: Vec<WindowConfig>,
+    /// An alert stays firing this long after its rule stops holding, so an SLI flapping around
+    /// the threshold pages once (Prometheus' `keep_firing_for`). Default 0: resolve at once.
+    #[serde(default = "zero")]
+    pub keep_firing_for: HumanDuration,
+    /// Budget-exhaustion alerts: fire when the budget runs out within `within` at the current
+    /// (1 h) burn rate.
+    #[serde(default)]
+    pub exhaustion: Vec<ExhaustionConfig>,
+}
+
+/// `[[policies.exhaustion]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExhaustionConfig {
+    /// Fire when the budget is gone within this long, e.g. `"24h"`.
+    pub within: Spanned<HumanDuration>,
+    /// `page` or `ticket`.
+    pub severity: SeverityName,
+}
+
+/// `[[inhibit_rules]]`: while a firing alert matches `source_matchers`, alerts matching
+/// `target_matchers` with equal values of the `equal` labels are not notified. Default, when the
+/// section is absent: `severity = page` mutes `severity = ticket` of the same `slo`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRuleConfig {
+    pub source_matchers: Vec<Spanned<String>>,
+    pub target_matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub equal: Vec<String>,
 }
 
 fn thirty_days() -> HumanDuration {
     slis::policy::WORKBOOK_PERIOD.into()
+}
+
+fn zero() -> HumanDuration {
+    Duration::ZERO.into()
 }
 
 fn default_min_events() -> u64 {
@@ -273,13 +322,14 @@ pub struct Sections {
     pub receivers: Vec<ReceiverConfig>,
     pub route: Option<Spanned<RouteConfig>>,
     pub reports: Vec<ReportConfig>,
+    pub inhibit_rules: Option<Vec<InhibitRuleConfig>>,
 }
 
 /// A route with inherited fields resolved.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub receiver: String,
-    pub matchers: Vec<AttrMatcher>,
+    pub matchers: Vec<LabelMatcher>,
     pub group_by: Vec<String>,
     pub group_wait: Duration,
     pub group_interval: Duration,
@@ -307,6 +357,19 @@ pub struct Alerting {
     pub receivers: Vec<ReceiverConfig>,
     pub route: Option<Route>,
     pub reports: Vec<Report>,
+    /// Per policy (same order as `policies`): what alerting adds to the burn-rate table.
+    pub policy_alerting: Vec<PolicyAlerting>,
+    pub inhibit: Vec<InhibitRule>,
+    /// Per SLO (same order as `slos`): its description, if any.
+    pub descriptions: Vec<Option<String>>,
+}
+
+/// The alerting side of a policy.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyAlerting {
+    pub keep_firing_for: Duration,
+    /// (within, severity)
+    pub exhaustion: Vec<(Duration, Severity)>,
 }
 
 /// Rolling periods outside this range are refused: the windows keep `max` of history.
@@ -355,8 +418,10 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
 
     unique("policy", s.policies.iter().map(|p| &p.name), &mut errors);
     let mut policies = Vec::with_capacity(s.policies.len() + 1);
+    let mut policy_alerting = Vec::with_capacity(s.policies.len() + 1);
     if !s.policies.iter().any(|p| p.name.get_ref() == Policy::DEFAULT_NAME) {
         policies.push(Policy::workbook());
+        policy_alerting.push(PolicyAlerting::default());
     }
     for p in s.policies {
         let mut rules = Vec::with_capacity(p.windows.len());
@@ -391,6 +456,17 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
                 severity: w.severity.into(),
             });
         }
+        let mut exhaustion = Vec::with_capacity(p.exhaustion.len());
+        for e in p.exhaustion {
+            if e.within.get_ref().0.is_zero() {
+                errors.push(ConfigError::at(e.within.span(), "exhaustion `within` must be above 0"));
+            }
+            exhaustion.push((e.within.into_inner().0, e.severity.into()));
+        }
+        policy_alerting.push(PolicyAlerting {
+            keep_firing_for: p.keep_firing_for.0,
+            exhaustion,
+        });
         policies.push(Policy {
             name: p.name.into_inner(),
             reference_period: p.reference_period.0,
@@ -552,6 +628,30 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
         None => None,
     };
 
+    let inhibit = match s.inhibit_rules {
+        None => vec![InhibitRule::page_mutes_ticket()],
+        Some(rules) => rules
+            .into_iter()
+            .map(|r| {
+                let mut parse = |list: Vec<Spanned<String>>| -> Vec<LabelMatcher> {
+                    list.iter()
+                        .filter_map(|m| {
+                            LabelMatcher::parse(m.get_ref())
+                                .map_err(|e| errors.push(ConfigError::at(m.span(), e.to_string())))
+                                .ok()
+                        })
+                        .collect()
+                };
+                InhibitRule {
+                    source: parse(r.source_matchers),
+                    target: parse(r.target_matchers),
+                    equal: r.equal,
+                }
+            })
+            .collect(),
+    };
+    let descriptions = s.slos.iter().map(|c| c.description.clone()).collect();
+
     unique("report", s.reports.iter().map(|r| &r.name), &mut errors);
     let mut reports = Vec::with_capacity(s.reports.len());
     for r in s.reports {
@@ -580,6 +680,9 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
             receivers: s.receivers,
             route,
             reports,
+            policy_alerting,
+            inhibit,
+            descriptions,
         })
     } else {
         Err(errors)
@@ -599,7 +702,7 @@ fn build_route(
         .matchers
         .iter()
         .filter_map(|m| {
-            AttrMatcher::parse(m.get_ref())
+            LabelMatcher::parse(m.get_ref())
                 .map_err(|e| errors.push(ConfigError::at(m.span(), e.to_string())))
                 .ok()
         })

@@ -4,6 +4,10 @@
 //! So far it owns its config sections and their validation into domain types; the evaluator and
 //! the notification path arrive with the alerting issue.
 
+pub mod alerter;
 pub mod config;
+pub mod dispatch;
+pub mod labels;
+pub mod mute;
 pub mod notify;
 pub mod schedule;

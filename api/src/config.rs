@@ -69,6 +69,7 @@ const SECTIONS: &[&str] = &[
     "policies",
     "receivers",
     "route",
+    "inhibit_rules",
     "reports",
 ];
 
@@ -127,6 +128,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
             "policies" => sections.policies = many("policies", value, e),
             "receivers" => sections.receivers = many("receivers", value, e),
             "reports" => sections.reports = many("reports", value, e),
+            "inhibit_rules" => sections.inhibit_rules = Some(many("inhibit_rules", value, e)),
             other => e.push(ConfigError::at(
                 key.span(),
                 format!("unknown section `{other}`, expected one of {}", SECTIONS.join(", ")),

@@ -1,0 +1,474 @@
+//! The decision step of every evaluation cycle, pure and clock-driven: each SLO's status
+//! ([`slis::eval::SloStatus`]) becomes alerts (one per SLO and severity, so the 1 h and 6 h page
+//! rules never page twice for one incident), the alerts move through their lifecycle
+//! (inactive → firing → resolved), and the dispatcher turns them into notifications, muted by
+//! silences and inhibition. No I/O: the caller persists what [`Cycle`] says changed and queues
+//! its notifications in the outbox.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use slis::Timestamp;
+use slis::budget::Exhaustion;
+use slis::eval::{EXHAUSTION_BURN_WINDOW, SloStatus};
+use slis::policy::Severity;
+
+use crate::config::Alerting;
+use crate::dispatch::{Dispatcher, Flush, Group, Routable};
+use crate::labels::{Labels, fingerprint};
+use crate::mute::{Muted, Muter, Silence};
+use crate::notify::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
+
+/// What kind of condition an alert watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Burn rate above a rule's factor over both windows, for any rule of this severity.
+    BurnRate(Severity),
+    /// Budget gone within a policy's `exhaustion[i].within` at the current burn.
+    Exhaustion(usize),
+    /// No events at all in the policy's longest window (`alert_on_no_data`).
+    NoData,
+}
+
+impl AlertKind {
+    pub fn alertname(self) -> &'static str {
+        match self {
+            AlertKind::BurnRate(_) => "SLOBurnRate",
+            AlertKind::Exhaustion(_) => "SLOBudgetExhaustion",
+            AlertKind::NoData => "SLONoData",
+        }
+    }
+}
+
+/// One alert's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertState {
+    pub fingerprint: String,
+    /// Index of its SLO in the config.
+    pub slo: usize,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub firing: bool,
+    pub starts_at: Timestamp,
+    pub ends_at: Option<Timestamp>,
+    /// The last cycle its condition held (for `keep_firing_for`).
+    pub last_active: Timestamp,
+    pub detail: AlertDetail,
+}
+
+impl Routable for AlertState {
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+    fn is_firing(&self) -> bool {
+        self.firing
+    }
+}
+
+impl AlertState {
+    /// The alert as notifiers see it.
+    pub fn to_alert(&self) -> Alert {
+        Alert {
+            fingerprint: self.fingerprint.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            status: if self.firing {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            },
+            starts_at: datetime(self.starts_at),
+            ends_at: self.ends_at.map(datetime),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+pub fn datetime(t: Timestamp) -> DateTime<Utc> {
+    Utc.timestamp_nanos(t.unix_nanos())
+}
+
+/// What only traces can add to a firing alert, fetched when it starts firing and when it resolves.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub exemplars: Vec<Exemplar>,
+    pub contributors: Vec<Contributor>,
+}
+
+/// An alert starting or ending, for the alert history and the transition counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub fingerprint: String,
+    pub firing: bool,
+    pub at: Timestamp,
+}
+
+/// What one cycle did.
+#[derive(Debug, Default)]
+pub struct Cycle {
+    pub notifications: Vec<Notification>,
+    pub transitions: Vec<Transition>,
+    /// Alerts to persist (new or changed state), by fingerprint.
+    pub changed_alerts: BTreeSet<String>,
+    /// Alerts that ended and were notified (or needed no notice): delete from the state.
+    pub removed_alerts: Vec<String>,
+    pub changed_groups: BTreeSet<String>,
+    pub removed_groups: Vec<String>,
+    /// Alerts held back from a due notification, by reason.
+    pub muted: Vec<(String, Muted)>,
+}
+
+#[derive(Debug)]
+struct Def {
+    kind: AlertKind,
+    severity: Severity,
+    labels: Labels,
+    fingerprint: String,
+}
+
+/// The alert state machine of every SLO.
+#[derive(Debug)]
+pub struct Alerter {
+    model: Arc<Alerting>,
+    journeys: Vec<String>,
+    external_url: String,
+    /// Per SLO, the alerts it can raise.
+    defs: Vec<Vec<Def>>,
+    pub alerts: BTreeMap<String, AlertState>,
+    pub dispatcher: Dispatcher,
+    pub silences: Vec<Silence>,
+}
+
+impl Alerter {
+    /// `journeys[j]` names journey `j`; `external_url` is the UI's base URL for links.
+    pub fn new(model: Arc<Alerting>, journeys: Vec<String>, external_url: String) -> Self {
+        let defs = model
+            .slos
+            .iter()
+            .map(|slo| {
+                let policy = &model.policies[slo.policy];
+                let extra = &model.policy_alerting[slo.policy];
+                let mut kinds: Vec<(AlertKind, Severity)> = Vec::new();
+                for sev in [Severity::Page, Severity::Ticket] {
+                    if policy.rules.iter().any(|r| r.severity == sev) {
+                        kinds.push((AlertKind::BurnRate(sev), sev));
+                    }
+                }
+                for (i, (_, sev)) in extra.exhaustion.iter().enumerate() {
+                    kinds.push((AlertKind::Exhaustion(i), *sev));
+                }
+                if model.settings.alert_on_no_data {
+                    kinds.push((AlertKind::NoData, Severity::Ticket));
+                }
+                kinds
+                    .into_iter()
+                    .map(|(kind, severity)| {
+                        let mut labels: Labels = slo.labels.iter().cloned().collect();
+                        labels.insert("journey".into(), journeys[slo.journey].clone());
+                        labels.insert("slo".into(), slo.name.clone());
+                        labels.insert("severity".into(), severity.as_str().into());
+                        labels.insert("alertname".into(), kind.alertname().into());
+                        let fingerprint = fingerprint(&labels);
+                        Def {
+                            kind,
+                            severity,
+                            labels,
+                            fingerprint,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Alerter {
+            model,
+            journeys,
+            external_url,
+            defs,
+            alerts: BTreeMap::new(),
+            dispatcher: Dispatcher::default(),
+            silences: Vec::new(),
+        }
+    }
+
+    pub fn model(&self) -> &Alerting {
+        &self.model
+    }
+
+    /// Puts back alerts and groups read from the database (alerts of SLOs that no longer exist
+    /// are dropped by the next cycle's dispatcher).
+    pub fn restore(&mut self, alerts: Vec<AlertState>, groups: Vec<Group>) {
+        self.alerts = alerts.into_iter().map(|a| (a.fingerprint.clone(), a)).collect();
+        self.dispatcher.groups = groups.into_iter().map(|g| (g.id(), g)).collect();
+    }
+
+    /// One cycle at `now`: `statuses[i]` is SLO `i`'s status; `extras(slo, since)` fetches the
+    /// exemplars and contributors of SLO `slo` since an instant, called only for alerts that
+    /// start or stop firing.
+    pub fn cycle(
+        &mut self,
+        now: Timestamp,
+        statuses: &[SloStatus],
+        extras: &mut dyn FnMut(usize, Timestamp) -> Extras,
+    ) -> Cycle {
+        let mut out = Cycle::default();
+        let model = Arc::clone(&self.model);
+        for (i, (slo, status)) in model.slos.iter().zip(statuses).enumerate() {
+            let policy = &model.policies[slo.policy];
+            let extra = &model.policy_alerting[slo.policy];
+            for def in &self.defs[i] {
+                let (holds, detail) = condition(def, slo, status, policy.min_events, extra, &model, &self.journeys);
+                let existing = self.alerts.get_mut(&def.fingerprint);
+                match existing {
+                    Some(a) if a.firing => {
+                        let keep = !holds && now < a.last_active + extra.keep_firing_for;
+                        if holds || keep {
+                            if holds {
+                                a.last_active = now;
+                            }
+                            a.detail = AlertDetail {
+                                exemplars: std::mem::take(&mut a.detail.exemplars),
+                                contributors: std::mem::take(&mut a.detail.contributors),
+                                ..detail
+                            };
+                            a.annotations = annotations(def, &a.detail, model.descriptions[i].as_deref(), slo);
+                        } else {
+                            let more = extras(i, a.starts_at);
+                            a.firing = false;
+                            a.ends_at = Some(now);
+                            a.detail = with_extras(&model.settings, detail, more);
+                            a.annotations = annotations(def, &a.detail, model.descriptions[i].as_deref(), slo);
+                            out.changed_alerts.insert(def.fingerprint.clone());
+                            out.transitions.push(Transition {
+                                fingerprint: def.fingerprint.clone(),
+                                firing: false,
+                                at: now,
+                            });
+                        }
+                    }
+                    _ if holds => {
+                        let since = now - detail.long_window;
+                        let detail = with_extras(&model.settings, detail, extras(i, since));
+                        let state = AlertState {
+                            fingerprint: def.fingerprint.clone(),
+                            slo: i,
+                            labels: def.labels.clone(),
+                            annotations: annotations(def, &detail, model.descriptions[i].as_deref(), slo),
+                            firing: true,
+                            starts_at: now,
+                            ends_at: None,
+                            last_active: now,
+                            detail,
+                        };
+                        self.alerts.insert(def.fingerprint.clone(), state);
+                        out.changed_alerts.insert(def.fingerprint.clone());
+                        out.transitions.push(Transition {
+                            fingerprint: def.fingerprint.clone(),
+                            firing: true,
+                            at: now,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let firing: Vec<(&str, &Labels)> = self
+            .alerts
+            .values()
+            .filter(|a| a.firing)
+            .map(|a| (a.fingerprint.as_str(), &a.labels))
+            .collect();
+        let muter = Muter::new(&self.silences, &model.inhibit, firing.iter().copied(), now);
+        let dispatched = match &model.route {
+            Some(route) => self.dispatcher.cycle(route, &self.alerts, &muter, now),
+            None => Default::default(),
+        };
+        drop(muter);
+        out.notifications = dispatched.flushes.iter().map(|f| self.notification(f)).collect();
+        out.changed_groups = dispatched.changed;
+        out.removed_groups = dispatched.removed;
+        out.muted = dispatched.muted;
+
+        // A resolved alert stays only while a group still has to tell its receiver.
+        let in_groups: BTreeSet<&String> = self.dispatcher.groups.values().flat_map(|g| &g.alerts).collect();
+        let done: Vec<String> = self
+            .alerts
+            .values()
+            .filter(|a| !a.firing && !in_groups.contains(&a.fingerprint))
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        for fp in done {
+            self.alerts.remove(&fp);
+            out.changed_alerts.remove(&fp);
+            out.removed_alerts.push(fp);
+        }
+        out
+    }
+
+    fn notification(&self, f: &Flush) -> Notification {
+        let alerts = f
+            .firing
+            .iter()
+            .chain(&f.resolved)
+            .filter_map(|fp| self.alerts.get(fp))
+            .map(AlertState::to_alert)
+            .collect();
+        Notification {
+            id: f.id.clone(),
+            receiver: f.receiver.clone(),
+            group_key: f.group_key.clone(),
+            group_labels: f.group_labels.clone(),
+            alerts,
+            external_url: self.external_url.clone(),
+        }
+    }
+}
+
+fn with_extras(settings: &crate::config::AlertingConfig, detail: AlertDetail, extras: Extras) -> AlertDetail {
+    let template = settings.trace_url.as_deref();
+    let exemplars = extras
+        .exemplars
+        .into_iter()
+        .take(settings.exemplars)
+        .map(|mut e| {
+            e.url = template.map(|t| t.replace("{trace_id}", &e.trace_id));
+            e
+        })
+        .collect();
+    let contributors = extras.contributors.into_iter().take(settings.contributors).collect();
+    AlertDetail {
+        exemplars,
+        contributors,
+        ..detail
+    }
+}
+
+/// Whether a def's condition holds, and the numbers behind it.
+fn condition(
+    def: &Def,
+    slo: &slis::slo::Slo,
+    status: &SloStatus,
+    min_events: u64,
+    extra: &crate::config::PolicyAlerting,
+    model: &Alerting,
+    journeys: &[String],
+) -> (bool, AlertDetail) {
+    let current = status.current_burn.rate;
+    let base = |factor: f64, long: Duration, short: Duration, burn_long: f64, burn_short: f64| AlertDetail {
+        slo: slo.name.clone(),
+        journey: journeys[slo.journey].clone(),
+        objective: slo.objective,
+        severity: def.severity.as_str().into(),
+        factor,
+        long_window: long,
+        short_window: short,
+        burn_long,
+        burn_short,
+        budget_remaining: status.budget.remaining,
+        time_to_exhaustion: match status.exhaustion {
+            Exhaustion::In(d) => Some(d),
+            Exhaustion::Exhausted => Some(Duration::ZERO),
+            Exhaustion::Never => None,
+        },
+        exemplars: Vec::new(),
+        contributors: Vec::new(),
+    };
+    match def.kind {
+        AlertKind::BurnRate(sev) => {
+            let rules = status.rules.iter().filter(|r| r.rule.severity == sev);
+            // The firing rule with the highest factor, else the one closest to firing.
+            let lead = rules
+                .clone()
+                .filter(|r| r.firing)
+                .max_by(|a, b| a.rule.factor.total_cmp(&b.rule.factor))
+                .or_else(|| {
+                    rules.clone().max_by(|a, b| {
+                        let closeness =
+                            |r: &&slis::eval::RuleStatus| r.long_burn.rate.min(r.short_burn.rate) / r.rule.factor;
+                        closeness(a).total_cmp(&closeness(b))
+                    })
+                });
+            let holds = rules.clone().any(|r| r.firing);
+            let detail = match lead {
+                Some(r) => base(
+                    r.rule.factor,
+                    r.rule.long,
+                    r.rule.short,
+                    r.long_burn.rate,
+                    r.short_burn.rate,
+                ),
+                None => base(0.0, Duration::ZERO, Duration::ZERO, 0.0, 0.0),
+            };
+            (holds, detail)
+        }
+        AlertKind::Exhaustion(i) => {
+            let (within, _) = extra.exhaustion[i];
+            let enough = status.period.total >= min_events.max(1);
+            let holds = enough
+                && match status.exhaustion {
+                    Exhaustion::In(d) => d <= within,
+                    Exhaustion::Exhausted => current > 0.0,
+                    Exhaustion::Never => false,
+                };
+            let w = EXHAUSTION_BURN_WINDOW;
+            (holds, base(0.0, w, w, current, current))
+        }
+        AlertKind::NoData => {
+            let longest = status.rules.iter().max_by_key(|r| r.rule.long);
+            let (holds, long) = match longest {
+                Some(r) => (r.long.total == 0, r.rule.long),
+                None => (status.period.total == 0, slo.period.nominal()),
+            };
+            let _ = model;
+            (holds, base(0.0, long, long, 0.0, 0.0))
+        }
+    }
+}
+
+fn annotations(def: &Def, d: &AlertDetail, description: Option<&str>, slo: &slis::slo::Slo) -> Labels {
+    let f = slis::format_duration;
+    let summary = match def.kind {
+        AlertKind::BurnRate(_) => format!(
+            "{} burns its error budget {:.1}× over {} and {:.1}× over {} (threshold {}×)",
+            d.slo,
+            d.burn_long,
+            f(d.long_window),
+            d.burn_short,
+            f(d.short_window),
+            d.factor
+        ),
+        AlertKind::Exhaustion(_) => match d.time_to_exhaustion {
+            Some(t) if t.is_zero() => format!("{}: error budget exhausted, still burning {:.1}×", d.slo, d.burn_long),
+            Some(t) => format!(
+                "{}: error budget gone in {} at the current burn rate {:.1}×",
+                d.slo,
+                f(Duration::from_secs(t.as_secs())),
+                d.burn_long
+            ),
+            None => format!("{}: error budget no longer at risk", d.slo),
+        },
+        AlertKind::NoData => format!("{}: no events in the last {}", d.slo, f(d.long_window)),
+    };
+    let description = description.map(str::to_owned).unwrap_or_else(|| {
+        format!(
+            "{}% of {} events good over {} ({} SLI); {:.1}% of the error budget left",
+            trim_percent(slo.objective),
+            d.journey,
+            slo.period,
+            slo.sli.name(),
+            d.budget_remaining * 100.0
+        )
+    });
+    Labels::from([("summary".to_owned(), summary), ("description".to_owned(), description)])
+}
+
+/// 0.999 → "99.9".
+fn trim_percent(objective: f64) -> String {
+    let s = format!("{:.6}", objective * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests;

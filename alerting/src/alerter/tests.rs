@@ -1,0 +1,368 @@
+//! Scenario tests on an invented clock: real windows (`slis::window`), the real evaluation
+//! (`slis::eval`), the alerter, the dispatcher and the muter — every cycle 15 s apart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slis::Timestamp;
+use slis::eval::evaluate;
+use slis::policy::Policy;
+use slis::slo::{Period, SliKind, Slo};
+use slis::window::{JourneyWindows, RootSample, Sli};
+
+use super::*;
+use crate::config::{AlertingConfig, PolicyAlerting, Route};
+use crate::labels::LabelMatcher;
+use crate::mute::InhibitRule;
+use crate::notify::AlertStatus;
+
+const DAY: Duration = Duration::from_secs(86_400);
+const EVAL: i64 = 15;
+
+/// A whole minute, so that bucket alignment is the same as in `slis::eval`'s outage test.
+const T0: i64 = 1_780_000_020;
+
+fn model(keep_firing_for: Duration) -> Alerting {
+    Alerting {
+        settings: AlertingConfig {
+            trace_url: Some("https://tempo.example/trace/{trace_id}".into()),
+            ..AlertingConfig::default()
+        },
+        slos: vec![Slo {
+            name: "checkout-availability".into(),
+            journey: 0,
+            sli: SliKind::Error,
+            objective: 0.999,
+            period: Period::Rolling(30 * DAY),
+            policy: 0,
+            labels: vec![("team".into(), "payments".into())],
+        }],
+        policies: vec![Policy::workbook()],
+        receivers: vec![],
+        route: Some(Route {
+            receiver: "pager".into(),
+            matchers: vec![],
+            group_by: vec!["slo".into()],
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(4 * 3_600),
+            continue_matching: false,
+            routes: vec![],
+        }),
+        reports: vec![],
+        policy_alerting: vec![PolicyAlerting {
+            keep_firing_for,
+            exhaustion: vec![],
+        }],
+        inhibit: vec![InhibitRule::page_mutes_ticket()],
+        descriptions: vec![None],
+    }
+}
+
+/// One SLO on real windows, fed one request every `every` seconds, evaluated every 15 s.
+struct Sim {
+    windows: JourneyWindows,
+    alerter: Alerter,
+    now: i64,
+    every: i64,
+    n: u64,
+    /// Every cycle's output, with its time (seconds since T0).
+    log: Vec<(i64, Cycle)>,
+}
+
+impl Sim {
+    /// Four days of good traffic before T0.
+    fn new(model: Alerting, every: i64) -> Sim {
+        let mut sim = Sim {
+            windows: JourneyWindows::new(vec![Sli::Error], 31 * DAY),
+            alerter: Alerter::new(Arc::new(model), vec!["checkout".into()], "http://tb:8080".into()),
+            now: T0 - 4 * 86_400,
+            every,
+            n: 0,
+            log: vec![],
+        };
+        sim.traffic_until(T0, |_| false);
+        sim
+    }
+
+    fn traffic_until(&mut self, end: i64, bad: impl Fn(u64) -> bool) {
+        while self.now < end {
+            let at = Timestamp::from_unix_secs(self.now);
+            let _ = self.windows.record_root(&RootSample {
+                at,
+                latency_nanos: 1_000_000,
+                error: bad(self.n),
+                weight: 1,
+            });
+            self.n += 1;
+            self.now += self.every;
+            if self.now % 60 == 0 {
+                self.windows.advance(Timestamp::from_unix_secs(self.now));
+            }
+        }
+    }
+
+    /// Runs traffic and a cycle every 15 s until `until` (seconds since T0, exclusive).
+    fn run(&mut self, until: i64, bad: impl Fn(i64, u64) -> bool) {
+        let mut t = self.log.last().map_or(0, |(t, _)| t + EVAL);
+        while t < until {
+            let at = T0 + t;
+            let every = self.every;
+            while self.now <= at {
+                let s = self.now - T0;
+                let is_bad = bad(s, self.n);
+                let _ = self.windows.record_root(&RootSample {
+                    at: Timestamp::from_unix_secs(self.now),
+                    latency_nanos: 1_000_000,
+                    error: is_bad,
+                    weight: 1,
+                });
+                self.n += 1;
+                self.now += every;
+            }
+            let now = Timestamp::from_unix_secs(at);
+            self.windows.advance(now);
+            let model = Arc::clone(&self.alerter.model);
+            let statuses: Vec<_> = model
+                .slos
+                .iter()
+                .map(|slo| evaluate(slo, &model.policies[slo.policy], &self.windows, 0, now))
+                .collect();
+            let cycle = self.alerter.cycle(now, &statuses, &mut |_, _| Extras {
+                exemplars: vec![Exemplar {
+                    trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                    url: None,
+                    latency: Duration::from_millis(1),
+                    error: true,
+                    at: datetime(now),
+                }],
+                contributors: vec![],
+            });
+            self.log.push((t, cycle));
+            t += EVAL;
+        }
+    }
+
+    /// (time, severity, firing?) of every transition.
+    fn transitions(&self) -> Vec<(i64, String, bool)> {
+        self.log
+            .iter()
+            .flat_map(|(t, c)| {
+                c.transitions.iter().map(|tr| {
+                    let sev = self.severity_of(&tr.fingerprint);
+                    (*t, sev, tr.firing)
+                })
+            })
+            .collect()
+    }
+
+    fn severity_of(&self, fp: &str) -> String {
+        let defs = &self.alerter.defs[0];
+        defs.iter()
+            .find(|d| d.fingerprint == fp)
+            .map(|d| d.severity.as_str().to_owned())
+            .unwrap()
+    }
+
+    /// (time, [(severity, status)]) of every notification.
+    fn notifications(&self) -> Vec<(i64, Vec<(String, AlertStatus)>)> {
+        self.log
+            .iter()
+            .flat_map(|(t, c)| {
+                c.notifications.iter().map(|n| {
+                    let alerts = n
+                        .alerts
+                        .iter()
+                        .map(|a| (a.labels["severity"].clone(), a.status))
+                        .collect();
+                    (*t, alerts)
+                })
+            })
+            .collect()
+    }
+}
+
+fn sev(s: &str, status: AlertStatus) -> (String, AlertStatus) {
+    (s.to_owned(), status)
+}
+
+#[test]
+fn a_total_outage_pages_at_the_workbook_time_within_one_eval_interval() {
+    let mut sim = Sim::new(model(Duration::ZERO), 1);
+    sim.run(5 * 60, |_, _| true);
+    // The 14.4× 1h/5m rule crosses 51.84 s into a total outage at 99.9% (51 s with minute
+    // buckets, see slis::eval); cycles run every 15 s from the outage's start: first at 60 s.
+    let tr = sim.transitions();
+    assert_eq!(tr[0], (60, "page".to_owned(), true));
+    assert!(tr[0].0 as f64 - 51.84 < EVAL as f64 && tr[0].0 as f64 >= 51.0);
+    // group_wait (30 s) later the page goes out, with its numbers and an exemplar link.
+    let notes = sim.notifications();
+    assert_eq!(notes[0], (90, vec![sev("page", AlertStatus::Firing)]));
+    let (_, cycle) = sim.log.iter().find(|(t, _)| *t == 90).unwrap();
+    let n = &cycle.notifications[0];
+    assert_eq!(n.receiver, "pager");
+    assert_eq!(n.group_key, "{}:{slo=\"checkout-availability\"}");
+    let a = &n.alerts[0];
+    assert_eq!(a.labels["alertname"], "SLOBurnRate");
+    assert_eq!(a.labels["team"], "payments");
+    assert_eq!(a.labels["journey"], "checkout");
+    assert_eq!(a.detail.factor, 14.4);
+    assert_eq!(a.detail.long_window, Duration::from_secs(3_600));
+    assert_eq!(a.starts_at, datetime(Timestamp::from_unix_secs(T0 + 60)));
+    assert!(a.detail.burn_long > 14.4 && a.detail.burn_short > 14.4);
+    assert_eq!(
+        a.detail.exemplars[0].url.as_deref(),
+        Some("https://tempo.example/trace/4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    // The 6h/30m page rule also fires at 129 s: the same alert, no second page.
+    assert!(tr.iter().filter(|(_, s, f)| s == "page" && *f).count() == 1);
+    assert!(sim.notifications().iter().all(|(t, _)| *t == 90 || *t > 300));
+}
+
+#[test]
+fn a_slow_burn_of_one_and_a_half_opens_a_ticket_and_no_page() {
+    // One request every 10 s; every 667th fails: a burn rate of 1.499 at 99.9%.
+    let mut sim = Sim::new(model(Duration::ZERO), 10);
+    sim.run(3 * 86_400, |_, n| n % 667 == 0);
+    let tr = sim.transitions();
+    assert!(tr.iter().all(|(_, s, _)| s == "ticket"), "{tr:?}");
+    assert_eq!(tr.len(), 1, "one ticket, never resolved: {tr:?}");
+    // Four days of history are 34,560 requests, so the first bad one is request 34,684, 1,240 s
+    // in, then one every 6,670 s. The 3d window holds 71 whole hours plus the current hour's
+    // minutes (~25,800 requests, 25.8 allowed bad): the 26th bad request, at 1,240 + 25 × 6,670
+    // = 168,000 s (46.7 h), burns it past 1×. The 6h window holds 3 or 4 bad of 2,160: > 1× too.
+    assert_eq!(tr[0].0, 168_000);
+    // group_wait after it, then again every repeat_interval (4 h) while it keeps firing.
+    let notes = sim.notifications();
+    let want: Vec<_> = (0..7)
+        .map(|k| (168_030 + k * 14_400, vec![sev("ticket", AlertStatus::Firing)]))
+        .collect();
+    assert_eq!(notes, want);
+}
+
+#[test]
+fn recovery_resolves_and_notifies_in_the_same_cycle() {
+    let mut sim = Sim::new(model(Duration::ZERO), 1);
+    // Ten minutes of total outage, then healthy again.
+    sim.run(60 * 60, |s, _| s < 600);
+    let tr: Vec<_> = sim.transitions().into_iter().filter(|(_, s, _)| s == "page").collect();
+    assert_eq!(tr.len(), 2, "{tr:?}");
+    let (resolved_at, _, firing) = tr[1];
+    assert!(!firing);
+    // The 1h/5m rule stops ~5 min after the outage, but the 6h/30m rule holds the page until its
+    // 30m window is clean enough (< 0.6% bad). Recent windows start at the minute boundary at or
+    // after now − 30 min, so the window leaves the outage's last minute (540..600 s) once
+    // now − 1,800 > 540: the cycle at 2,355 s.
+    assert_eq!(resolved_at, 2_355);
+    let (_, cycle) = sim.log.iter().find(|(t, _)| *t == resolved_at).unwrap();
+    let resolved: Vec<_> = cycle
+        .notifications
+        .iter()
+        .flat_map(|n| &n.alerts)
+        .filter(|a| a.labels["severity"] == "page")
+        .map(|a| (a.status, a.ends_at))
+        .collect();
+    assert_eq!(
+        resolved,
+        [(
+            AlertStatus::Resolved,
+            Some(datetime(Timestamp::from_unix_secs(T0 + 2_355)))
+        )],
+        "the resolved notice leaves in the cycle that resolves, not after group_interval"
+    );
+    // The last notification before it was at 90 s; group_interval ticks fall on 390 + k × 300,
+    // and 2,355 is not one of them.
+    assert_ne!((resolved_at - 90) % 300, 0);
+}
+
+#[test]
+fn a_flapping_sli_does_not_page_twice_within_repeat_interval() {
+    // A three-minute total outage every 45 minutes for three hours: each burst fires the page,
+    // which resolves about 30 minutes later (the 6h/30m rule's short window) and fires again at
+    // the next burst.
+    let flap = |s: i64, _: u64| s < 3 * 3_600 && s % 2_700 < 180;
+    let pages = |sim: &Sim| {
+        sim.notifications()
+            .into_iter()
+            .filter(|(_, a)| a.contains(&sev("page", AlertStatus::Firing)))
+            .count()
+    };
+    let mut raw = Sim::new(model(Duration::ZERO), 1);
+    raw.run(4 * 3_600, flap);
+    assert_eq!(
+        pages(&raw),
+        4,
+        "without keep_firing_for every burst pages: the scenario flaps"
+    );
+    // keep_firing_for = 20 min outlasts the 15 quiet minutes between a resolve and the next burst.
+    let mut damped = Sim::new(model(Duration::from_secs(20 * 60)), 1);
+    damped.run(4 * 3_600, flap);
+    let page_tr: Vec<_> = damped
+        .transitions()
+        .into_iter()
+        .filter(|(_, s, _)| s == "page")
+        .collect();
+    assert_eq!(page_tr.len(), 2, "fires once, resolves once: {page_tr:?}");
+    assert_eq!(pages(&damped), 1);
+    assert!(
+        page_tr[1].0 > 8_100 + 1_800,
+        "resolves only after the last burst: {page_tr:?}"
+    );
+}
+
+#[test]
+fn a_page_inhibits_the_ticket_of_its_slo_while_it_fires() {
+    let mut sim = Sim::new(model(Duration::ZERO), 1);
+    // Fifteen minutes of outage: the page fires at 60 s, the ticket (3d/6h, 1×) at ~256 s;
+    // the page resolves about 5 minutes after the outage, the ticket burns on for hours.
+    sim.run(60 * 60, |s, _| s < 900);
+    let tr = sim.transitions();
+    assert_eq!(tr[0], (60, "page".to_owned(), true));
+    let ticket_at = tr.iter().find(|(_, s, f)| s == "ticket" && *f).unwrap().0;
+    assert!((255..=270).contains(&ticket_at), "ticket fired at {ticket_at}");
+    let page_resolved = tr.iter().find(|(_, s, f)| s == "page" && !*f).unwrap().0;
+    let notes = sim.notifications();
+    // While the page fires, notifications carry only the page; the ticket is muted.
+    for (t, alerts) in &notes {
+        if *t < page_resolved {
+            assert_eq!(alerts, &vec![sev("page", AlertStatus::Firing)], "at {t}");
+        }
+    }
+    let muted: Vec<_> = sim.log.iter().flat_map(|(_, c)| &c.muted).map(|(_, m)| *m).collect();
+    assert!(muted.contains(&Muted::Inhibited));
+    // When the page resolves, the same notification announces the ticket.
+    let at_resolve = notes.iter().find(|(t, _)| *t == page_resolved).unwrap();
+    assert_eq!(
+        at_resolve.1,
+        vec![sev("ticket", AlertStatus::Firing), sev("page", AlertStatus::Resolved)]
+    );
+}
+
+#[test]
+fn a_silence_mutes_and_its_expiry_unmutes() {
+    let mut sim = Sim::new(model(Duration::ZERO), 1);
+    sim.alerter.silences.push(Silence {
+        id: "s1".into(),
+        matchers: vec![LabelMatcher::parse("slo = checkout-availability").unwrap()],
+        starts_at: Timestamp::from_unix_secs(T0 - 60),
+        ends_at: Timestamp::from_unix_secs(T0 + 600),
+        created_by: "ana".into(),
+        comment: "planned failover".into(),
+        created_at: Timestamp::from_unix_secs(T0 - 60),
+    });
+    sim.run(20 * 60, |_, _| true);
+    let notes = sim.notifications();
+    // The group opens at 60 s; its flushes at 90, 390 are muted; the silence ends at 600 s and
+    // the flush at 690 s announces page and ticket together (the ticket fired at ~256 s).
+    assert_eq!(
+        notes,
+        vec![(690, vec![sev("page", AlertStatus::Firing)])],
+        "the ticket stays inhibited by the page"
+    );
+    let silenced = sim
+        .log
+        .iter()
+        .filter(|(t, c)| *t < 600 && c.muted.iter().any(|(_, m)| *m == Muted::Silenced))
+        .count();
+    assert_eq!(silenced, 2, "the flushes at 90 s and 390 s");
+}
