@@ -103,6 +103,8 @@ pub struct Transition {
     pub fingerprint: String,
     pub firing: bool,
     pub at: Timestamp,
+    /// The alert as it was at that moment.
+    pub alert: Alert,
 }
 
 /// What one cycle did.
@@ -196,6 +198,10 @@ impl Alerter {
         &self.model
     }
 
+    pub fn model_arc(&self) -> &Arc<Alerting> {
+        &self.model
+    }
+
     /// Puts back alerts and groups read from the database (alerts of SLOs that no longer exist
     /// are dropped by the next cycle's dispatcher).
     pub fn restore(&mut self, alerts: Vec<AlertState>, groups: Vec<Group>) {
@@ -244,6 +250,7 @@ impl Alerter {
                                 fingerprint: def.fingerprint.clone(),
                                 firing: false,
                                 at: now,
+                                alert: a.to_alert(),
                             });
                         }
                     }
@@ -261,13 +268,14 @@ impl Alerter {
                             last_active: now,
                             detail,
                         };
-                        self.alerts.insert(def.fingerprint.clone(), state);
-                        out.changed_alerts.insert(def.fingerprint.clone());
                         out.transitions.push(Transition {
                             fingerprint: def.fingerprint.clone(),
                             firing: true,
                             at: now,
+                            alert: state.to_alert(),
                         });
+                        self.alerts.insert(def.fingerprint.clone(), state);
+                        out.changed_alerts.insert(def.fingerprint.clone());
                     }
                     _ => {}
                 }

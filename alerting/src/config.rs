@@ -27,9 +27,6 @@ pub struct AlertingConfig {
     pub trace_url: Option<String>,
     /// Fire a ticket when an SLO's long windows hold no events at all.
     pub alert_on_no_data: bool,
-    /// Base URL of tracebudget's UI, linked from every notification (`/slos/{slo}`).
-    /// Default: the API's listen address.
-    pub external_url: Option<String>,
     /// Exemplar traces attached to a firing alert.
     pub exemplars: usize,
     /// Top contributing services/operations attached to a firing alert.
@@ -44,7 +41,6 @@ impl Default for AlertingConfig {
             eval_interval: Duration::from_secs(15).into(),
             trace_url: None,
             alert_on_no_data: false,
-            external_url: None,
             exemplars: 5,
             contributors: 5,
             give_up_after: Duration::from_secs(24 * 3_600).into(),
@@ -348,7 +344,7 @@ pub struct Report {
 }
 
 /// The validated alerting model.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Alerting {
     pub settings: AlertingConfig,
     pub slos: Vec<Slo>,
@@ -561,6 +557,17 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
                 r.name.span(),
                 format!(
                     "receiver {:?} must set exactly one of webhook, email, alertmanager",
+                    r.name.get_ref()
+                ),
+            ));
+        }
+        if let Some(e) = &r.email
+            && e.username.is_some() != e.password.is_some()
+        {
+            errors.push(ConfigError::at(
+                r.name.span(),
+                format!(
+                    "receiver {:?}: email username and password must be set together",
                     r.name.get_ref()
                 ),
             ));

@@ -6,8 +6,10 @@
 
 pub mod alerter;
 pub mod config;
+pub mod deliver;
 pub mod dispatch;
 pub mod labels;
 pub mod mute;
 pub mod notify;
 pub mod schedule;
+pub mod store;

@@ -39,6 +39,8 @@ enum Command {
     },
     /// Send realistic traces over OTLP (gRPC or HTTP) for benchmarks, demos and capacity tests.
     Loadgen(api::loadgen::Args),
+    /// Create, list and expire silences of a running server (through its API).
+    Silence(api::silence_cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => exit(api::serve::run(&config)),
         Command::Migrate { config } => exit(api::serve::migrate(&config)),
         Command::Loadgen(args) => exit(api::loadgen::run(args)),
+        Command::Silence(args) => exit(api::silence_cli::run(args)),
     }
 }
 

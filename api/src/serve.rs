@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alerting::deliver::AlertingMetrics;
+use alerting::store::AlertStore;
 use anyhow::Context;
 use engine::collector::PipelineCollector;
 use engine::decode::AttrKeys;
@@ -23,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http;
+use crate::{alerts, http, silences};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = crate::config::load(path)?;
@@ -93,6 +95,8 @@ fn tick_interval(trace_idle: Duration) -> Duration {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // TLS for the notifiers (reqwest, lettre) runs on ring; without a provider reqwest panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = open_database(&config).await?;
     let metrics = Arc::new(EngineMetrics::default());
     let storage_metrics = Arc::new(StorageMetrics::default());
@@ -133,6 +137,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
+    // Alerting metrics are registered below, with the alert state.
     metrics.register(&mut registry);
     storage_metrics.register(&mut registry);
     registry.register_collector(Box::new(PipelineCollector {
@@ -159,12 +164,40 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for the API on {}", config.server.listen))?;
     let api_addr: SocketAddr = api_listener.local_addr()?;
     tracing::info!(%api_addr, "API, /metrics and dashboards");
+    let external_url = config
+        .server
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{api_addr}"));
+    let alerting_metrics = Arc::new(AlertingMetrics::default());
+    alerting_metrics.register(&mut registry);
+    let (alert_runtime, notifiers) = alerts::start(
+        Arc::new(config.alerting.clone()),
+        config.journeys.0.iter().map(|j| j.name.clone()).collect(),
+        external_url,
+        AlertStore::new(db.pool.clone()),
+        alerting_metrics,
+    )
+    .await?;
     let app = http::app(http::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
         slos: Arc::new(config.alerting.slos.clone()),
         policies: Arc::new(config.alerting.policies.clone()),
-    });
+    })
+    .merge(silences::routes(silences::AlertsApi {
+        runtime: alert_runtime.clone(),
+        api_token: config.server.api_token.clone(),
+    }));
+    alerts::spawn(
+        alert_runtime,
+        notifiers,
+        pipeline.clone(),
+        config.alerting.settings.eval_interval.0,
+        config.alerting.settings.give_up_after.0,
+        stop.clone(),
+        &mut tasks,
+    );
     tasks.spawn({
         let shutdown = stop.clone().cancelled_owned();
         async move { axum::serve(api_listener, app).with_graceful_shutdown(shutdown).await }

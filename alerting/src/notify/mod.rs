@@ -10,6 +10,8 @@
 //! - [`alertmanager`]: pushes the alerts to an existing Alertmanager (`POST /api/v2/alerts`).
 //!
 //! Every payload is a pure function of the notification, tested as data; `send` is the only I/O.
+//! The notification types derive serde only as the outbox's stored form (JSON in the database);
+//! what a receiver gets is always rendered by its format.
 //!
 //! **Invariant:** a [`Delivery`] reason, a [`NotifyError`] and the `Debug` output of a notifier
 //! never contain a secret: no bearer token, password, routing key, header value, nor the path or
@@ -20,6 +22,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::config::ReceiverConfig;
 
@@ -37,7 +40,8 @@ pub use email::EmailNotifier;
 pub use webhook::WebhookNotifier;
 
 /// Whether an alert is still burning its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// The burn-rate rule holds.
     Firing,
@@ -62,7 +66,7 @@ impl fmt::Display for AlertStatus {
 }
 
 /// One alert: an SLO burning its budget fast enough for one rule of its policy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// 16 lowercase hex characters: a stable id of the label set. PagerDuty's `dedup_key`.
     pub fingerprint: String,
@@ -81,7 +85,7 @@ pub struct Alert {
 }
 
 /// The numbers behind an alert, as the evaluator saw them when it last fired or resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertDetail {
     /// SLO name.
     pub slo: String,
@@ -112,7 +116,7 @@ pub struct AlertDetail {
 }
 
 /// A bad trace worth opening.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exemplar {
     /// Hex trace id.
     pub trace_id: String,
@@ -127,7 +131,7 @@ pub struct Exemplar {
 }
 
 /// A service and operation behind a share of the bad events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contributor {
     /// `service.name`.
     pub service: String,
@@ -142,7 +146,7 @@ pub struct Contributor {
 }
 
 /// A group of alerts for one receiver: what one call of `send` delivers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Idempotency key, unique per notification: header `Idempotency-Key`, email `Message-ID`.
     pub id: String,

@@ -1,0 +1,216 @@
+//! The alerting side of `serve`: restore the alert state, run the evaluator every
+//! `eval_interval` (windows → [`Alerter::cycle`] → one transaction of state, history and outbox
+//! rows) and the deliverer (outbox → notifiers), and stop cleanly.
+//!
+//! The evaluator holds the pipeline lock only to read the windows; everything else runs outside
+//! it, so ingestion never waits for routing, the database or a slow receiver.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alerting::alerter::{Alerter, Extras};
+use alerting::config::Alerting;
+use alerting::deliver::{
+    AlertingMetrics, Deliverer, OutcomeLabels, ReasonLabels, ReceiverLabels, SeverityLabels, TransitionLabels,
+};
+use alerting::notify::{Notifier, NotifierOptions};
+use alerting::store::{AlertStore, Pending};
+use anyhow::Context;
+use engine::pipeline::Pipeline;
+use engine::receiver::wall_clock;
+use slis::Timestamp;
+use slis::eval::{SloStatus, evaluate};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The alerter and the writes it still owes the database.
+#[derive(Debug)]
+pub struct AlertsState {
+    pub alerter: Alerter,
+    pub pending: Pending,
+}
+
+/// Shared by the evaluator, the deliverer and the API.
+#[derive(Debug)]
+pub struct AlertRuntime {
+    pub state: tokio::sync::Mutex<AlertsState>,
+    pub store: AlertStore,
+    pub metrics: Arc<AlertingMetrics>,
+    /// Wakes the deliverer when a cycle queued notifications.
+    pub wake: tokio::sync::Notify,
+}
+
+/// Reads the stored alert state and builds the notifiers; fails on a receiver that cannot be built.
+pub async fn start(
+    model: Arc<Alerting>,
+    journeys: Vec<String>,
+    external_url: String,
+    store: AlertStore,
+    metrics: Arc<AlertingMetrics>,
+) -> anyhow::Result<(Arc<AlertRuntime>, HashMap<String, Arc<Notifier>>)> {
+    let options = NotifierOptions::default();
+    let mut notifiers = HashMap::new();
+    for r in &model.receivers {
+        let n = Notifier::from_config(r, &options).with_context(|| format!("receiver {:?}", r.name.get_ref()))?;
+        notifiers.insert(r.name.get_ref().clone(), Arc::new(n));
+    }
+    let names: Vec<String> = model.slos.iter().map(|s| s.name.clone()).collect();
+    let loaded = store.load(&names).await.context("cannot read the alert state")?;
+    tracing::info!(
+        alerts = loaded.alerts.len(),
+        groups = loaded.groups.len(),
+        silences = loaded.silences.len(),
+        dropped_alerts = loaded.dropped_alerts,
+        "restored the alert state"
+    );
+    let mut alerter = Alerter::new(model, journeys, external_url);
+    alerter.restore(loaded.alerts, loaded.groups);
+    alerter.silences = loaded.silences;
+    let runtime = Arc::new(AlertRuntime {
+        state: tokio::sync::Mutex::new(AlertsState {
+            alerter,
+            pending: Pending::default(),
+        }),
+        store,
+        metrics,
+        wake: tokio::sync::Notify::new(),
+    });
+    Ok((runtime, notifiers))
+}
+
+/// Every SLO's status at `now`, read under the pipeline lock.
+pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<SloStatus> {
+    model
+        .slos
+        .iter()
+        .enumerate()
+        .map(|(i, slo)| {
+            evaluate(
+                slo,
+                &model.policies[slo.policy],
+                &pipeline.windows()[slo.journey],
+                pipeline.slot(i),
+                now,
+            )
+        })
+        .collect()
+}
+
+impl AlertRuntime {
+    /// One evaluation cycle at `now`.
+    pub async fn cycle(&self, pipeline: &Mutex<Pipeline>, now: Timestamp) {
+        let started = Instant::now();
+        let mut st = self.state.lock().await;
+        let model = Arc::clone(st.alerter.model_arc());
+        let statuses = statuses(&model, &pipeline.lock().expect("pipeline lock poisoned"), now);
+        let cycle = st.alerter.cycle(now, &statuses, &mut |_slo, _since| Extras::default());
+        for t in &cycle.transitions {
+            let severity = t.alert.labels.get("severity").cloned().unwrap_or_default();
+            let to = if t.firing { "firing" } else { "resolved" };
+            self.metrics
+                .transitions
+                .get_or_create(&TransitionLabels { severity, to })
+                .inc();
+        }
+        for (_, why) in &cycle.muted {
+            self.metrics
+                .muted
+                .get_or_create(&ReasonLabels { reason: why.as_str() })
+                .inc();
+        }
+        for n in &cycle.notifications {
+            self.metrics
+                .queued
+                .get_or_create(&ReceiverLabels {
+                    receiver: n.receiver.clone(),
+                })
+                .inc();
+        }
+        for sev in ["page", "ticket"] {
+            let firing = st
+                .alerter
+                .alerts
+                .values()
+                .filter(|a| a.firing && a.labels.get("severity").is_some_and(|s| s == sev))
+                .count();
+            self.metrics
+                .firing
+                .get_or_create(&SeverityLabels { severity: sev.into() })
+                .set(firing as i64);
+        }
+        let active = st
+            .alerter
+            .silences
+            .iter()
+            .filter(|s| s.state(now) == alerting::mute::SilenceState::Active);
+        self.metrics.silences_active.set(active.count() as i64);
+        let st = &mut *st;
+        st.pending.add(&cycle, now);
+        let outcome = match self.store.commit(&st.alerter, &mut st.pending, now).await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, pending = st.pending.len(), "cannot store the alert state; kept for the next cycle");
+                "store_failed"
+            }
+        };
+        self.metrics.store_pending.set(st.pending.len() as i64);
+        self.metrics.cycles.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.metrics.cycle_seconds.0.observe(started.elapsed().as_secs_f64());
+        if !cycle.notifications.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Spawns the evaluator and the deliverer.
+pub fn spawn(
+    runtime: Arc<AlertRuntime>,
+    notifiers: HashMap<String, Arc<Notifier>>,
+    pipeline: Arc<Mutex<Pipeline>>,
+    eval_interval: Duration,
+    give_up_after: Duration,
+    stop: CancellationToken,
+    tasks: &mut JoinSet<std::io::Result<()>>,
+) {
+    tasks.spawn({
+        let runtime = runtime.clone();
+        let stop = stop.clone();
+        async move {
+            let mut interval = tokio::time::interval(eval_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while stop.run_until_cancelled(interval.tick()).await.is_some() {
+                runtime.cycle(&pipeline, wall_clock()).await;
+            }
+            // A last try at what the database still owes.
+            let mut st = runtime.state.lock().await;
+            let st = &mut *st;
+            if let Err(e) = runtime.store.commit(&st.alerter, &mut st.pending, wall_clock()).await {
+                tracing::error!(error = %e, pending = st.pending.len(), "stopped with alert state not stored");
+            }
+            Ok(())
+        }
+    });
+    tasks.spawn(async move {
+        let deliverer = Deliverer {
+            store: runtime.store.clone(),
+            notifiers,
+            metrics: runtime.metrics.clone(),
+            give_up_after,
+        };
+        loop {
+            match deliverer.run_once(wall_clock()).await {
+                // A full batch: there may be more due now.
+                Ok(n) if n as i64 >= alerting::deliver::BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the outbox; will retry"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = runtime.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        Ok(())
+    });
+}

@@ -1,0 +1,272 @@
+//! `/api/v1/alerts`, `/api/v1/alerts/history`, `/api/v1/notifications` and `/api/v1/silences`:
+//! what is firing (with exemplars and top contributors), what fired, what was sent, and the
+//! silences, created and expired here or with `tracebudget silence add|list|expire`.
+//! Writes need `Authorization: Bearer <server.api_token>` when a token is configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alerting::labels::LabelMatcher;
+use alerting::mute::Silence;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use chrono::{DateTime, Utc};
+use engine::receiver::wall_clock;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slis::Timestamp;
+
+use crate::alerts::AlertRuntime;
+
+/// What the alert routes need.
+#[derive(Clone, Debug)]
+pub struct AlertsApi {
+    pub runtime: Arc<AlertRuntime>,
+    pub api_token: Option<String>,
+}
+
+pub fn routes(state: AlertsApi) -> Router {
+    Router::new()
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/history", get(history))
+        .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/silences", get(silences).post(create_silence))
+        .route("/api/v1/silences/{id}", delete(expire_silence))
+        .with_state(state)
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Checks the bearer token of a write; `None` when allowed.
+pub fn check_token(headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
+    let want = token?;
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compare every byte whatever the first difference, so timing tells nothing.
+    let ok = got.is_some_and(|g| {
+        g.len() == want.len() && g.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    (!ok).then(|| {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs Authorization: Bearer <api_token>",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("a valid header"));
+        r
+    })
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn alerts(State(s): State<AlertsApi>) -> Json<Value> {
+    let st = s.runtime.state.lock().await;
+    let alerts: Vec<Value> = st
+        .alerter
+        .alerts
+        .values()
+        .map(|a| serde_json::to_value(a.to_alert()).expect("plain data"))
+        .collect();
+    Json(json!({ "alerts": alerts }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// How far back, e.g. `24h` (default 7d).
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn history(State(s): State<AlertsApi>, Query(q): Query<HistoryQuery>) -> Response {
+    let since = match q.since.as_deref().map(slis::parse_duration).transpose() {
+        Ok(d) => d.unwrap_or(Duration::from_secs(7 * 86_400)),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
+    };
+    let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
+    match s.runtime.store.history(wall_clock() - since, limit).await {
+        Ok(rows) => Json(json!({
+            "events": rows.iter().map(|h| json!({
+                "fingerprint": h.fingerprint,
+                "slo": h.slo,
+                "severity": h.severity,
+                "alertname": h.alertname,
+                "event": h.event,
+                "at": rfc3339(h.at),
+                "alert": serde_json::to_value(&h.alert).expect("plain data"),
+            })).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the history: {e}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+async fn notifications(State(s): State<AlertsApi>, Query(q): Query<LimitQuery>) -> Response {
+    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+    match s.runtime.store.log(limit).await {
+        Ok(rows) => Json(json!({
+            "notifications": rows.iter().map(|r| json!({
+                "id": r.id,
+                "receiver": r.receiver,
+                "group_key": r.group_key,
+                "kind": r.kind,
+                "state": r.state,
+                "attempts": r.attempts,
+                "created_at": rfc3339(r.created_at),
+                "done_at": r.done_at.map(rfc3339),
+                "last_error": r.last_error,
+            })).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the outbox: {e}")),
+    }
+}
+
+fn silence_json(s: &Silence, now: Timestamp) -> Value {
+    json!({
+        "id": s.id,
+        "matchers": s.matchers.iter().map(LabelMatcher::as_str).collect::<Vec<_>>(),
+        "starts_at": rfc3339(s.starts_at),
+        "ends_at": rfc3339(s.ends_at),
+        "created_by": s.created_by,
+        "comment": s.comment,
+        "created_at": rfc3339(s.created_at),
+        "state": s.state(now).as_str(),
+    })
+}
+
+async fn silences(State(s): State<AlertsApi>) -> Response {
+    let now = wall_clock();
+    match s.runtime.store.silences().await {
+        Ok(list) => Json(json!({
+            "silences": list.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the silences: {e}"),
+        ),
+    }
+}
+
+/// The body of `POST /api/v1/silences`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    /// Label matchers, all of which must hold, e.g. `["slo = checkout-latency"]`.
+    pub matchers: Vec<String>,
+    /// RFC 3339; default now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// RFC 3339; or give `duration`.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// e.g. `"2h"`, from `starts_at`.
+    pub duration: Option<String>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// Validates a new silence into a [`Silence`] with a fresh id.
+pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
+    if n.matchers.is_empty() {
+        return Err("a silence needs at least one matcher".into());
+    }
+    let matchers = n
+        .matchers
+        .iter()
+        .map(|m| LabelMatcher::parse(m).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if n.created_by.trim().is_empty() {
+        return Err("created_by must name who creates the silence".into());
+    }
+    if n.comment.trim().is_empty() {
+        return Err("comment must say why".into());
+    }
+    let from_dt = |d: DateTime<Utc>| Timestamp::from_unix_nanos(d.timestamp_nanos_opt().unwrap_or(i64::MAX));
+    let starts_at = n.starts_at.map_or(now, from_dt);
+    let ends_at = match (n.ends_at, n.duration.as_deref()) {
+        (Some(e), None) => from_dt(e),
+        (None, Some(d)) => starts_at + slis::parse_duration(d).map_err(|e| format!("duration: {e}"))?,
+        (Some(_), Some(_)) => return Err("give ends_at or duration, not both".into()),
+        (None, None) => return Err("give ends_at or duration".into()),
+    };
+    if ends_at <= starts_at {
+        return Err("ends_at must be after starts_at".into());
+    }
+    if ends_at <= now {
+        return Err("ends_at is in the past: the silence would never apply".into());
+    }
+    Ok(Silence {
+        id: format!("{:032x}", rand::random::<u128>()),
+        matchers,
+        starts_at,
+        ends_at,
+        created_by: n.created_by,
+        comment: n.comment,
+        created_at: now,
+    })
+}
+
+async fn create_silence(State(s): State<AlertsApi>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(denied) = check_token(&headers, s.api_token.as_deref()) {
+        return denied;
+    }
+    let new: NewSilence = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")),
+    };
+    let now = wall_clock();
+    let silence = match build_silence(new, now) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if let Err(e) = s.runtime.store.add_silence(&silence).await {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot store the silence: {e}"),
+        );
+    }
+    tracing::info!(id = %silence.id, by = %silence.created_by, "silence created");
+    let body = silence_json(&silence, now);
+    s.runtime.state.lock().await.alerter.silences.push(silence);
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+async fn expire_silence(State(s): State<AlertsApi>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(denied) = check_token(&headers, s.api_token.as_deref()) {
+        return denied;
+    }
+    let now = wall_clock();
+    match s.runtime.store.expire_silence(&id, now).await {
+        Ok(true) => {
+            let mut st = s.runtime.state.lock().await;
+            for x in st.alerter.silences.iter_mut().filter(|x| x.id == id) {
+                x.starts_at = x.starts_at.min(now);
+                x.ends_at = now;
+            }
+            tracing::info!(%id, "silence expired");
+            Json(json!({ "id": id, "state": "expired" })).into_response()
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no active or pending silence {id:?}")),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot expire the silence: {e}"),
+        ),
+    }
+}
