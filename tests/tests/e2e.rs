@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `tracebudget` binary, one module per area.
 
+mod alerting;
 mod check;
 mod ingest;
 mod load;

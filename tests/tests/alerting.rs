@@ -1,0 +1,244 @@
+//! Alerting through the real binary (issue #5): pages fired by real traffic reach a real HTTP
+//! receiver exactly once, in order per group, across a receiver outage of two minutes and a
+//! restart of tracebudget in the middle of it.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tracebudget_tests::{Json, Server, TempDir, WebhookSink, bin, free_addrs};
+
+/// Two journeys, an availability SLO each, a fast policy (2m/1m windows) so that real traffic
+/// fires and resolves pages within minutes, evaluated every second, grouped by SLO.
+fn config(dir: &TempDir, ports: &[std::net::SocketAddr], hook: std::net::SocketAddr) -> std::path::PathBuf {
+    let [api, grpc, http, zipkin] = ports[..] else {
+        unreachable!()
+    };
+    let db = dir.path().join("tracebudget.db");
+    dir.write(
+        "alerting.toml",
+        &format!(
+            r#"
+[server]
+listen = "{api}"
+
+[ingest]
+otlp_grpc = "{grpc}"
+otlp_http = "{http}"
+zipkin = "{zipkin}"
+trace_idle = "1s"
+
+[storage]
+url = "sqlite://{db}"
+flush_interval = "1s"
+
+[alerting]
+eval_interval = "1s"
+trace_url = "https://tempo.test/trace/{{trace_id}}"
+
+[[journeys]]
+name = "checkout"
+service = "frontend"
+http_method = "POST"
+http_route = "/api/checkout"
+error_when = ["http.response.status_code >= 500"]
+expected_services = ["frontend", "checkout", "payment", "catalog"]
+
+[[journeys]]
+name = "search"
+service = "frontend"
+http_method = "GET"
+http_route = "/api/search"
+error_when = ["http.response.status_code >= 500"]
+expected_services = ["frontend", "catalog"]
+
+[[slos]]
+name = "checkout-availability"
+journey = "checkout"
+sli = "error"
+objective = 0.99
+period = "30d"
+policy = "fast"
+
+[[slos]]
+name = "search-availability"
+journey = "search"
+sli = "error"
+objective = 0.99
+period = "30d"
+policy = "fast"
+
+[[policies]]
+name = "fast"
+min_events = 20
+windows = [{{ long = "2m", short = "1m", factor = 5.0, severity = "page" }}]
+
+[[receivers]]
+name = "hook"
+webhook = {{ url = "http://{hook}/notify", format = "generic", timeout = "2s" }}
+
+[route]
+receiver = "hook"
+group_by = ["slo"]
+group_wait = "0s"
+group_interval = "1s"
+repeat_interval = "1h"
+"#,
+            db = db.display()
+        ),
+    )
+}
+
+fn json(server: &Server, path: &str) -> Json {
+    let r = server.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    Json::parse(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", r.body))
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// (state, count) of the outbox rows.
+fn outbox(server: &Server) -> BTreeMap<String, usize> {
+    let mut states = BTreeMap::new();
+    for n in json(server, "/api/v1/notifications?limit=1000")
+        .get("notifications")
+        .unwrap()
+        .as_array()
+        .unwrap()
+    {
+        *states
+            .entry(n.get("state").unwrap().as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    states
+}
+
+#[test]
+fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
+    let dir = TempDir::new("alerting");
+    let ports = free_addrs(5);
+    let hook = ports[4];
+    let config = config(&dir, &ports[..4], hook);
+    let api = ports[0];
+    let mut server = Server::start(&config, api);
+
+    // Traffic for 150 s, every root failing from 10 s to 40 s: both SLOs page, then resolve.
+    let mut loadgen = Command::new(bin())
+        .args(["loadgen", "--config", config.to_str().unwrap(), "--protocol", "http"])
+        .args(["--endpoint", &format!("http://{}", ports[2])])
+        .args([
+            "--rate",
+            "40",
+            "--duration",
+            "150s",
+            "--incident",
+            "10s:30s:1.0",
+            "--seed",
+            "11",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start loadgen");
+    let down_until = Instant::now() + Duration::from_secs(120);
+
+    // The receiver is down: both pages fire and wait in the outbox, retried.
+    wait_until("two pages queued", Duration::from_secs(60), || {
+        outbox(&server).get("pending").copied().unwrap_or(0) >= 2
+    });
+    let alerts = json(&server, "/api/v1/alerts");
+    let firing = alerts.get("alerts").unwrap().as_array().unwrap();
+    assert_eq!(firing.len(), 2, "one page per SLO");
+    for a in firing {
+        assert_eq!(a.at(&["labels", "severity"]).unwrap().as_str(), Some("page"));
+        assert_eq!(a.get("status").unwrap().as_str(), Some("firing"));
+    }
+
+    // Restart in the middle of the outage: state and outbox come back, nothing is re-queued.
+    std::thread::sleep(Duration::from_secs(20));
+    let before = outbox(&server);
+    let status = server.signal_and_wait("TERM", Duration::from_secs(30));
+    assert!(status.success(), "graceful stop: {status}\n{}", server.output_block());
+    let server = Server::start(&config, api);
+    let after = outbox(&server);
+    assert_eq!(before, after, "the outbox survives the restart as it was");
+    assert_eq!(
+        json(&server, "/api/v1/alerts")
+            .get("alerts")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The receiver comes back after two minutes.
+    std::thread::sleep(down_until.saturating_duration_since(Instant::now()));
+    let sink = WebhookSink::start(hook).expect("bind the webhook sink");
+    let _ = loadgen.wait();
+    // Both pages resolve (1m window clean after the incident) and every notice is delivered.
+    wait_until("both resolved notices delivered", Duration::from_secs(240), || {
+        let states = outbox(&server);
+        let received = sink.received();
+        states.get("pending").is_none()
+            && received
+                .iter()
+                .filter(|r| r.body.contains("\"status\":\"resolved\""))
+                .count()
+                >= 2
+    });
+
+    let received = sink.received();
+    let states = outbox(&server);
+    assert_eq!(states.get("given_up"), None, "{states:?}");
+    let delivered = states["delivered"];
+    assert_eq!(
+        received.len(),
+        delivered,
+        "every delivered notification arrived exactly once"
+    );
+    let mut ids = BTreeMap::new();
+    let mut per_group: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for r in &received {
+        assert_eq!(r.path, "/notify");
+        let body = Json::parse(&r.body).unwrap();
+        let id = body.get("id").unwrap().as_str().unwrap().to_owned();
+        assert_eq!(
+            r.header("idempotency-key"),
+            Some(id.as_str()),
+            "the header carries the id"
+        );
+        *ids.entry(id.clone()).or_insert(0) += 1;
+        let seq: u64 = id.rsplit_once('-').unwrap().1.parse().unwrap();
+        let status = body.get("status").unwrap().as_str().unwrap().to_owned();
+        per_group
+            .entry(body.get("groupKey").unwrap().as_str().unwrap().to_owned())
+            .or_default()
+            .push((seq, status));
+    }
+    assert!(ids.values().all(|n| *n == 1), "no id twice: {ids:?}");
+    assert_eq!(per_group.len(), 2, "{per_group:?}");
+    for (group, notes) in &per_group {
+        // In order, none missing, none repeated: a firing page then its resolved notice.
+        let want: Vec<(u64, String)> = vec![(1, "firing".into()), (2, "resolved".into())];
+        assert_eq!(notes, &want, "group {group}");
+    }
+    let m = {
+        let mut s = server;
+        s.metrics()
+    };
+    assert_eq!(
+        m.sum("tracebudget_notification_attempts_total", &[("outcome", "delivered")]),
+        4.0
+    );
+    assert!(m.sum("tracebudget_notification_attempts_total", &[("outcome", "retry")]) >= 2.0);
+}
