@@ -21,6 +21,10 @@ use crate::labels::{Labels, fingerprint};
 use crate::mute::{Muted, Muter, Silence};
 use crate::notify::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
 
+/// How often firing alerts are re-pushed to an `alertmanager` receiver (each push says the alert
+/// ends 4 minutes later unless pushed again; see `notify::alertmanager`).
+pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
+
 /// What kind of condition an alert watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
@@ -183,13 +187,22 @@ impl Alerter {
                     .collect()
             })
             .collect();
+        let resend = model
+            .receivers
+            .iter()
+            .filter(|r| r.alertmanager.is_some())
+            .map(|r| (r.name.get_ref().clone(), ALERTMANAGER_RESEND))
+            .collect();
         Alerter {
             model,
             journeys,
             external_url,
             defs,
             alerts: BTreeMap::new(),
-            dispatcher: Dispatcher::default(),
+            dispatcher: Dispatcher {
+                groups: BTreeMap::new(),
+                resend,
+            },
             silences: Vec::new(),
         }
     }
@@ -207,6 +220,11 @@ impl Alerter {
     pub fn restore(&mut self, alerts: Vec<AlertState>, groups: Vec<Group>) {
         self.alerts = alerts.into_iter().map(|a| (a.fingerprint.clone(), a)).collect();
         self.dispatcher.groups = groups.into_iter().map(|g| (g.id(), g)).collect();
+        for g in self.dispatcher.groups.values_mut() {
+            if let Some(r) = self.dispatcher.resend.get(&g.receiver) {
+                g.repeat_interval = g.repeat_interval.min(*r);
+            }
+        }
     }
 
     /// One cycle at `now`: `statuses[i]` is SLO `i`'s status; `extras(slo, since)` fetches the

@@ -91,6 +91,9 @@ pub struct Dispatched {
 #[derive(Debug, Default, Clone)]
 pub struct Dispatcher {
     pub groups: BTreeMap<String, Group>,
+    /// Receivers that need firing alerts re-sent at least this often (Alertmanager forgets an
+    /// alert that is not re-pushed before its `endsAt`): their groups repeat at this interval.
+    pub resend: BTreeMap<String, Duration>,
 }
 
 /// The leaf routes an alert's labels reach, with their keys (Alertmanager's matching: the first
@@ -146,13 +149,17 @@ impl Dispatcher {
                 let labels = group_labels(leaf, alert.labels());
                 let key = format!("{route_key}:{}", render(&labels));
                 let id = group_id(&leaf.receiver, &key);
+                let repeat_interval = match self.resend.get(&leaf.receiver) {
+                    Some(r) => leaf.repeat_interval.min(*r),
+                    None => leaf.repeat_interval,
+                };
                 let group = self.groups.entry(id.clone()).or_insert_with(|| Group {
                     receiver: leaf.receiver.clone(),
                     key,
                     labels,
                     group_wait: leaf.group_wait,
                     group_interval: leaf.group_interval,
-                    repeat_interval: leaf.repeat_interval,
+                    repeat_interval,
                     alerts: BTreeSet::new(),
                     notified_firing: BTreeSet::new(),
                     last_notified: None,
@@ -416,5 +423,37 @@ mod tests {
         // The silence ends at 600; the next group_interval tick (630) announces the alert.
         assert!(run(&mut d, 615).flushes.is_empty());
         assert_eq!(names(&run(&mut d, 630)), [("r".to_owned(), 1, 0)]);
+    }
+
+    #[test]
+    fn alertmanager_receivers_get_firing_alerts_again_every_resend_interval() {
+        let tree = route("am", &[], vec![], false);
+        let mut d = Dispatcher::default();
+        d.resend.insert("am".into(), Duration::from_secs(60));
+        let alerts = BTreeMap::from([alert("checkout", "page", true)]);
+        let mut sent = vec![];
+        for now in (0..=400).step_by(15) {
+            let muter = Muter::new(&[], &[], std::iter::empty(), t(now));
+            if !d.cycle(&tree, &alerts, &muter, t(now)).flushes.is_empty() {
+                sent.push(now);
+            }
+        }
+        // group_wait 30 s, then at the first group_interval tick (every 300 s) at least 60 s
+        // after the last push: 330.
+        assert_eq!(sent, [30, 330]);
+        let tree = Route {
+            group_interval: Duration::from_secs(30),
+            ..tree
+        };
+        let mut d = Dispatcher::default();
+        d.resend.insert("am".into(), Duration::from_secs(60));
+        let mut sent = vec![];
+        for now in (0..=200).step_by(15) {
+            let muter = Muter::new(&[], &[], std::iter::empty(), t(now));
+            if !d.cycle(&tree, &alerts, &muter, t(now)).flushes.is_empty() {
+                sent.push(now);
+            }
+        }
+        assert_eq!(sent, [30, 90, 150]);
     }
 }
