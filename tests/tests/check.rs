@@ -156,6 +156,18 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "unknown receiver \"mail\" (defined: pager)",
     ),
     (
+        "report to a receiver that cannot take reports (issue 5 item 8)",
+        "[[receivers]]\nname = \"am\"\nalertmanager = { url = \"http://127.0.0.1:9093\" }\n\n[route]\nreceiver = \"am\"\n\n[[reports]]\nname = \"weekly\"\nschedule = \"0 9 * * 1\"\nreceiver = \"am\"\n",
+        "11:12",
+        "report \"weekly\": receiver \"am\" cannot take it: reports are not supported by alertmanager; use a webhook in format generic or slack, or email",
+    ),
+    (
+        "report to a pagerduty webhook",
+        "[[receivers]]\nname = \"pd\"\nwebhook = { url = \"https://events.pagerduty.com/v2/enqueue\", format = \"pagerduty\", routing_key = \"k\" }\n\n[route]\nreceiver = \"pd\"\n\n[[reports]]\nname = \"weekly\"\nschedule = \"0 9 * * 1\"\nreceiver = \"pd\"\n",
+        "11:12",
+        "report \"weekly\": receiver \"pd\" cannot take it: reports are not supported by webhook format pagerduty; use a webhook in format generic or slack, or email",
+    ),
+    (
         "undefined policy",
         "[[journeys]]\nname = \"j\"\nservice = \"a\"\n\n[[slos]]\nname = \"s\"\njourney = \"j\"\nsli = \"error\"\nobjective = 0.99\nperiod = \"7d\"\npolicy = \"fast\"\n",
         "11:10",
