@@ -663,6 +663,18 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
     let mut reports = Vec::with_capacity(s.reports.len());
     for r in s.reports {
         check_receiver(&r.receiver, &mut errors);
+        let target = s.receivers.iter().find(|x| x.name.get_ref() == r.receiver.get_ref());
+        if let Some(kind) = target.and_then(crate::report::unsupported_by) {
+            errors.push(ConfigError::at(
+                r.receiver.span(),
+                format!(
+                    "report {:?}: receiver {:?} cannot take it: {}; use a webhook in format generic or slack, or email",
+                    r.name.get_ref(),
+                    r.receiver.get_ref(),
+                    crate::report::unsupported_reason(kind)
+                ),
+            ));
+        }
         let mut indices = Vec::new();
         for name in &r.slos {
             match slos.iter().position(|x| x.name == *name.get_ref()) {

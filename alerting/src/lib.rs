@@ -11,5 +11,6 @@ pub mod dispatch;
 pub mod labels;
 pub mod mute;
 pub mod notify;
+pub mod report;
 pub mod schedule;
 pub mod store;

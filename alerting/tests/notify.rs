@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use alerting::config::{EmailConfig, ReceiverConfig, WebhookConfig};
-use alerting::notify::webhook::{alertmanager as am_format, generic, pagerduty, slack};
+use alerting::notify::webhook::{alertmanager as am_format, generic, pagerduty, slack, slack_report};
 use alerting::notify::{
     Alert, AlertDetail, AlertStatus, AlertmanagerNotifier, Contributor, Delivery, EmailNotifier, Exemplar,
     Notification, Notifier, NotifierOptions, WebhookNotifier,
 };
+use alerting::report::{AlertRecord, Digest, SloDigest};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
@@ -602,11 +603,11 @@ mod smtp {
         }
     }
 
-    /// Parses a received message and checks what every notification email must carry.
-    pub fn check_message(raw: &[u8], n: &Notification, subject: &str) -> (String, String) {
+    /// Parses a received message and checks what every notification and report email must carry.
+    pub fn check_message(raw: &[u8], id: &str, subject: &str) -> (String, String) {
         use mail_parser::{MessageParser, MimeHeaders};
         let msg = MessageParser::default().parse(raw).expect("a parsable message");
-        assert_eq!(msg.message_id(), Some(format!("{}@tracebudget", n.id).as_str()));
+        assert_eq!(msg.message_id(), Some(format!("{id}@tracebudget").as_str()));
         assert_eq!(msg.subject(), Some(subject));
         let to: Vec<_> = msg
             .to()
@@ -667,7 +668,7 @@ async fn email_over_starttls_with_auth() {
 
     let (text, html) = smtp::check_message(
         &messages[0].0,
-        &firing,
+        &firing.id,
         "[PAGE FIRING] checkout-latency: burn 14.9× (1h) / 15.2× (5m) > 14.4",
     );
     for fact in [
@@ -696,7 +697,7 @@ async fn email_over_starttls_with_auth() {
 
     let (text, html) = smtp::check_message(
         &messages[1].0,
-        &resolved,
+        &resolved.id,
         "[PAGE RESOLVED] checkout-latency: burn 0.8× (1h) / 0.1× (5m), threshold 14.4",
     );
     let status = "resolved at 2025-03-01T13:00:00Z (firing since 2025-03-01T12:00:00Z)";
@@ -722,7 +723,7 @@ async fn email_over_implicit_tls_with_auth() {
     assert_eq!(messages[0].1["authenticated"], true);
     smtp::check_message(
         &messages[0].0,
-        &n,
+        &n.id,
         "[PAGE FIRING] checkout-latency: burn 14.9× (1h) / 15.2× (5m) > 14.4",
     );
 }
@@ -743,7 +744,7 @@ async fn email_over_plain_smtp() {
     assert_eq!(messages[0].1["authenticated"], false);
     let (text, _) = smtp::check_message(
         &messages[0].0,
-        &n,
+        &n.id,
         "[PAGE FIRING] checkout-latency: burn 14.9× (1h) / 15.2× (5m) > 14.4 (+1 more)",
     );
     assert!(text.contains("== Alert 2 of 2: [TICKET RESOLVED]"), "{text}");
@@ -848,6 +849,301 @@ async fn email_failures_are_classified() {
         assert_no_secret("reason", reason(d));
         assert_no_secret("Debug", &format!("{d:?}"));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report digests over the same real servers.
+
+/// A weekly digest: one SLO overspent with a page in the period (its top contributor needs HTML
+/// escaping), one burning slowly.
+fn digest(id: &str) -> Digest {
+    let at = |d, h, m| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+    let contributor = |service: &str, operation: &str, bad_events, share, reason: &str| Contributor {
+        service: service.into(),
+        operation: operation.into(),
+        bad_events,
+        share,
+        reason: reason.into(),
+    };
+    Digest {
+        id: id.into(),
+        report: "weekly-budget".into(),
+        receiver: "sre".into(),
+        from: at(16, 9, 0),
+        to: at(23, 9, 0),
+        external_url: "http://127.0.0.1:8080".into(),
+        slos: vec![
+            SloDigest {
+                slo: "checkout-latency".into(),
+                journey: "checkout".into(),
+                sli: "latency".into(),
+                objective: 0.999,
+                period: "28d".into(),
+                events: 40_000,
+                bad: 50,
+                budget_remaining: -0.25,
+                current_burn: 1.2,
+                time_to_exhaustion: None,
+                no_data: false,
+                alerts: vec![AlertRecord {
+                    severity: "page".into(),
+                    alertname: "SLOBurnRate".into(),
+                    starts_at: at(20, 10, 0),
+                    ends_at: Some(at(20, 11, 30)),
+                }],
+                top_contributors: vec![
+                    contributor("<pay&ments>", "POST /charge", 31, 0.62, "error originated here"),
+                    contributor("inventory", "reserve", 19, 0.38, "slowest child span"),
+                ],
+            },
+            SloDigest {
+                slo: "search-errors".into(),
+                journey: "search".into(),
+                sli: "error".into(),
+                objective: 0.99,
+                period: "28d".into(),
+                events: 120_000,
+                bad: 600,
+                budget_remaining: 0.5,
+                current_burn: 0.8,
+                time_to_exhaustion: Some(Duration::from_secs(1_512_000)),
+                no_data: false,
+                alerts: vec![],
+                top_contributors: vec![],
+            },
+        ],
+    }
+}
+
+const REPORT_SUBJECT: &str =
+    "[REPORT] weekly-budget: 2 SLOs, 1 budget exhausted, 1 alert (2026-11-16 09:00 → 2026-11-23 09:00 UTC)";
+
+fn receiver(name: &str, body: &str) -> ReceiverConfig {
+    toml::from_str(&format!("name = {name:?}\n{body}")).unwrap()
+}
+
+/// Issue 5 item 8: a digest reaches a generic webhook as the documented JSON, field by field.
+#[tokio::test]
+async fn report_digest_arrives_over_a_generic_webhook() {
+    init_tls();
+    let server = Server::start().await;
+    let url = format!("{}/hook/report/SECRET-path", server.base);
+    let notifier =
+        WebhookNotifier::new(&webhook_config(&url, "generic", SECRETS), &NotifierOptions::default()).unwrap();
+    let d = digest("report-weekly-budget-20261123T090000Z");
+    assert_eq!(notifier.send_report(&d).await, Delivery::Delivered);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/hook/report/SECRET-path")
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("idempotency-key"),
+        Some("report-weekly-budget-20261123T090000Z")
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer tok-SECRET-bearer"));
+    assert_eq!(r.header("x-api-key"), Some("SECRET-api-key"));
+    assert_eq!(
+        r.json(),
+        json!({
+            "version": "1",
+            "kind": "report",
+            "id": "report-weekly-budget-20261123T090000Z",
+            "report": "weekly-budget",
+            "receiver": "sre",
+            "from": "2026-11-16T09:00:00Z",
+            "to": "2026-11-23T09:00:00Z",
+            "externalURL": "http://127.0.0.1:8080",
+            "slos": [
+                {
+                    "slo": "checkout-latency",
+                    "journey": "checkout",
+                    "sli": "latency",
+                    "objective": 0.999,
+                    "period": "28d",
+                    "url": "http://127.0.0.1:8080/slos/checkout-latency",
+                    "events": 40000,
+                    "bad": 50,
+                    "ratio": 0.99875,
+                    "budgetRemaining": -0.25,
+                    "currentBurn": 1.2,
+                    "timeToExhaustionSeconds": null,
+                    "noData": false,
+                    "alerts": [{
+                        "severity": "page",
+                        "alertname": "SLOBurnRate",
+                        "startsAt": "2026-11-20T10:00:00Z",
+                        "endsAt": "2026-11-20T11:30:00Z"
+                    }],
+                    "topContributors": [
+                        { "service": "<pay&ments>", "operation": "POST /charge", "badEvents": 31, "share": 0.62,
+                          "reason": "error originated here" },
+                        { "service": "inventory", "operation": "reserve", "badEvents": 19, "share": 0.38,
+                          "reason": "slowest child span" }
+                    ]
+                },
+                {
+                    "slo": "search-errors",
+                    "journey": "search",
+                    "sli": "error",
+                    "objective": 0.99,
+                    "period": "28d",
+                    "url": "http://127.0.0.1:8080/slos/search-errors",
+                    "events": 120000,
+                    "bad": 600,
+                    "ratio": 0.995,
+                    "budgetRemaining": 0.5,
+                    "currentBurn": 0.8,
+                    "timeToExhaustionSeconds": 1512000,
+                    "noData": false,
+                    "alerts": [],
+                    "topContributors": []
+                }
+            ]
+        })
+    );
+
+    // A failure is classified as for alerts; the retry carries the same key.
+    server.reply([Reply::Status(503, vec![("retry-after", "30")])]);
+    assert_eq!(
+        notifier.send_report(&d).await,
+        Delivery::Retry {
+            reason: "http 503".into(),
+            after: Some(Duration::from_secs(30))
+        }
+    );
+    assert_eq!(notifier.send_report(&d).await, Delivery::Delivered);
+    let keys: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, ["report-weekly-budget-20261123T090000Z"; 3]);
+}
+
+#[tokio::test]
+async fn report_digest_arrives_over_a_slack_webhook() {
+    init_tls();
+    let server = Server::start().await;
+    let url = format!("{}/services/T000/B000/SECRET", server.base);
+    let notifier = Notifier::from_config(
+        &receiver("slack", &format!("webhook = {{ url = {url:?}, format = \"slack\" }}")),
+        &NotifierOptions::default(),
+    )
+    .unwrap();
+    let d = digest("report-weekly-budget-20261123T090000Z");
+    assert_eq!(notifier.send_report(&d).await, Delivery::Delivered);
+
+    let r = server.requests().pop().unwrap();
+    assert_eq!(
+        r.header("idempotency-key"),
+        Some("report-weekly-budget-20261123T090000Z")
+    );
+    let body = r.json();
+    assert_eq!(body, slack_report::payload(&d));
+    assert_eq!(body["text"], REPORT_SUBJECT);
+    assert_eq!(
+        body["blocks"][1]["text"]["text"],
+        "```\n\
+         SLO               Objective  SLI      Budget left  Burn (1h)  Alerts\n\
+         checkout-latency  99.9%      99.875%  -25.0%       1.2×       1\n\
+         search-errors     99%        99.5%    50.0%        0.8×       0\n\
+         ```"
+    );
+    assert_eq!(
+        body["blocks"][2]["text"]["text"],
+        "*<http://127.0.0.1:8080/slos/checkout-latency|checkout-latency>*: budget left -25.0%, burn 1.2× (1h), exhaustion: already exhausted\n\
+         • PAGE SLOBurnRate: 2026-11-20T10:00:00Z → 2026-11-20T11:30:00Z (1h30m)\n\
+         • *&lt;pay&amp;ments&gt;* `POST /charge`: 62.0% of bad events (31), error originated here\n\
+         • *inventory* `reserve`: 38.0% of bad events (19), slowest child span"
+    );
+}
+
+/// Receivers whose payloads describe alerts give up on a digest without sending anything.
+#[tokio::test]
+async fn reports_to_alert_only_receivers_give_up_without_a_request() {
+    init_tls();
+    let server = Server::start().await;
+    let url = format!("{}/SECRET-path", server.base);
+    let cases = [
+        (
+            format!("webhook = {{ url = {url:?}, format = \"alertmanager\" }}"),
+            "reports are not supported by webhook format alertmanager",
+        ),
+        (
+            format!("webhook = {{ url = {url:?}, format = \"pagerduty\", routing_key = \"SECRET-key\" }}"),
+            "reports are not supported by webhook format pagerduty",
+        ),
+        (
+            format!("alertmanager = {{ url = \"{}\" }}", server.base),
+            "reports are not supported by alertmanager",
+        ),
+    ];
+    for (body, want) in cases {
+        let notifier = Notifier::from_config(&receiver("r", &body), &NotifierOptions::default()).unwrap();
+        let got = notifier.send_report(&digest("d-1")).await;
+        assert_eq!(got, Delivery::GiveUp { reason: want.into() });
+        assert_no_secret("reason", reason(&got));
+    }
+    assert!(server.requests().is_empty());
+}
+
+/// Issue 5 item 8: a digest by email through aiosmtpd, over STARTTLS with auth; the test parses
+/// the message it received and reads the figures back from both parts.
+#[tokio::test]
+async fn report_digest_arrives_by_email() {
+    init_tls();
+    let Some(py) = smtp::python() else { return };
+    let certs = smtp::temp_dir("certs");
+    let (pem, cert, key) = smtp::certificate(&certs.0);
+    let sink = smtp::Sink::start(&py, "starttls", Some((&cert, &key)), true);
+    let config = smtp::email_config(sink.port, "starttls", true, &["oncall@example.com", "sre@example.com"]);
+    let notifier = Notifier::Email(EmailNotifier::new(&config, &smtp::trusting(&pem)).unwrap());
+    let d = digest("report-weekly-budget-20261123T090000Z");
+    assert_eq!(notifier.send_report(&d).await, Delivery::Delivered);
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].1["tls"], true);
+    assert_eq!(messages[0].1["authenticated"], true);
+    let (text, html) = smtp::check_message(&messages[0].0, &d.id, REPORT_SUBJECT);
+    // SMTP carries lines ending in CRLF.
+    let (text, html) = (text.replace("\r\n", "\n"), html.replace("\r\n", "\n"));
+    let table = "\
+SLO               Objective  SLI      Budget left  Burn (1h)  Alerts
+checkout-latency  99.9%      99.875%  -25.0%       1.2×       1
+search-errors     99%        99.5%    50.0%        0.8×       0
+";
+    assert!(text.starts_with(&format!("{REPORT_SUBJECT}\n\n{table}\n")), "{text}");
+    for fact in [
+        "== checkout-latency ==\nJourney:            checkout\nSLI:                latency over 28d\n\
+         Events:             40000, 50 bad\nTime to exhaustion: already exhausted\n",
+        "  - PAGE SLOBurnRate: 2026-11-20T10:00:00Z → 2026-11-20T11:30:00Z (1h30m)\n",
+        "  - <pay&ments> POST /charge: 62.0% of bad events (31), error originated here\n",
+        "== search-errors ==\nJourney:            search\nSLI:                error over 28d\n\
+         Events:             120000, 600 bad\nTime to exhaustion: 17d12h\n",
+        "tracebudget http://127.0.0.1:8080 (report weekly-budget, digest report-weekly-budget-20261123T090000Z)",
+    ] {
+        assert!(text.contains(fact), "text part lacks {fact:?}:\n{text}");
+    }
+    for fact in [
+        "<tr style=\"color: #d32f2f\"><td><a href=\"http://127.0.0.1:8080/slos/checkout-latency\">checkout-latency</a></td>\
+         <td align=\"right\">99.9%</td><td align=\"right\">99.875%</td><td align=\"right\">-25.0%</td>\
+         <td align=\"right\">1.2×</td><td align=\"right\">1</td></tr>",
+        "<tr><td><a href=\"http://127.0.0.1:8080/slos/search-errors\">search-errors</a></td>\
+         <td align=\"right\">99%</td><td align=\"right\">99.5%</td><td align=\"right\">50.0%</td>\
+         <td align=\"right\">0.8×</td><td align=\"right\">0</td></tr>",
+        "<tr><th align=\"left\">Time to exhaustion</th><td>17d12h</td></tr>",
+        "<li>PAGE SLOBurnRate: 2026-11-20T10:00:00Z → 2026-11-20T11:30:00Z (1h30m)</li>",
+        "<li>&lt;pay&amp;ments&gt; POST /charge: 62.0% of bad events (31), error originated here</li>",
+    ] {
+        assert!(html.contains(fact), "html part lacks {fact:?}:\n{html}");
+    }
+    assert!(!html.contains("<pay&ments>"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "unknown section",
         "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[alerts]\nx = 1\n",
         "5:2",
-        "unknown section `alerts`, expected one of server, ingest, storage, alerting, journeys, slos, policies, receivers, route, reports",
+        "unknown section `alerts`, expected one of server, ingest, storage, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports",
     ),
     (
         "unknown journey",
@@ -154,6 +154,18 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "[[receivers]]\nname = \"pager\"\nwebhook = { url = \"http://127.0.0.1:9/h\" }\n\n[route]\nreceiver = \"pager\"\n\n[[reports]]\nname = \"r\"\nschedule = \"0 9 * * 1\"\nreceiver = \"mail\"\n",
         "11:12",
         "unknown receiver \"mail\" (defined: pager)",
+    ),
+    (
+        "report to a receiver that cannot take reports (issue 5 item 8)",
+        "[[receivers]]\nname = \"am\"\nalertmanager = { url = \"http://127.0.0.1:9093\" }\n\n[route]\nreceiver = \"am\"\n\n[[reports]]\nname = \"weekly\"\nschedule = \"0 9 * * 1\"\nreceiver = \"am\"\n",
+        "11:12",
+        "report \"weekly\": receiver \"am\" cannot take it: reports are not supported by alertmanager; use a webhook in format generic or slack, or email",
+    ),
+    (
+        "report to a pagerduty webhook",
+        "[[receivers]]\nname = \"pd\"\nwebhook = { url = \"https://events.pagerduty.com/v2/enqueue\", format = \"pagerduty\", routing_key = \"k\" }\n\n[route]\nreceiver = \"pd\"\n\n[[reports]]\nname = \"weekly\"\nschedule = \"0 9 * * 1\"\nreceiver = \"pd\"\n",
+        "11:12",
+        "report \"weekly\": receiver \"pd\" cannot take it: reports are not supported by webhook format pagerduty; use a webhook in format generic or slack, or email",
     ),
     (
         "undefined policy",

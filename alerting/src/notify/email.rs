@@ -8,7 +8,9 @@
 //! The message: `Subject` is the lead alert's headline, e.g.
 //! `[PAGE FIRING] checkout-latency: burn 14.9× (1h) / 15.2× (5m) > 14.4` (`(+N more)` when the
 //! group has more alerts), `Message-ID: <{id}@tracebudget>`, and a `multipart/alternative` body
-//! whose plain-text and HTML parts state the same facts; every value is HTML-escaped.
+//! whose plain-text and HTML parts state the same facts; every value is HTML-escaped. Report
+//! digests go out the same way ([`EmailNotifier::send_report`], bodies in
+//! [`super::email_report`]).
 //!
 //! One attempt gives up after [`NotifierOptions::email_timeout`], the whole SMTP exchange
 //! included. Transient SMTP replies (4xx), timeouts and connection or TLS failures are retried; permanent
@@ -23,8 +25,11 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{Alert, AlertStatus, Delivery, Notification, NotifierOptions, NotifyError, render, rfc3339, slo_url};
+use super::{
+    Alert, AlertStatus, Delivery, Notification, NotifierOptions, NotifyError, email_report, render, rfc3339, slo_url,
+};
 use crate::config::{EmailConfig, TlsMode};
+use crate::report::Digest;
 
 /// Sends notifications by email through one SMTP server.
 pub struct EmailNotifier {
@@ -117,9 +122,33 @@ impl EmailNotifier {
         builder.multipart(MultiPart::alternative_plain_html(text_body(n), html_body(n)))
     }
 
+    /// The message of a report digest, as it is sent; see [`super::email_report`].
+    pub fn report_message(&self, d: &Digest) -> Result<Message, lettre::error::Error> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(email_report::subject(d))
+            .message_id(Some(message_id(&d.id)));
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        builder.multipart(MultiPart::alternative_plain_html(
+            email_report::text_body(d),
+            email_report::html_body(d),
+        ))
+    }
+
     /// Makes one delivery attempt.
     pub async fn send(&self, n: &Notification) -> Delivery {
-        let message = match self.message(n) {
+        self.deliver(self.message(n)).await
+    }
+
+    /// Makes one delivery attempt of a report digest.
+    pub async fn send_report(&self, d: &Digest) -> Delivery {
+        self.deliver(self.report_message(d)).await
+    }
+
+    async fn deliver(&self, message: Result<Message, lettre::error::Error>) -> Delivery {
+        let message = match message {
             Ok(m) => m,
             Err(_) => return Delivery::give_up("cannot build the email"),
         };
@@ -271,17 +300,6 @@ fn facts(n: &Notification, a: &Alert) -> Vec<(&'static str, String)> {
     facts
 }
 
-fn contributor_line(c: &super::Contributor) -> String {
-    format!(
-        "{} {}: {} of bad events ({}), {}",
-        c.service,
-        c.operation,
-        render::percent(c.share),
-        c.bad_events,
-        c.reason
-    )
-}
-
 /// The plain-text part.
 pub fn text_body(n: &Notification) -> String {
     let mut out = format!("{}\n", subject(n));
@@ -309,7 +327,7 @@ pub fn text_body(n: &Notification) -> String {
         if !a.detail.contributors.is_empty() {
             out.push_str("Top contributors:\n");
             for c in &a.detail.contributors {
-                let _ = writeln!(out, "  - {}", contributor_line(c));
+                let _ = writeln!(out, "  - {}", render::contributor(c));
             }
         }
     }
@@ -358,7 +376,7 @@ pub fn html_body(n: &Notification) -> String {
         if !a.detail.contributors.is_empty() {
             out.push_str("<h4>Top contributors</h4>\n<ul>\n");
             for c in &a.detail.contributors {
-                let _ = writeln!(out, "<li>{}</li>", h(&contributor_line(c)));
+                let _ = writeln!(out, "<li>{}</li>", h(&render::contributor(c)));
             }
             out.push_str("</ul>\n");
         }

@@ -9,6 +9,10 @@
 //! - [`email`]: SMTP through lettre, STARTTLS, implicit TLS or plain.
 //! - [`alertmanager`]: pushes the alerts to an existing Alertmanager (`POST /api/v2/alerts`).
 //!
+//! Report digests ([`crate::report::Digest`]) go through [`Notifier::send_report`]: webhooks in
+//! format `generic` ([`webhook::generic_report`]) or `slack` ([`webhook::slack_report`]), and
+//! email ([`email_report`]), with the same idempotency key conventions.
+//!
 //! Every payload is a pure function of the notification, tested as data; `send` is the only I/O.
 //! The notification types derive serde only as the outbox's stored form (JSON in the database);
 //! what a receiver gets is always rendered by its format.
@@ -25,9 +29,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ReceiverConfig;
+use crate::report::{self, Digest};
 
 pub mod alertmanager;
 pub mod email;
+pub mod email_report;
 mod http;
 mod render;
 pub mod webhook;
@@ -342,6 +348,18 @@ impl Notifier {
             Notifier::Webhook(n) => n.send(notification).await,
             Notifier::Email(n) => n.send(notification).await,
             Notifier::Alertmanager(n) => n.send(notification).await,
+        }
+    }
+
+    /// Makes one delivery attempt of a report digest. Webhooks in format `generic` or `slack` and
+    /// email take it; the other formats and the `alertmanager` kind give up at once with
+    /// `reports are not supported by <kind>` (config validation refuses such a `[[reports]]`
+    /// entry, so this only happens to a caller that skipped it).
+    pub async fn send_report(&self, digest: &Digest) -> Delivery {
+        match self {
+            Notifier::Webhook(n) => n.send_report(digest).await,
+            Notifier::Email(n) => n.send_report(digest).await,
+            Notifier::Alertmanager(_) => Delivery::give_up(report::unsupported_reason("alertmanager")),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Human wording shared by Slack, PagerDuty and email, so every channel states the same facts the
-//! same way: `burn 14.9× (1h) / 15.2× (5m) > 14.4`.
+//! same way: `burn 14.9× (1h) / 15.2× (5m) > 14.4`; and for report digests the headline, the
+//! table of SLOs and the lines about alerts of the period.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{Alert, AlertDetail, AlertStatus, Exemplar};
+use super::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, rfc3339};
+use crate::report::{AlertRecord, Digest, SloDigest};
 
 /// A burn rate with one decimal: `14.9×`.
 pub(crate) fn burn(rate: f64) -> String {
@@ -83,6 +86,150 @@ pub(crate) fn exemplar_facts(e: &Exemplar) -> String {
     }
 }
 
+/// `payments POST /charge: 62.0% of bad events (31), error originated here`.
+pub(crate) fn contributor(c: &Contributor) -> String {
+    format!(
+        "{} {}: {} of bad events ({}), {}",
+        c.service,
+        c.operation,
+        percent(c.share),
+        c.bad_events,
+        c.reason
+    )
+}
+
+/// `1 alert`, `2 alerts`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The period of a digest: `2026-11-16 09:00 → 2026-11-23 09:00 UTC`.
+pub(crate) fn digest_period(d: &Digest) -> String {
+    format!(
+        "{} → {} UTC",
+        d.from.format("%Y-%m-%d %H:%M"),
+        d.to.format("%Y-%m-%d %H:%M")
+    )
+}
+
+/// `3 SLOs, 1 budget exhausted, 2 alerts` (`all within budget` when none is exhausted).
+pub(crate) fn digest_summary(d: &Digest) -> String {
+    let exhausted = match d.exhausted_count() {
+        0 => "all within budget".to_owned(),
+        n => count(n, "budget exhausted", "budgets exhausted"),
+    };
+    format!(
+        "{}, {exhausted}, {}",
+        count(d.slos.len(), "SLO", "SLOs"),
+        count(d.alert_count(), "alert", "alerts"),
+    )
+}
+
+/// `[REPORT] weekly-budget: 3 SLOs, 1 budget exhausted, 2 alerts (2026-11-16 09:00 → 2026-11-23 09:00 UTC)`.
+pub(crate) fn digest_headline(d: &Digest) -> String {
+    format!("[REPORT] {}: {} ({})", d.report, digest_summary(d), digest_period(d))
+}
+
+/// The SLI over the period as a percentage with at most 3 decimals (`99.875%`, `100%`), or
+/// `no data` without events.
+pub(crate) fn sli(s: &SloDigest) -> String {
+    match s.sli_ratio() {
+        Some(r) => format!("{}%", (r * 1e5).round() / 1e3),
+        None => "no data".to_owned(),
+    }
+}
+
+/// The share of budget left (`-25.0%`); `n/a` should the evaluator ever hand over a non-number.
+pub(crate) fn budget(s: &SloDigest) -> String {
+    if s.budget_remaining.is_finite() {
+        percent(s.budget_remaining)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+/// The burn over the last hour (`1.2×`), or `no data` when that hour held no events.
+pub(crate) fn current_burn(s: &SloDigest) -> String {
+    if s.no_data || !s.current_burn.is_finite() {
+        "no data".to_owned()
+    } else {
+        burn(s.current_burn)
+    }
+}
+
+/// When the budget runs out: `17d12h`, `already exhausted`, or `not at the current burn rate`.
+pub(crate) fn digest_exhaustion(s: &SloDigest) -> String {
+    if s.exhausted() {
+        "already exhausted".to_owned()
+    } else {
+        match s.time_to_exhaustion {
+            Some(t) => duration(t),
+            None => "not at the current burn rate".to_owned(),
+        }
+    }
+}
+
+/// Column titles of the digest table.
+pub(crate) const DIGEST_COLUMNS: [&str; 6] = ["SLO", "Objective", "SLI", "Budget left", "Burn (1h)", "Alerts"];
+
+/// One row of the digest table, in [`DIGEST_COLUMNS`] order.
+pub(crate) fn digest_row(s: &SloDigest) -> [String; 6] {
+    [
+        s.slo.clone(),
+        objective(s.objective),
+        sli(s),
+        budget(s),
+        current_burn(s),
+        s.alerts.len().to_string(),
+    ]
+}
+
+/// The digest table as aligned plain text: a title row, then one row per SLO; columns two spaces
+/// apart, no trailing spaces.
+pub(crate) fn text_table(slos: &[SloDigest]) -> String {
+    let rows: Vec<[String; 6]> = std::iter::once(DIGEST_COLUMNS.map(str::to_owned))
+        .chain(slos.iter().map(digest_row))
+        .collect();
+    let mut widths = [0; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+            } else {
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `PAGE SLOBurnRate: 2026-11-20T10:00:00Z → 2026-11-20T11:30:00Z (1h30m)`, or
+/// `TICKET SLOBurnRate: since 2026-11-22T08:00:00Z, still firing`.
+pub(crate) fn alert_record(a: &AlertRecord) -> String {
+    let head = format!("{} {}", a.severity.to_uppercase(), a.alertname);
+    match a.ends_at {
+        Some(end) => {
+            let lasted = (end - a.starts_at).to_std().unwrap_or_default();
+            format!(
+                "{head}: {} → {} ({})",
+                rfc3339(a.starts_at),
+                rfc3339(end),
+                duration(lasted)
+            )
+        }
+        None => format!("{head}: since {}, still firing", rfc3339(a.starts_at)),
+    }
+}
+
 /// Escapes text for HTML element content and attribute values.
 pub(crate) fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -151,6 +298,63 @@ mod tests {
         assert_eq!(exhaustion(&d), "not at the current burn rate");
         d.budget_remaining = -0.1;
         assert_eq!(exhaustion(&d), "already exhausted");
+    }
+
+    #[test]
+    fn digest_wording() {
+        let d = crate::report::fixture::digest();
+        assert_eq!(
+            digest_headline(&d),
+            "[REPORT] weekly-budget: 3 SLOs, 1 budget exhausted, 2 alerts (2026-11-16 09:00 → 2026-11-23 09:00 UTC)"
+        );
+        let cells: Vec<[String; 6]> = d.slos.iter().map(digest_row).collect();
+        assert_eq!(
+            cells,
+            [
+                ["checkout-latency", "99.9%", "99.875%", "-25.0%", "1.2×", "2"].map(String::from),
+                ["search-errors", "99%", "99.5%", "50.0%", "0.8×", "0"].map(String::from),
+                ["login-completeness", "99.5%", "no data", "100.0%", "no data", "0"].map(String::from),
+            ]
+        );
+        let exhaustion: Vec<String> = d.slos.iter().map(digest_exhaustion).collect();
+        assert_eq!(
+            exhaustion,
+            ["already exhausted", "17d12h", "not at the current burn rate"]
+        );
+        assert_eq!(
+            alert_record(&d.slos[0].alerts[0]),
+            "PAGE SLOBurnRate: 2026-11-20T10:00:00Z → 2026-11-20T11:30:00Z (1h30m)"
+        );
+        assert_eq!(
+            alert_record(&d.slos[0].alerts[1]),
+            "TICKET SLOBurnRate: since 2026-11-22T08:00:00Z, still firing"
+        );
+
+        let mut quiet = d.clone();
+        quiet.slos.truncate(1);
+        quiet.slos[0].budget_remaining = 0.1;
+        quiet.slos[0].alerts.truncate(1);
+        assert_eq!(
+            digest_headline(&quiet),
+            "[REPORT] weekly-budget: 1 SLO, all within budget, 1 alert (2026-11-16 09:00 → 2026-11-23 09:00 UTC)"
+        );
+        quiet.slos[0].budget_remaining = f64::NAN;
+        quiet.slos[0].current_burn = f64::INFINITY;
+        assert_eq!(
+            (budget(&quiet.slos[0]), current_burn(&quiet.slos[0])),
+            ("n/a".into(), "no data".into())
+        );
+    }
+
+    #[test]
+    fn digest_text_table() {
+        let want = "\
+SLO                 Objective  SLI      Budget left  Burn (1h)  Alerts
+checkout-latency    99.9%      99.875%  -25.0%       1.2×       2
+search-errors       99%        99.5%    50.0%        0.8×       0
+login-completeness  99.5%      no data  100.0%       no data    0
+";
+        assert_eq!(text_table(&crate::report::fixture::digest().slos), want);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! `Idempotency-Key`, the configured custom headers and, when a bearer token is set,
 //! `Authorization: Bearer <token>` (which wins over a custom `Authorization`). Redirects are not
 //! followed. PagerDuty gets one request per alert, with `Idempotency-Key: <id>-<fingerprint>`.
+//!
+//! Report digests ([`WebhookNotifier::send_report`]) go out in `generic` ([`generic_report`]) and
+//! `slack` ([`slack_report`]); Alertmanager's payload and PagerDuty's events describe alerts only.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,11 +16,14 @@ use reqwest::header::{self, HeaderMap};
 
 use super::{Delivery, Notification, NotifierOptions, NotifyError, http};
 use crate::config::{WebhookConfig, WebhookFormat};
+use crate::report::{self, Digest};
 
 pub mod alertmanager;
 pub mod generic;
+pub mod generic_report;
 pub mod pagerduty;
 pub mod slack;
+pub mod slack_report;
 
 /// Posts notifications to one webhook.
 pub struct WebhookNotifier {
@@ -76,6 +82,28 @@ impl WebhookNotifier {
             &self.url,
             self.headers.clone(),
             &n.id,
+            &body,
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Makes one delivery attempt of a report digest: formats `generic` and `slack` only (with the
+    /// same headers and `Idempotency-Key: <digest id>`); the others give up at once.
+    pub async fn send_report(&self, d: &Digest) -> Delivery {
+        if let Some(kind) = report::unsupported_format(self.format) {
+            return Delivery::give_up(report::unsupported_reason(kind));
+        }
+        let body = if self.format == WebhookFormat::Slack {
+            slack_report::payload(d)
+        } else {
+            generic_report::payload(d)
+        };
+        http::post_json(
+            &self.client,
+            &self.url,
+            self.headers.clone(),
+            &d.id,
             &body,
             self.timeout,
         )

@@ -100,21 +100,21 @@ fn attachment(n: &Notification, a: &Alert) -> Value {
     json!({ "color": color, "fallback": escape(&render::headline(a)), "blocks": blocks })
 }
 
-fn mrkdwn(text: String) -> Value {
+pub(super) fn mrkdwn(text: String) -> Value {
     json!({ "type": "mrkdwn", "text": text })
 }
 
-fn context(text: String) -> Value {
+pub(super) fn context(text: String) -> Value {
     json!({ "type": "context", "elements": [mrkdwn(text)] })
 }
 
 /// Slack's three control characters in message text.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// A URL inside `<…|…>`: the characters that would end the link are percent-encoded.
-fn url(u: &str) -> String {
+pub(super) fn url(u: &str) -> String {
     u.replace('|', "%7C")
         .replace('<', "%3C")
         .replace('>', "%3E")

@@ -1,0 +1,441 @@
+//! Cron reports: the SLO digest a `[[reports]]` entry sends, and the schedule maths that says when.
+//!
+//! Pure: no clock, no I/O. The caller keeps, per report, the instant of its last run (durably),
+//! asks [`due`] on every tick, builds a [`Digest`] over [`period_of`] that run, and hands it to the
+//! outbox; [`crate::notify::Notifier::send_report`] delivers it. The digest is stored in the outbox
+//! as JSON, hence its serde derives; the wire formats are written out by the renderers
+//! (`notify/webhook/generic_report.rs`, `slack_report.rs`, `notify/email_report.rs`), never by
+//! these derives.
+//!
+//! **When a report runs.** A run is due at the latest scheduled instant in `(last_run, now]`:
+//! runs missed while the process was down collapse into one, never a burst. A report that has never
+//! run has nothing due: the caller records the instant it first saw the report (the process start,
+//! or the reload that added it) as its `last_run`, so the first digest goes out at the first
+//! scheduled instant after that, not at start-up.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ReceiverConfig, WebhookFormat};
+use crate::notify::Contributor;
+use crate::schedule::CronSchedule;
+
+/// One digest of one report for one run: what a receiver gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// Idempotency key, see [`digest_id`]: header `Idempotency-Key`, email `Message-ID`.
+    pub id: String,
+    /// The `[[reports]]` name.
+    pub report: String,
+    /// The receiver name.
+    pub receiver: String,
+    /// Start of the period the alerts are listed for: the scheduled instant before `to`.
+    pub from: DateTime<Utc>,
+    /// The scheduled instant of this run.
+    pub to: DateTime<Utc>,
+    /// Base URL of tracebudget's UI, e.g. `http://127.0.0.1:8080`.
+    pub external_url: String,
+    /// The report's SLOs (all when it names none), in config order.
+    pub slos: Vec<SloDigest>,
+}
+
+impl Digest {
+    /// Alerts of the period over all SLOs.
+    pub fn alert_count(&self) -> usize {
+        self.slos.iter().map(|s| s.alerts.len()).sum()
+    }
+
+    /// SLOs whose budget is spent (remaining ≤ 0) and that had events.
+    pub fn exhausted_count(&self) -> usize {
+        self.slos.iter().filter(|s| s.exhausted()).count()
+    }
+}
+
+/// Where one SLO stands at the end of the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloDigest {
+    /// SLO name.
+    pub slo: String,
+    /// Journey it measures.
+    pub journey: String,
+    /// `"latency"`, `"error"` or `"completeness"`.
+    pub sli: String,
+    /// e.g. `0.999`.
+    pub objective: f64,
+    /// The SLO's period as configured: `"28d"`, `"calendar_month"`.
+    pub period: String,
+    /// Events over the SLO's period.
+    pub events: u64,
+    /// Bad events over the SLO's period.
+    pub bad: u64,
+    /// Share of the period's error budget left: 1 untouched, 0 spent, negative overspent.
+    pub budget_remaining: f64,
+    /// Burn rate over the last hour.
+    pub current_burn: f64,
+    /// When the budget runs out at `current_burn`; `None` when it does not.
+    pub time_to_exhaustion: Option<Duration>,
+    /// No events in the last hour: `current_burn` says nothing.
+    pub no_data: bool,
+    /// Alerts of this SLO that fired during the digest's period, oldest first.
+    pub alerts: Vec<AlertRecord>,
+    /// The services and operations behind the bad events, largest share first.
+    pub top_contributors: Vec<Contributor>,
+}
+
+impl SloDigest {
+    /// The SLI over the period, `(events − bad) / events`; `None` without events (never NaN).
+    pub fn sli_ratio(&self) -> Option<f64> {
+        (self.events > 0).then(|| (self.events - self.bad.min(self.events)) as f64 / self.events as f64)
+    }
+
+    /// Budget spent (remaining ≤ 0) with events to show for it.
+    pub fn exhausted(&self) -> bool {
+        self.events > 0 && self.budget_remaining <= 0.0
+    }
+}
+
+/// An alert that fired during a digest's period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// `"page"` or `"ticket"`.
+    pub severity: String,
+    /// e.g. `SLOBurnRate`.
+    pub alertname: String,
+    /// When it started firing.
+    pub starts_at: DateTime<Utc>,
+    /// When it resolved; `None` while still firing at the end of the period.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// The idempotency key of a report's run: `report-<name>-<YYYYMMDDTHHMMSSZ>`, the name
+/// percent-encoded to `[A-Za-z0-9-._~]`. The same run always gets the same id, so a digest
+/// rebuilt after a crash is recognised as the one already sent.
+pub fn digest_id(report: &str, run_at: DateTime<Utc>) -> String {
+    let mut id = String::from("report-");
+    for b in report.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            id.push(b as char);
+        } else {
+            let _ = write!(id, "%{b:02X}");
+        }
+    }
+    let _ = write!(id, "-{}", run_at.format("%Y%m%dT%H%M%SZ"));
+    id
+}
+
+/// The first scheduled instant strictly after `after`; `None` when the schedule has no more.
+pub fn next_run(schedule: &CronSchedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule.schedule.after(&after).next()
+}
+
+/// The latest scheduled instant at or before `t`.
+fn last_at_or_before(schedule: &CronSchedule, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // The crate's backward step starts strictly before a whole second, and at the second of an
+    // instant with a fraction: one nanosecond later makes it "at or before".
+    schedule
+        .schedule
+        .after(&(t + chrono::Duration::nanoseconds(1)))
+        .next_back()
+}
+
+/// The run due now: the latest scheduled instant in `(last_run, now]`, or `None`. Missed runs
+/// collapse into the latest one. With no last run nothing is due: see the module docs.
+pub fn due(schedule: &CronSchedule, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let last = last_run?;
+    last_at_or_before(schedule, now).filter(|run| *run > last)
+}
+
+/// The digest's `(from, to)` for a run at `run_at`: from the scheduled instant before it. `None`
+/// when the schedule has no earlier instant (a year field in the past).
+pub fn period_of(schedule: &CronSchedule, run_at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let from = schedule.schedule.after(&run_at).next_back()?;
+    Some((from, run_at))
+}
+
+/// Why a receiver cannot take reports: the kind that cannot (`"webhook format alertmanager"`,
+/// `"webhook format pagerduty"`, `"alertmanager"`), or `None` when it can. Alertmanager's payloads
+/// and PagerDuty's events describe alerts; a digest is not one.
+pub fn unsupported_by(receiver: &ReceiverConfig) -> Option<&'static str> {
+    if let Some(w) = &receiver.webhook {
+        unsupported_format(w.format)
+    } else if receiver.alertmanager.is_some() {
+        Some("alertmanager")
+    } else {
+        None
+    }
+}
+
+/// The webhook formats that cannot take reports, named as [`unsupported_by`] names them.
+pub fn unsupported_format(format: WebhookFormat) -> Option<&'static str> {
+    match format {
+        WebhookFormat::Generic | WebhookFormat::Slack => None,
+        WebhookFormat::Alertmanager => Some("webhook format alertmanager"),
+        WebhookFormat::Pagerduty => Some("webhook format pagerduty"),
+    }
+}
+
+/// `reports are not supported by <kind>`: the give-up reason of such a delivery.
+pub fn unsupported_reason(kind: &str) -> String {
+    format!("reports are not supported by {kind}")
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! The digest every report renderer's unit tests render: one SLO overspent with two alerts,
+    //! one burning slowly, one without traffic.
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    pub(crate) fn digest() -> Digest {
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        Digest {
+            id: "report-weekly-budget-20261123T090000Z".into(),
+            report: "weekly-budget".into(),
+            receiver: "sre".into(),
+            from: at(16, 9, 0),
+            to: at(23, 9, 0),
+            external_url: "http://127.0.0.1:8080".into(),
+            slos: vec![
+                SloDigest {
+                    slo: "checkout-latency".into(),
+                    journey: "checkout".into(),
+                    sli: "latency".into(),
+                    objective: 0.999,
+                    period: "28d".into(),
+                    events: 40_000,
+                    bad: 50,
+                    budget_remaining: -0.25,
+                    current_burn: 1.2,
+                    time_to_exhaustion: None,
+                    no_data: false,
+                    alerts: vec![
+                        AlertRecord {
+                            severity: "page".into(),
+                            alertname: "SLOBurnRate".into(),
+                            starts_at: at(20, 10, 0),
+                            ends_at: Some(at(20, 11, 30)),
+                        },
+                        AlertRecord {
+                            severity: "ticket".into(),
+                            alertname: "SLOBurnRate".into(),
+                            starts_at: at(22, 8, 0),
+                            ends_at: None,
+                        },
+                    ],
+                    top_contributors: vec![
+                        Contributor {
+                            service: "payments".into(),
+                            operation: "POST /charge".into(),
+                            bad_events: 31,
+                            share: 0.62,
+                            reason: "error originated here".into(),
+                        },
+                        Contributor {
+                            service: "inventory".into(),
+                            operation: "reserve".into(),
+                            bad_events: 19,
+                            share: 0.38,
+                            reason: "slowest child span".into(),
+                        },
+                    ],
+                },
+                SloDigest {
+                    slo: "search-errors".into(),
+                    journey: "search".into(),
+                    sli: "error".into(),
+                    objective: 0.99,
+                    period: "28d".into(),
+                    events: 120_000,
+                    bad: 600,
+                    budget_remaining: 0.5,
+                    current_burn: 0.8,
+                    time_to_exhaustion: Some(Duration::from_secs(1_512_000)),
+                    no_data: false,
+                    alerts: vec![],
+                    top_contributors: vec![],
+                },
+                SloDigest {
+                    slo: "login-completeness".into(),
+                    journey: "login".into(),
+                    sli: "completeness".into(),
+                    objective: 0.995,
+                    period: "7d".into(),
+                    events: 0,
+                    bad: 0,
+                    budget_remaining: 1.0,
+                    current_burn: 0.0,
+                    time_to_exhaustion: None,
+                    no_data: true,
+                    alerts: vec![],
+                    top_contributors: vec![],
+                },
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Datelike, TimeZone, Weekday};
+
+    use super::*;
+
+    fn cron(text: &str) -> CronSchedule {
+        CronSchedule::try_from(text.to_owned()).unwrap()
+    }
+
+    fn t(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn monday_nine_weekly() {
+        let weekly = cron("0 9 * * 1");
+        // 2026-11-23 and 2026-11-30 are Mondays.
+        assert_eq!(t(23, 9, 0, 0).weekday(), Weekday::Mon);
+        let cases = [
+            // (after, next_run)
+            (t(22, 12, 0, 0), t(23, 9, 0, 0)),
+            (t(23, 8, 59, 59), t(23, 9, 0, 0)),
+            (t(23, 9, 0, 0), t(30, 9, 0, 0)), // strictly after
+            (t(23, 9, 0, 0) + chrono::Duration::milliseconds(500), t(30, 9, 0, 0)),
+        ];
+        for (after, want) in cases {
+            assert_eq!(next_run(&weekly, after), Some(want), "after {after}");
+        }
+        assert_eq!(
+            period_of(&weekly, t(23, 9, 0, 0)),
+            Some((t(16, 9, 0, 0), t(23, 9, 0, 0)))
+        );
+        assert_eq!(
+            period_of(&weekly, t(30, 9, 0, 0)),
+            Some((t(23, 9, 0, 0), t(30, 9, 0, 0)))
+        );
+    }
+
+    #[test]
+    fn due_is_the_latest_instant_after_the_last_run() {
+        let weekly = cron("0 9 * * 1");
+        let cases = [
+            // (last_run, now, due)
+            (None, t(23, 9, 0, 0), None),
+            (Some(t(22, 12, 0, 0)), t(23, 8, 59, 59), None),
+            (Some(t(22, 12, 0, 0)), t(23, 9, 0, 0), Some(t(23, 9, 0, 0))), // exactly on time
+            (Some(t(22, 12, 0, 0)), t(23, 9, 0, 15), Some(t(23, 9, 0, 0))), // a tick late
+            (Some(t(23, 9, 0, 0)), t(23, 9, 0, 15), None),                 // already sent
+            (Some(t(23, 9, 0, 0)), t(29, 23, 0, 0), None),
+            // Down from the 10th to the 24th: the runs of the 16th and 23rd collapse into one.
+            (Some(t(9, 9, 0, 0)), t(24, 7, 0, 0), Some(t(23, 9, 0, 0))),
+        ];
+        for (last, now, want) in cases {
+            assert_eq!(due(&weekly, last, now), want, "last {last:?} now {now}");
+        }
+        // Once sent, recording the run as the last one makes nothing due until the next Monday.
+        assert_eq!(due(&weekly, Some(t(23, 9, 0, 0)), t(30, 9, 0, 0)), Some(t(30, 9, 0, 0)));
+    }
+
+    #[test]
+    fn other_schedules() {
+        let hourly = cron("0 * * * *");
+        assert_eq!(
+            due(&hourly, Some(t(23, 9, 0, 0)), t(23, 11, 59, 59)),
+            Some(t(23, 11, 0, 0))
+        );
+        assert_eq!(
+            period_of(&hourly, t(23, 11, 0, 0)),
+            Some((t(23, 10, 0, 0), t(23, 11, 0, 0)))
+        );
+        // Weekdays at 08:30: Monday's period starts on Friday.
+        let weekdays = cron("30 8 * * 1-5");
+        assert_eq!(
+            period_of(&weekdays, t(23, 8, 30, 0)),
+            Some((t(20, 8, 30, 0), t(23, 8, 30, 0)))
+        );
+        assert_eq!(next_run(&weekdays, t(27, 9, 0, 0)), Some(t(30, 8, 30, 0)));
+        // First of the month: November's run covers October.
+        let monthly = cron("0 8 1 * *");
+        assert_eq!(
+            period_of(&monthly, t(1, 8, 0, 0)),
+            Some((Utc.with_ymd_and_hms(2026, 10, 1, 8, 0, 0).unwrap(), t(1, 8, 0, 0)))
+        );
+        assert_eq!(
+            next_run(&monthly, t(1, 8, 0, 0)),
+            Some(Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap())
+        );
+        // A 7-field schedule pinned to one year has no run after it, and nothing before its first.
+        let once = cron("0 0 9 1 12 * 2026");
+        assert_eq!(
+            next_run(&once, Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()),
+            None
+        );
+        assert_eq!(
+            period_of(&once, Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn sli_ratio_is_none_without_events() {
+        let d = fixture::digest();
+        assert_eq!(d.slos[0].sli_ratio(), Some(0.99875));
+        assert_eq!(d.slos[1].sli_ratio(), Some(0.995));
+        assert_eq!(d.slos[2].sli_ratio(), None);
+        assert_eq!((d.alert_count(), d.exhausted_count()), (2, 1));
+    }
+
+    #[test]
+    fn digest_ids() {
+        assert_eq!(
+            digest_id("weekly-budget", t(23, 9, 0, 0)),
+            "report-weekly-budget-20261123T090000Z"
+        );
+        assert_eq!(
+            digest_id("SRE weekly/ü", t(23, 9, 0, 0)),
+            "report-SRE%20weekly%2F%C3%BC-20261123T090000Z"
+        );
+    }
+
+    #[test]
+    fn survives_the_outbox_as_json() {
+        let d = fixture::digest();
+        let json = serde_json::to_string(&d).unwrap();
+        let back: Digest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["from"], "2026-11-16T09:00:00Z");
+        assert_eq!(
+            v["slos"][1]["time_to_exhaustion"],
+            serde_json::json!({"secs": 1_512_000, "nanos": 0})
+        );
+    }
+
+    #[test]
+    fn receivers_that_cannot_take_reports() {
+        let receiver = |body: &str| -> ReceiverConfig { toml::from_str(&format!("name = \"r\"\n{body}")).unwrap() };
+        let cases = [
+            ("webhook = { url = \"http://h/x\" }", None),
+            ("webhook = { url = \"http://h/x\", format = \"slack\" }", None),
+            (
+                "webhook = { url = \"http://h/x\", format = \"alertmanager\" }",
+                Some("webhook format alertmanager"),
+            ),
+            (
+                "webhook = { url = \"http://h/x\", format = \"pagerduty\", routing_key = \"k\" }",
+                Some("webhook format pagerduty"),
+            ),
+            ("alertmanager = { url = \"http://h:9093\" }", Some("alertmanager")),
+            (
+                "email = { to = [\"a@b.c\"], from = \"t@b.c\", smarthost = \"h:25\" }",
+                None,
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(unsupported_by(&receiver(body)), want, "{body}");
+        }
+    }
+}
