@@ -215,6 +215,16 @@ impl Alerter {
         &self.model
     }
 
+    /// Journey names by index.
+    pub fn journeys(&self) -> &[String] {
+        &self.journeys
+    }
+
+    /// The UI's base URL for links.
+    pub fn external_url(&self) -> &str {
+        &self.external_url
+    }
+
     /// Puts back alerts and groups read from the database (alerts of SLOs that no longer exist
     /// are dropped by the next cycle's dispatcher).
     pub fn restore(&mut self, alerts: Vec<AlertState>, groups: Vec<Group>) {

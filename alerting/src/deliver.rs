@@ -222,6 +222,12 @@ impl Deliverer {
                     reason: "undecodable".into(),
                 },
             },
+            "report" => match serde_json::from_str::<crate::report::Digest>(&row.payload) {
+                Ok(d) => notifier.send_report(&d).await,
+                Err(_) => Delivery::GiveUp {
+                    reason: "undecodable".into(),
+                },
+            },
             _ => Delivery::GiveUp {
                 reason: "undecodable".into(),
             },

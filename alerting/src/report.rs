@@ -13,6 +13,7 @@
 //! or the reload that added it) as its `last_run`, so the first digest goes out at the first
 //! scheduled instant after that, not at start-up.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -180,6 +181,103 @@ pub fn unsupported_format(format: WebhookFormat) -> Option<&'static str> {
 /// `reports are not supported by <kind>`: the give-up reason of such a delivery.
 pub fn unsupported_reason(kind: &str) -> String {
     format!("reports are not supported by {kind}")
+}
+
+/// One alert event of the history, as [`build`] reads it.
+#[derive(Debug, Clone)]
+pub struct AlertEvent {
+    pub fingerprint: String,
+    pub slo: String,
+    pub severity: String,
+    pub alertname: String,
+    pub firing: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Builds the digest of `report` run at `to` covering `(from, to]`: `statuses[i]` is SLO `i`'s
+/// status at `to`, `events` the alert history (any order; events outside the period and of other
+/// SLOs are ignored, an alert firing before `from` and resolving inside counts),
+/// `contributors(slo)` its top contributors.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    report: &crate::config::Report,
+    model: &crate::config::Alerting,
+    journeys: &[String],
+    statuses: &[slis::eval::SloStatus],
+    events: &[AlertEvent],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    external_url: &str,
+    contributors: &mut dyn FnMut(usize) -> Vec<Contributor>,
+) -> Digest {
+    let indices: Vec<usize> = if report.slos.is_empty() {
+        (0..model.slos.len()).collect()
+    } else {
+        report.slos.clone()
+    };
+    let mut sorted: Vec<&AlertEvent> = events.iter().filter(|e| e.at <= to).collect();
+    sorted.sort_by_key(|e| e.at);
+    let slos = indices
+        .into_iter()
+        .map(|i| {
+            let slo = &model.slos[i];
+            let status = &statuses[i];
+            // Per fingerprint: the open alert (started, not yet resolved) as the history runs.
+            let mut open: BTreeMap<&str, AlertRecord> = BTreeMap::new();
+            let mut alerts = Vec::new();
+            for e in sorted.iter().filter(|e| e.slo == slo.name) {
+                if e.firing {
+                    open.insert(
+                        &e.fingerprint,
+                        AlertRecord {
+                            severity: e.severity.clone(),
+                            alertname: e.alertname.clone(),
+                            starts_at: e.at,
+                            ends_at: None,
+                        },
+                    );
+                } else if let Some(mut a) = open.remove(e.fingerprint.as_str()) {
+                    a.ends_at = Some(e.at);
+                    if e.at > from {
+                        alerts.push(a);
+                    }
+                }
+            }
+            alerts.extend(open.into_values());
+            alerts.sort_by_key(|a| a.starts_at);
+            SloDigest {
+                slo: slo.name.clone(),
+                journey: journeys[slo.journey].clone(),
+                sli: slo.sli.name().to_owned(),
+                objective: slo.objective,
+                period: match slo.period {
+                    slis::slo::Period::CalendarMonth => "calendar_month".to_owned(),
+                    slis::slo::Period::Rolling(d) => slis::format_duration(d).to_string(),
+                },
+                events: status.period.total,
+                bad: status.period.bad,
+                budget_remaining: status.budget.remaining,
+                current_burn: status.current_burn.rate,
+                time_to_exhaustion: match status.exhaustion {
+                    slis::budget::Exhaustion::In(d) => Some(d),
+                    slis::budget::Exhaustion::Exhausted => Some(Duration::ZERO),
+                    slis::budget::Exhaustion::Never => None,
+                },
+                no_data: status.current_burn.no_data,
+                alerts,
+                top_contributors: contributors(i),
+            }
+        })
+        .collect();
+    Digest {
+        id: digest_id(&report.name, to),
+        report: report.name.clone(),
+        receiver: report.receiver.clone(),
+        from,
+        to,
+        external_url: external_url.to_owned(),
+        slos,
+    }
 }
 
 #[cfg(test)]
@@ -437,5 +535,91 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(unsupported_by(&receiver(body)), want, "{body}");
         }
+    }
+
+    #[test]
+    fn build_pairs_history_events_into_the_alerts_of_the_period() {
+        use crate::config::{Alerting, AlertingConfig, PolicyAlerting, Report};
+        use chrono::TimeZone;
+        use slis::Timestamp;
+        use slis::eval::evaluate;
+        use slis::policy::Policy;
+        use slis::slo::{Period, SliKind, Slo};
+        use slis::window::{JourneyWindows, RootSample, Sli};
+
+        let slo = Slo {
+            name: "checkout-availability".into(),
+            journey: 0,
+            sli: SliKind::Error,
+            objective: 0.99,
+            period: Period::Rolling(Duration::from_secs(7 * 86_400)),
+            policy: 0,
+            labels: vec![],
+        };
+        let model = Alerting {
+            settings: AlertingConfig::default(),
+            slos: vec![slo.clone()],
+            policies: vec![Policy::workbook()],
+            receivers: vec![],
+            route: None,
+            reports: vec![],
+            policy_alerting: vec![PolicyAlerting::default()],
+            inhibit: vec![],
+            descriptions: vec![None],
+        };
+        let at = |d, h| Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
+        let to = at(23, 9);
+        let now = Timestamp::from_unix_secs(to.timestamp());
+        let mut w = JourneyWindows::new(vec![Sli::Error], Duration::from_secs(8 * 86_400));
+        for i in 0..1_000 {
+            let _ = w.record_root(&RootSample {
+                at: now - Duration::from_secs(600 + i),
+                latency_nanos: 1,
+                error: i < 30,
+                weight: 1,
+            });
+        }
+        w.advance(now);
+        let status = evaluate(&slo, &model.policies[0], &w, 0, now);
+        let ev = |fp: &str, firing, d, h| AlertEvent {
+            fingerprint: fp.into(),
+            slo: "checkout-availability".into(),
+            severity: "page".into(),
+            alertname: "SLOBurnRate".into(),
+            firing,
+            at: at(d, h),
+        };
+        let events = [
+            ev("a", true, 10, 0), // before the period, resolved before it: left out
+            ev("a", false, 10, 1),
+            ev("b", true, 15, 23), // started before, resolved inside: in
+            ev("b", false, 16, 10),
+            ev("a", true, 20, 3), // inside, still firing at the end
+        ];
+        let report = Report {
+            name: "weekly".into(),
+            schedule: crate::schedule::CronSchedule::try_from("0 9 * * 1".to_owned()).unwrap(),
+            receiver: "sre".into(),
+            slos: vec![],
+        };
+        let d = build(
+            &report,
+            &model,
+            &["checkout".into()],
+            &[status],
+            &events,
+            at(16, 9),
+            to,
+            "http://tb",
+            &mut |_| vec![],
+        );
+        assert_eq!(d.id, "report-weekly-20261123T090000Z");
+        let s = &d.slos[0];
+        assert_eq!((s.events, s.bad), (1_000, 30));
+        assert_eq!(s.sli_ratio(), Some(0.97));
+        // 30 bad of 10 allowed: 2 budgets overspent.
+        assert!((s.budget_remaining - -2.0).abs() < 1e-9);
+        let got: Vec<_> = s.alerts.iter().map(|a| (a.starts_at, a.ends_at)).collect();
+        assert_eq!(got, [(at(15, 23), Some(at(16, 10))), (at(20, 3), None)]);
     }
 }

@@ -614,6 +614,17 @@ impl AlertStore {
         })
     }
 
+    /// Remembers the first time a report is seen (its first run is the next scheduled instant
+    /// after it); a report seen before keeps its last run.
+    pub async fn report_seen(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO report_runs (name, last_run_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(at.unix_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records a report run and queues its notification in one transaction.
     pub async fn report_ran(&self, name: &str, at: Timestamp, row: &OutboxInsert) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;

@@ -157,9 +157,100 @@ impl AlertRuntime {
         self.metrics.store_pending.set(st.pending.len() as i64);
         self.metrics.cycles.get_or_create(&OutcomeLabels { outcome }).inc();
         self.metrics.cycle_seconds.0.observe(started.elapsed().as_secs_f64());
-        if !cycle.notifications.is_empty() {
+        let queued_reports = self.reports(&st.alerter, &statuses, now).await;
+        if !cycle.notifications.is_empty() || queued_reports > 0 {
             self.wake.notify_one();
         }
+    }
+
+    /// Queues the digest of every report due at `now`; returns how many.
+    async fn reports(&self, alerter: &Alerter, statuses: &[SloStatus], now: Timestamp) -> usize {
+        let model = alerter.model();
+        let now_dt = alerting::alerter::datetime(now);
+        let mut queued = 0;
+        for report in &model.reports {
+            let last = match self.store.report_last_run(&report.name).await {
+                Ok(Some(t)) => t,
+                Ok(None) => {
+                    if let Err(e) = self.store.report_seen(&report.name, now).await {
+                        tracing::warn!(report = %report.name, error = %e, "cannot record the report");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(report = %report.name, error = %e, "cannot read when the report last ran");
+                    continue;
+                }
+            };
+            let last_dt = alerting::alerter::datetime(last);
+            let Some(run_at) = alerting::report::due(&report.schedule, Some(last_dt), now_dt) else {
+                continue;
+            };
+            // The period since the last run (a downtime's missed runs fold into this one).
+            let from = last_dt.min(alerting::report::period_of(&report.schedule, run_at).map_or(last_dt, |p| p.0));
+            let since = Timestamp::from_unix_millis(from.timestamp_millis()) - Duration::from_secs(31 * 86_400);
+            let history = match self.store.history(since, 100_000).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(report = %report.name, error = %e, "cannot read the alert history; retried next cycle");
+                    continue;
+                }
+            };
+            let events: Vec<alerting::report::AlertEvent> = history
+                .iter()
+                .map(|h| alerting::report::AlertEvent {
+                    fingerprint: h.fingerprint.clone(),
+                    slo: h.slo.clone(),
+                    severity: h.severity.clone(),
+                    alertname: h.alertname.clone(),
+                    firing: h.event == "firing",
+                    at: alerting::alerter::datetime(h.at),
+                })
+                .collect();
+            let digest = alerting::report::build(
+                report,
+                model,
+                alerter.journeys(),
+                statuses,
+                &events,
+                from,
+                run_at,
+                alerter.external_url(),
+                &mut |_slo| Vec::new(),
+            );
+            let row = alerting::store::OutboxInsert {
+                id: digest.id.clone(),
+                receiver: digest.receiver.clone(),
+                group_key: format!("report/{}", report.name),
+                kind: "report",
+                payload: serde_json::to_string(&digest).expect("plain data"),
+                created_at: now,
+            };
+            match self
+                .store
+                .report_ran(
+                    &report.name,
+                    Timestamp::from_unix_millis(run_at.timestamp_millis()),
+                    &row,
+                )
+                .await
+            {
+                Ok(()) => {
+                    queued += 1;
+                    self.metrics
+                        .queued
+                        .get_or_create(&ReceiverLabels {
+                            receiver: row.receiver.clone(),
+                        })
+                        .inc();
+                    tracing::info!(report = %report.name, run = %run_at, "report queued");
+                }
+                Err(e) => {
+                    tracing::warn!(report = %report.name, error = %e, "cannot queue the report; retried next cycle")
+                }
+            }
+        }
+        queued
     }
 }
 
