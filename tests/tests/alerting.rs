@@ -10,7 +10,7 @@ use tracebudget_tests::{Json, Server, TempDir, WebhookSink, bin, free_addrs};
 
 /// Two journeys, an availability SLO each, a fast policy (2m/1m windows) so that real traffic
 /// fires and resolves pages within minutes, evaluated every second, grouped by SLO.
-fn config(dir: &TempDir, ports: &[std::net::SocketAddr], hook: std::net::SocketAddr) -> std::path::PathBuf {
+fn config(dir: &TempDir, ports: &[std::net::SocketAddr], hook: std::net::SocketAddr, extra: &str) -> std::path::PathBuf {
     let [api, grpc, http, zipkin] = ports[..] else {
         unreachable!()
     };
@@ -83,6 +83,7 @@ group_by = ["slo"]
 group_wait = "0s"
 group_interval = "1s"
 repeat_interval = "1h"
+{extra}
 "#,
             db = db.display()
         ),
@@ -127,7 +128,7 @@ fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
     let dir = TempDir::new("alerting");
     let ports = free_addrs(5);
     let hook = ports[4];
-    let config = config(&dir, &ports[..4], hook);
+    let config = config(&dir, &ports[..4], hook, "");
     let api = ports[0];
     let mut server = Server::start(&config, api);
 
@@ -241,4 +242,46 @@ fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
         4.0
     );
     assert!(m.sum("tracebudget_notification_attempts_total", &[("outcome", "retry")]) >= 2.0);
+}
+
+#[test]
+fn reports_go_out_on_their_cron_schedule_through_the_outbox() {
+    let dir = TempDir::new("reports");
+    let ports = free_addrs(5);
+    let hook = ports[4];
+    let sink = WebhookSink::start(hook).expect("bind the webhook sink");
+    // Every 5 seconds (6 fields: seconds first), only the checkout SLO.
+    let extra = r#"
+[[reports]]
+name = "digest"
+schedule = "*/5 * * * * *"
+receiver = "hook"
+slos = ["checkout-availability"]
+"#;
+    let config = config(&dir, &ports[..4], hook, extra);
+    let server = Server::start(&config, ports[0]);
+    wait_until("two digests", Duration::from_secs(30), || sink.received().len() >= 2);
+    drop(server);
+    let received = sink.received();
+    let mut tos = Vec::new();
+    for r in &received {
+        let body = Json::parse(&r.body).unwrap();
+        assert_eq!(body.get("kind").unwrap().as_str(), Some("report"), "{}", r.body);
+        let id = body.get("id").unwrap().as_str().unwrap();
+        assert_eq!(r.header("idempotency-key"), Some(id));
+        let to = body.get("to").unwrap().as_str().unwrap().to_owned();
+        assert!(id.starts_with("report-digest-"), "{id}");
+        let slos = body.get("slos").unwrap().as_array().unwrap();
+        assert_eq!(slos.len(), 1);
+        assert_eq!(slos[0].get("slo").unwrap().as_str(), Some("checkout-availability"));
+        tos.push(to);
+    }
+    // Runs land on the schedule's instants (whole 5 s), each once.
+    let mut unique = tos.clone();
+    unique.dedup();
+    assert_eq!(unique, tos, "no run twice");
+    for to in &tos {
+        let secs: u32 = to[17..19].parse().unwrap();
+        assert_eq!(secs % 5, 0, "{to}");
+    }
 }
