@@ -1,5 +1,6 @@
 //! The trace assembler: buffers spans by trace id until a trace has been idle for `trace_idle`,
-//! then hands it over, closed, with what completeness needs (services, roots, orphans).
+//! then hands it over, closed, with what completeness needs (services, roots, orphans) and what
+//! blame needs (each span's parent, service, operation, duration and whether it failed).
 //!
 //! Pure data structure: the clock is an argument, nothing here spawns or sleeps. Memory is bounded
 //! by the caller, who evicts the least recently active traces when `buffered_spans` is over its bound.
@@ -44,21 +45,28 @@ pub struct Candidate {
 pub struct RootRef {
     /// `None` when the root matched no journey.
     pub journey: Option<usize>,
-    pub at: Timestamp,
-    pub weight: u32,
+    /// As recorded (`error` false when no journey judged it).
+    pub sample: RootSample,
 }
 
-#[derive(Debug)]
-struct Node {
-    span_id: SpanId,
-    parent: Option<SpanId>,
-    service: Arc<str>,
+/// What the assembler keeps of each buffered span: 64 bytes (a test holds the bound), the names
+/// shared `Arc<str>`s from the decoder, not copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanNode {
+    pub span_id: SpanId,
+    pub parent: Option<SpanId>,
+    pub service: Arc<str>,
+    /// The span name.
+    pub operation: Arc<str>,
+    pub duration_nanos: u64,
+    /// The span says it failed ([`slis::journey::says_failed`]).
+    pub error: bool,
 }
 
 #[derive(Debug)]
 struct OpenTrace {
     last_seen: Timestamp,
-    nodes: Vec<Node>,
+    nodes: Vec<SpanNode>,
     /// Boxed: only traces past `INDEX_THRESHOLD` spans have one, and the box keeps every other
     /// open trace 40 bytes smaller (8 instead of 48 for an empty `Option<HashSet>`).
     #[allow(clippy::box_collection)]
@@ -84,7 +92,8 @@ pub struct ClosedTrace {
     pub remote_root: Option<Candidate>,
     /// Distinct services, in order of appearance.
     pub services: Vec<Arc<str>>,
-    pub spans: usize,
+    /// Every span, in arrival order.
+    pub nodes: Vec<SpanNode>,
 }
 
 /// See the module docs.
@@ -159,8 +168,9 @@ impl Assembler {
     }
 
     /// Evicts the least recently active traces until at most `max_spans` are buffered; returns how
-    /// many traces went. Evicted traces get no completeness verdict; later spans of theirs are late.
-    pub fn evict_over(&mut self, max_spans: usize) -> usize {
+    /// many traces went, and adds the journey roots they held to `roots`. Evicted traces get no
+    /// completeness verdict and no blame; later spans of theirs are late.
+    pub fn evict_over(&mut self, max_spans: usize, roots: &mut Vec<RootRef>) -> usize {
         let mut evicted = 0;
         while self.buffered > max_spans {
             let Some((id, trace)) = self.open.pop_front() else {
@@ -168,6 +178,7 @@ impl Assembler {
             };
             self.buffered -= trace.nodes.len();
             self.remember(id, trace.roots > 0);
+            roots.extend(trace.root.filter(|r| r.journey.is_some()));
             evicted += 1;
         }
         evicted
@@ -213,7 +224,7 @@ impl Assembler {
             orphans,
             remote_root,
             services,
-            spans: trace.nodes.len(),
+            nodes: trace.nodes,
         }
     }
 }
@@ -236,10 +247,13 @@ impl OpenTrace {
         if self.candidate.is_none() {
             self.candidate = candidate.map(Box::new);
         }
-        self.nodes.push(Node {
+        self.nodes.push(SpanNode {
             span_id: span.span_id,
             parent: span.parent_span_id,
             service: span.service.clone(),
+            operation: span.name.clone(),
+            duration_nanos: span.duration_nanos(),
+            error: slis::journey::says_failed(span),
         });
         if let Some(index) = &mut self.index {
             index.insert(span.span_id);
@@ -281,8 +295,12 @@ mod tests {
         let mut a = Assembler::new(IDLE, 100);
         let root = RootRef {
             journey: Some(0),
-            at: at(101),
-            weight: 1,
+            sample: RootSample {
+                at: at(101),
+                latency_nanos: 1_000_000_000,
+                error: false,
+                weight: 1,
+            },
         };
         assert_eq!(
             a.add(&span(1, 1, None, "frontend"), at(0), Some(root), None),
@@ -304,7 +322,7 @@ mod tests {
         let services: Vec<&str> = out[0].services.iter().map(|s| &**s).collect();
         assert_eq!(services, ["frontend", "checkout", "payment"]);
         assert_eq!(
-            (out[0].root, out[0].roots, out[0].orphans, out[0].spans),
+            (out[0].root, out[0].roots, out[0].orphans, out[0].nodes.len()),
             (Some(root), 1, 0, 3)
         );
         assert_eq!((a.buffered_spans(), a.open_traces()), (0, 0));
@@ -328,7 +346,7 @@ mod tests {
         assert_eq!(a.buffered_spans(), 100);
         let mut out = vec![];
         a.close_all(&mut out);
-        assert_eq!((out[0].roots, out[0].orphans, out[0].spans), (1, 0, 100));
+        assert_eq!((out[0].roots, out[0].orphans, out[0].nodes.len()), (1, 0, 100));
     }
 
     #[test]
@@ -371,7 +389,9 @@ mod tests {
         }
         a.add(&span(1, 3, Some(1), "f"), at(10), None, None); // trace 1 active again
         assert_eq!(a.buffered_spans(), 11);
-        assert_eq!(a.evict_over(6), 3); // traces 2, 3, 4
+        let mut roots = vec![];
+        assert_eq!(a.evict_over(6, &mut roots), 3); // traces 2, 3, 4
+        assert!(roots.is_empty(), "no journey roots among them");
         assert_eq!(a.buffered_spans(), 5);
         assert_eq!(
             a.add(&span(2, 9, Some(1), "f"), at(11), None, None),
@@ -397,5 +417,31 @@ mod tests {
         );
         // Trace 1 is forgotten: its span starts a new (rootless) trace rather than growing memory.
         assert_eq!(a.add(&span(1, 2, Some(1), "f"), at(1), None, None), Arrival::Added);
+    }
+
+    #[test]
+    fn a_buffered_span_keeps_what_blame_needs_in_64_bytes() {
+        // Was 40 bytes (id, parent, service) before blame; the flood test in tests/load.rs holds
+        // the whole per-span bound.
+        assert_eq!(std::mem::size_of::<SpanNode>(), 64);
+        let mut a = Assembler::new(IDLE, 100);
+        let mut failed = span(1, 2, Some(1), "payment");
+        failed.name = "charge".into();
+        failed.status = StatusCode::Error;
+        failed.end = at(103);
+        a.add(&failed, at(0), None, None);
+        let mut out = vec![];
+        a.close_all(&mut out);
+        assert_eq!(
+            out[0].nodes,
+            [SpanNode {
+                span_id: SpanId([2; 8]),
+                parent: Some(SpanId([1; 8])),
+                service: "payment".into(),
+                operation: "charge".into(),
+                duration_nanos: 3_000_000_000,
+                error: true,
+            }]
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod assembler;
 pub mod collector;
 pub mod config;
 pub mod decode;
+pub mod exemplars;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;

@@ -47,6 +47,8 @@ pub struct EngineMetrics {
     pub traces_closed: Family<ResultLabels, Counter>,
     pub traces_evicted: Counter,
     pub samples_dropped: Family<ReasonLabels, Counter>,
+    pub exemplars_dropped: Family<ReasonLabels, Counter>,
+    pub blame_dropped: Family<ReasonLabels, Counter>,
     pub buffered_spans: Gauge,
     pub open_traces: Gauge,
 }
@@ -104,6 +106,16 @@ impl EngineMetrics {
             "sli_samples_dropped",
             "SLI samples not recorded, per reason",
             m.samples_dropped.clone(),
+        );
+        registry.register(
+            "exemplars_dropped",
+            "Bad traces not kept as exemplars, per reason (beyond normal aging out)",
+            m.exemplars_dropped.clone(),
+        );
+        registry.register(
+            "blame_dropped",
+            "Weighted bad events whose contributor was not recorded, per reason",
+            m.blame_dropped.clone(),
         );
         registry.register(
             "buffered_spans",

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slis::journey::Journeys;
-use slis::slo::Slo;
+use slis::slo::{SliKind, Slo};
 use slis::window::{Changes, Counts, JourneyWindows, Recorded, RestoreError, RootSample};
-use slis::{Span, SpanKind, Timestamp};
+use slis::{Span, SpanKind, Timestamp, TraceId};
 
 use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
 use crate::config::IngestConfig;
+use crate::exemplars::{self, Blame, BlameReason, Culprit, Dropped, ExemplarTrace, Insights, Rank};
 use crate::metrics::{EngineMetrics, ReasonLabels, ReceiverLabels, ResultLabels};
 
 /// How long SLI buckets are kept beyond the longest SLO period.
@@ -122,6 +123,14 @@ pub struct Pipeline {
     metrics: Arc<EngineMetrics>,
     closed: Vec<ClosedTrace>,
     last_advance_minute: i64,
+    /// Per SLO, what it counts; per journey, its SLOs' indices.
+    kinds: Vec<SliKind>,
+    journey_slos: Vec<Vec<usize>>,
+    /// Exemplars and contributors per SLO (in memory only).
+    insights: Insights,
+    evicted_roots: Vec<RootRef>,
+    /// The newest `now` of `ingest` or `tick`.
+    last_now: Timestamp,
 }
 
 impl Pipeline {
@@ -148,6 +157,15 @@ impl Pipeline {
         for keys in &mut series {
             keys.push(ROOTS_SERIES.to_owned());
         }
+        let mut journey_slos = vec![Vec::new(); journeys.0.len()];
+        for (i, s) in slos.iter().enumerate() {
+            journey_slos[s.journey].push(i);
+        }
+        let ranks = slos.iter().map(|s| match s.sli {
+            SliKind::Latency { .. } => Rank::Slowest,
+            SliKind::Error | SliKind::Completeness => Rank::ErrorsThenSlowest,
+        });
+        let insights = Insights::new(ranks, exemplars::HORIZON);
         Pipeline {
             journeys,
             slots,
@@ -165,6 +183,11 @@ impl Pipeline {
             metrics,
             closed: Vec::new(),
             last_advance_minute: i64::MIN,
+            kinds: slos.iter().map(|s| s.sli).collect(),
+            journey_slos,
+            insights,
+            evicted_roots: Vec::new(),
+            last_now: Timestamp::EPOCH,
         }
     }
 
@@ -172,6 +195,7 @@ impl Pipeline {
     pub fn ingest(&mut self, source: Source, spans: Vec<Span>, now: Timestamp) -> Result<Ingested, Backpressure> {
         let receiver = source.as_str();
         let n = spans.len() as u64;
+        self.last_now = self.last_now.max(now);
         self.metrics
             .spans_received
             .get_or_create(&ReceiverLabels { receiver })
@@ -215,10 +239,18 @@ impl Pipeline {
             }
             out.accepted += 1;
 
-            let root = span.parent_span_id.is_none().then(|| RootRef {
-                journey: self.journeys.match_root(&span),
-                at: span.end,
-                weight: span.weight,
+            let root = span.parent_span_id.is_none().then(|| {
+                let journey = self.journeys.match_root(&span);
+                let sample = match journey {
+                    Some(j) => self.sample(j, &span),
+                    None => RootSample {
+                        at: span.end,
+                        latency_nanos: span.duration_nanos(),
+                        error: false,
+                        weight: span.weight,
+                    },
+                };
+                RootRef { journey, sample }
             });
             let candidate = match (span.parent_span_id, span.kind) {
                 (Some(parent), SpanKind::Server | SpanKind::Consumer) => {
@@ -238,16 +270,28 @@ impl Pipeline {
                 }
                 // A late root of a trace that closed without one was never counted: count it now.
                 // One of a trace that had its root is a repeat (a retry after close): never twice.
+                // Its trace is gone, so nothing can be blamed for it.
                 Arrival::Late { had_root } => {
                     late += 1;
                     if had_root {
                         continue;
                     }
+                    if let Some(RootRef {
+                        journey: Some(j),
+                        sample,
+                    }) = root
+                    {
+                        self.unblamed(j, &sample, "late_root");
+                    }
                 }
             }
-            if let Some(RootRef { journey: Some(j), .. }) = root {
-                let sample = self.sample(j, &span);
+            if let Some(RootRef {
+                journey: Some(j),
+                sample,
+            }) = root
+            {
                 too_old_samples += self.record_root(j, &sample);
+                self.offer_root(j, span.trace_id, &sample, now);
             }
         }
 
@@ -274,8 +318,15 @@ impl Pipeline {
                 })
                 .inc_by(too_old_samples);
         }
-        let evicted = self.assembler.evict_over(self.max_buffered_spans);
-        m.traces_evicted.inc_by(evicted as u64);
+        let mut roots = std::mem::take(&mut self.evicted_roots);
+        let evicted = self.assembler.evict_over(self.max_buffered_spans, &mut roots);
+        self.metrics.traces_evicted.inc_by(evicted as u64);
+        for r in roots.drain(..) {
+            if let Some(j) = r.journey {
+                self.unblamed(j, &r.sample, "trace_evicted");
+            }
+        }
+        self.evicted_roots = roots;
         self.update_gauges();
         Ok(out)
     }
@@ -289,6 +340,75 @@ impl Pipeline {
         }
     }
 
+    /// Whether a root makes SLO `slo` bad at once (completeness waits for the close).
+    fn root_bad(&self, slo: usize, s: &RootSample) -> bool {
+        match self.kinds[slo] {
+            SliKind::Latency { threshold } => u128::from(s.latency_nanos) > threshold.as_nanos(),
+            SliKind::Error => s.error,
+            SliKind::Completeness => false,
+        }
+    }
+
+    /// Offers a recorded root as an exemplar to each latency/error SLO of its journey it makes bad.
+    fn offer_root(&mut self, journey: usize, trace_id: TraceId, s: &RootSample, now: Timestamp) {
+        for k in 0..self.journey_slos[journey].len() {
+            let slo = self.journey_slos[journey][k];
+            if self.root_bad(slo, s) {
+                self.offer(slo, trace_id, s, now);
+            }
+        }
+    }
+
+    fn offer(&mut self, slo: usize, trace_id: TraceId, s: &RootSample, now: Timestamp) {
+        let duration = Duration::from_nanos(s.latency_nanos);
+        let e = ExemplarTrace {
+            trace_id,
+            start: s.at - duration,
+            duration,
+            error: s.error,
+            weight: s.weight,
+        };
+        if let Err(reason) = self.insights.offer(slo, s.at, e, now) {
+            self.drop_exemplar(reason);
+        }
+    }
+
+    fn drop_exemplar(&self, reason: Dropped) {
+        self.metrics
+            .exemplars_dropped
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    fn blame(&mut self, slo: usize, s: &RootSample, c: &Culprit, now: Timestamp) {
+        if s.weight == 0 {
+            return;
+        }
+        if let Err(reason) = self.insights.blame(slo, s.at, c, u64::from(s.weight), now) {
+            self.drop_blame(reason.as_str(), u64::from(s.weight));
+        }
+    }
+
+    fn drop_blame(&self, reason: &'static str, weight: u64) {
+        if weight > 0 {
+            self.metrics
+                .blame_dropped
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(weight);
+        }
+    }
+
+    /// A root recorded with no trace left to blame: its bad events are counted as unblamed.
+    fn unblamed(&self, journey: usize, s: &RootSample, reason: &'static str) {
+        let bad = self.journey_slos[journey]
+            .iter()
+            .filter(|&&slo| self.root_bad(slo, s))
+            .count();
+        self.drop_blame(reason, bad as u64 * u64::from(s.weight));
+    }
+
     /// Records a root sample; returns 1 when the window refused it as older than its retention.
     fn record_root(&mut self, journey: usize, sample: &RootSample) -> u64 {
         match self.windows[journey].record_root(sample) {
@@ -299,9 +419,10 @@ impl Pipeline {
 
     /// Closes idle traces and judges their completeness; advances the windows once a minute.
     pub fn tick(&mut self, now: Timestamp) {
+        self.last_now = self.last_now.max(now);
         let mut closed = std::mem::take(&mut self.closed);
         self.assembler.close_idle(now, &mut closed);
-        self.judge(&mut closed);
+        self.judge(&mut closed, now);
         self.closed = closed;
         let minute = now.unix_secs().div_euclid(60);
         if minute != self.last_advance_minute {
@@ -309,32 +430,36 @@ impl Pipeline {
             for w in &mut self.windows {
                 w.advance(now);
             }
+            let full = self.insights.advance(now);
+            self.drop_blame(Dropped::BucketFull.as_str(), full);
         }
         self.update_gauges();
     }
 
-    /// Closes every open trace at once (shutdown, end of a replay).
+    /// Closes every open trace at once (shutdown, end of a replay), as of the last `now` seen.
     pub fn close_all(&mut self) {
         let mut closed = std::mem::take(&mut self.closed);
         self.assembler.close_all(&mut closed);
-        self.judge(&mut closed);
+        self.judge(&mut closed, self.last_now);
         self.closed = closed;
         self.update_gauges();
     }
 
-    fn judge(&mut self, closed: &mut Vec<ClosedTrace>) {
+    fn judge(&mut self, closed: &mut Vec<ClosedTrace>, now: Timestamp) {
         let mut results = [0u64; 4]; // complete, incomplete, no_journey, no_root
         let mut too_old = 0;
         for t in closed.drain(..) {
-            let (journey, at, weight, roots, orphans) = match (t.root, t.remote_root) {
+            let (journey, sample, roots, orphans, root) = match (t.root, t.remote_root) {
                 (
                     Some(RootRef {
                         journey: Some(j),
-                        at,
-                        weight,
+                        sample,
                     }),
                     _,
-                ) => (j, at, weight, t.roots, t.orphans),
+                ) => {
+                    let root = t.nodes.iter().position(|n| n.parent.is_none());
+                    (j, sample, t.roots, t.orphans, root)
+                }
                 (Some(RootRef { journey: None, .. }), _) => {
                     results[2] += 1;
                     continue;
@@ -342,7 +467,9 @@ impl Pipeline {
                 (None, Some(c)) => {
                     // The root's parent lies outside the trace: it is recorded now, as the root.
                     too_old += self.record_root(c.journey, &c.sample);
-                    (c.journey, c.sample.at, c.sample.weight, 1, 0)
+                    self.offer_root(c.journey, t.trace_id, &c.sample, now);
+                    let root = t.nodes.iter().position(|n| n.parent == Some(c.parent));
+                    (c.journey, c.sample, 1, 0, root)
                 }
                 (None, None) => {
                     results[3] += 1;
@@ -352,9 +479,10 @@ impl Pipeline {
             let expected = &self.journeys.0[journey].expected_services;
             let complete = roots == 1 && orphans == 0 && expected.iter().all(|e| t.services.iter().any(|s| s == e));
             results[usize::from(!complete)] += 1;
-            if self.windows[journey].record_completeness(at, complete, weight) == Recorded::TooOld {
+            if self.windows[journey].record_completeness(sample.at, complete, sample.weight) == Recorded::TooOld {
                 too_old += 1;
             }
+            self.blame_trace(journey, &t, root, &sample, complete, now);
         }
         let m = &self.metrics;
         for (result, n) in ["complete", "incomplete", "no_journey", "no_root"]
@@ -372,6 +500,56 @@ impl Pipeline {
                 })
                 .inc_by(too_old);
         }
+    }
+
+    /// Blames the spans of a closed trace for each SLO of its journey it made bad, and offers it
+    /// as an exemplar of the completeness SLOs it failed (latency/error ones had it on arrival).
+    fn blame_trace(
+        &mut self,
+        journey: usize,
+        t: &ClosedTrace,
+        root: Option<usize>,
+        s: &RootSample,
+        complete: bool,
+        now: Timestamp,
+    ) {
+        let mut culprits = Vec::new();
+        for k in 0..self.journey_slos[journey].len() {
+            let slo = self.journey_slos[journey][k];
+            culprits.clear();
+            match (self.kinds[slo], root) {
+                (SliKind::Completeness, _) if !complete => {
+                    self.offer(slo, t.trace_id, s, now);
+                    let expected = &self.journeys.0[journey].expected_services;
+                    exemplars::completeness_culprits(&t.nodes, root, &t.services, expected, &mut culprits);
+                }
+                (SliKind::Error, Some(r)) if s.error => {
+                    let origin = exemplars::error_origin(&t.nodes, r);
+                    culprits.push(exemplars::culprit(&t.nodes[origin], BlameReason::ErrorOrigin));
+                }
+                (SliKind::Latency { .. }, Some(r)) if self.root_bad(slo, s) => {
+                    let slowest = exemplars::critical_path(&t.nodes, r);
+                    culprits.push(exemplars::culprit(&t.nodes[slowest], BlameReason::SlowestChild));
+                }
+                _ => continue,
+            }
+            for c in &culprits {
+                self.blame(slo, s, c, now);
+            }
+        }
+    }
+
+    /// The `limit` worst bad traces of SLO `slo` (an index into the config's SLOs) whose roots ended
+    /// in time buckets reaching past `since`, worst first: errors then slowest (latency SLOs:
+    /// slowest). In memory only; see [`crate::exemplars`].
+    pub fn exemplars(&self, slo: usize, since: Timestamp, limit: usize) -> Vec<ExemplarTrace> {
+        self.insights.exemplars(slo, since, limit)
+    }
+
+    /// The `limit` services/operations blamed for most of SLO `slo`'s weighted bad events in time
+    /// buckets reaching past `since`, largest first. In memory only; see [`crate::exemplars`].
+    pub fn contributors(&self, slo: usize, since: Timestamp, limit: usize) -> Vec<Blame> {
+        self.insights.contributors(slo, since, limit)
     }
 
     fn update_gauges(&self) {
@@ -731,5 +909,135 @@ pub(crate) mod tests {
             ("error".into(), 0, 0),
             "nothing of a refused batch is recorded"
         );
+    }
+
+    #[test]
+    fn exemplars_on_arrival_and_contributors_when_traces_close() {
+        use crate::exemplars::{Blame, BlameReason, ExemplarTrace};
+        let (mut p, m) = pipeline(1_000);
+        let named = |mut s: Span, name: &str, error: bool, weight: u32| {
+            s.name = name.into();
+            if error {
+                s.status = StatusCode::Error;
+            }
+            s.weight = weight;
+            s
+        };
+        let mut rule_error = named(span(4, 1, None, "frontend", 0, 100), "GET /checkout", false, 2);
+        rule_error
+            .attributes
+            .push(("http.response.status_code".into(), AttrValue::Int(503)));
+        let batch = vec![
+            // Trace 1: slow, failed in the bank, under a failed payment.
+            named(span(1, 1, None, "frontend", 0, 300), "GET /checkout", true, 1),
+            named(span(1, 2, Some(1), "payment", 0, 250), "charge", true, 1),
+            named(span(1, 3, Some(2), "bank", 0, 200), "auth", true, 1),
+            named(span(1, 4, Some(2), "payment", 0, 5), "log", false, 1),
+            // Trace 2 (weight 3): slow because of its own rendering.
+            named(span(2, 1, None, "frontend", 0, 500), "GET /checkout", false, 3),
+            named(span(2, 2, Some(1), "payment", 0, 100), "charge", false, 3),
+            named(span(2, 3, Some(1), "frontend", 0, 350), "render", false, 3),
+            // Trace 3: payment missing, and a span whose parent never came.
+            named(span(3, 1, None, "frontend", 0, 50), "GET /checkout", false, 1),
+            named(span(3, 2, Some(77), "catalog", 0, 5), "list", false, 1),
+            // Trace 4 (weight 2): an error by the journey's rule, no span says it failed.
+            rule_error,
+            named(span(4, 2, Some(1), "payment", 0, 20), "charge", false, 2),
+            // Trace 6: its root comes after the trace closed.
+            named(span(6, 2, Some(1), "payment", 0, 5), "charge", false, 1),
+        ];
+        p.ingest(Source::OtlpHttp, batch, now(1)).unwrap();
+        // An exporter's retry of trace 1's root: neither an exemplar nor blame twice.
+        p.ingest(
+            Source::OtlpHttp,
+            vec![named(span(1, 1, None, "frontend", 0, 300), "GET /checkout", true, 1)],
+            now(2),
+        )
+        .unwrap();
+
+        let since = now(-3_600);
+        let end = Timestamp::from_unix_secs(T0);
+        let ex = |t: u8, ms: u64, error: bool, weight: u32| ExemplarTrace {
+            trace_id: TraceId([t; 16]),
+            start: end - Duration::from_millis(ms),
+            duration: Duration::from_millis(ms),
+            error,
+            weight,
+        };
+        assert_eq!(p.exemplars(0, since, 5), [ex(1, 300, true, 1), ex(4, 100, true, 2)]);
+        assert_eq!(p.exemplars(1, since, 5), [ex(2, 500, false, 3), ex(1, 300, true, 1)]);
+        assert_eq!(p.exemplars(1, since, 1), [ex(2, 500, false, 3)]);
+        assert!(p.exemplars(2, since, 5).is_empty(), "completeness is judged at close");
+        assert!(p.contributors(0, since, 5).is_empty(), "blame needs the whole trace");
+
+        p.tick(now(32)); // two seconds past trace_idle: every trace closed
+        let blame = |service: &str, operation: &str, bad_events, reason| Blame {
+            service: service.into(),
+            operation: operation.into(),
+            bad_events,
+            reason,
+        };
+        assert_eq!(
+            p.contributors(0, since, 5),
+            [
+                blame("frontend", "GET /checkout", 2, BlameReason::ErrorOrigin),
+                blame("bank", "auth", 1, BlameReason::ErrorOrigin),
+            ]
+        );
+        assert_eq!(
+            p.contributors(1, since, 5),
+            [
+                blame("frontend", "render", 3, BlameReason::SlowestChild),
+                blame("bank", "auth", 1, BlameReason::SlowestChild),
+            ]
+        );
+        assert_eq!(
+            p.contributors(2, since, 5),
+            [
+                blame("catalog", "list", 1, BlameReason::OrphanSpan),
+                blame("payment", "", 1, BlameReason::MissingService),
+            ]
+        );
+        assert_eq!(p.exemplars(2, since, 5), [ex(3, 50, false, 1)]);
+        assert_eq!(
+            totals(&p, 32)[2],
+            ("complete".into(), 7, 1),
+            "weighted; trace 6 had no root"
+        );
+
+        // Trace 6's root, late and failed: counted and kept as an exemplar, but with no trace left
+        // to blame, its bad event is counted as unblamed.
+        p.ingest(
+            Source::OtlpHttp,
+            vec![named(span(6, 1, None, "frontend", 0, 10), "GET /checkout", true, 1)],
+            now(33),
+        )
+        .unwrap();
+        assert_eq!(totals(&p, 33)[0], ("error".into(), 8, 4));
+        assert_eq!(
+            p.exemplars(0, since, 5),
+            [ex(1, 300, true, 1), ex(4, 100, true, 2), ex(6, 10, true, 1)]
+        );
+        assert_eq!(p.contributors(0, since, 5).iter().map(|b| b.bad_events).sum::<u64>(), 3);
+        let unblamed = |reason| m.blame_dropped.get_or_create(&ReasonLabels { reason }).get();
+        assert_eq!((unblamed("late_root"), unblamed("trace_evicted")), (1, 0));
+    }
+
+    #[test]
+    fn an_evicted_trace_counts_its_bad_events_as_unblamed() {
+        let (mut p, m) = pipeline(2);
+        let mut failed = span(1, 1, None, "frontend", 0, 300); // bad for error and latency
+        failed.status = StatusCode::Error;
+        failed.weight = 4;
+        let batch = vec![
+            failed,
+            span(2, 1, None, "frontend", 0, 10),
+            span(3, 1, None, "frontend", 0, 10),
+        ];
+        p.ingest(Source::OtlpHttp, batch, now(1)).unwrap();
+        assert_eq!(m.traces_evicted.get(), 1);
+        let unblamed = |reason| m.blame_dropped.get_or_create(&ReasonLabels { reason }).get();
+        assert_eq!(unblamed("trace_evicted"), 8, "weight 4, bad for two SLOs");
+        assert_eq!(p.exemplars(0, now(-60), 5).len(), 1, "the exemplar was kept on arrival");
     }
 }

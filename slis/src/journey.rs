@@ -236,7 +236,8 @@ impl Journey {
     }
 }
 
-fn says_failed(span: &Span) -> bool {
+/// Whether a span says it failed: status ERROR, or an OpenTracing `error` tag of `true`.
+pub fn says_failed(span: &Span) -> bool {
     span.status == StatusCode::Error
         || match span.attribute(ERROR_TAG) {
             Some(AttrValue::Bool(b)) => *b,
