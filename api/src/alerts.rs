@@ -14,7 +14,7 @@ use alerting::config::Alerting;
 use alerting::deliver::{
     AlertingMetrics, Deliverer, OutcomeLabels, ReasonLabels, ReceiverLabels, SeverityLabels, TransitionLabels,
 };
-use alerting::notify::{Notifier, NotifierOptions};
+use alerting::notify::{Contributor, Exemplar, Notifier, NotifierOptions};
 use alerting::store::{AlertStore, Pending};
 use anyhow::Context;
 use engine::pipeline::Pipeline;
@@ -79,6 +79,43 @@ pub async fn start(
     Ok((runtime, notifiers))
 }
 
+/// What the engine remembers of SLO `slo`'s bad traces since `since`: the worst traces and the
+/// services/operations blamed, each with its share of all blamed bad events.
+pub fn extras(p: &Pipeline, slo: usize, since: Timestamp, exemplars: usize, contributors: usize) -> Extras {
+    let exemplars = p
+        .exemplars(slo, since, exemplars)
+        .into_iter()
+        .map(|e| Exemplar {
+            trace_id: e.trace_id.to_string(),
+            url: None,
+            latency: e.duration,
+            error: e.error,
+            at: alerting::alerter::datetime(e.start),
+        })
+        .collect();
+    let all = p.contributors(slo, since, usize::MAX);
+    let total: u64 = all.iter().map(|b| b.bad_events).sum();
+    let contributors = all
+        .into_iter()
+        .take(contributors)
+        .map(|b| Contributor {
+            share: if total == 0 {
+                0.0
+            } else {
+                b.bad_events as f64 / total as f64
+            },
+            service: b.service,
+            operation: b.operation,
+            bad_events: b.bad_events,
+            reason: b.reason.as_str().to_owned(),
+        })
+        .collect();
+    Extras {
+        exemplars,
+        contributors,
+    }
+}
+
 /// Every SLO's status at `now`, read under the pipeline lock.
 pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<SloStatus> {
     model
@@ -104,7 +141,11 @@ impl AlertRuntime {
         let mut st = self.state.lock().await;
         let model = Arc::clone(st.alerter.model_arc());
         let statuses = statuses(&model, &pipeline.lock().expect("pipeline lock poisoned"), now);
-        let cycle = st.alerter.cycle(now, &statuses, &mut |_slo, _since| Extras::default());
+        let (n_exemplars, n_contributors) = (model.settings.exemplars, model.settings.contributors);
+        let cycle = st.alerter.cycle(now, &statuses, &mut |slo, since| {
+            let p = pipeline.lock().expect("pipeline lock poisoned");
+            extras(&p, slo, since, n_exemplars, n_contributors)
+        });
         for t in &cycle.transitions {
             let severity = t.alert.labels.get("severity").cloned().unwrap_or_default();
             let to = if t.firing { "firing" } else { "resolved" };
@@ -157,14 +198,20 @@ impl AlertRuntime {
         self.metrics.store_pending.set(st.pending.len() as i64);
         self.metrics.cycles.get_or_create(&OutcomeLabels { outcome }).inc();
         self.metrics.cycle_seconds.0.observe(started.elapsed().as_secs_f64());
-        let queued_reports = self.reports(&st.alerter, &statuses, now).await;
+        let queued_reports = self.reports(&st.alerter, pipeline, &statuses, now).await;
         if !cycle.notifications.is_empty() || queued_reports > 0 {
             self.wake.notify_one();
         }
     }
 
     /// Queues the digest of every report due at `now`; returns how many.
-    async fn reports(&self, alerter: &Alerter, statuses: &[SloStatus], now: Timestamp) -> usize {
+    async fn reports(
+        &self,
+        alerter: &Alerter,
+        pipeline: &Mutex<Pipeline>,
+        statuses: &[SloStatus],
+        now: Timestamp,
+    ) -> usize {
         let model = alerter.model();
         let now_dt = alerting::alerter::datetime(now);
         let mut queued = 0;
@@ -216,7 +263,11 @@ impl AlertRuntime {
                 from,
                 run_at,
                 alerter.external_url(),
-                &mut |_slo| Vec::new(),
+                &mut |slo| {
+                    let p = pipeline.lock().expect("pipeline lock poisoned");
+                    let since = Timestamp::from_unix_millis(from.timestamp_millis());
+                    extras(&p, slo, since, 0, model.settings.contributors).contributors
+                },
             );
             let row = alerting::store::OutboxInsert {
                 id: digest.id.clone(),
@@ -305,3 +356,6 @@ pub fn spawn(
         Ok(())
     });
 }
+
+#[cfg(test)]
+mod tests;

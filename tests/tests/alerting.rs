@@ -10,7 +10,12 @@ use tracebudget_tests::{Json, Server, TempDir, WebhookSink, bin, free_addrs};
 
 /// Two journeys, an availability SLO each, a fast policy (2m/1m windows) so that real traffic
 /// fires and resolves pages within minutes, evaluated every second, grouped by SLO.
-fn config(dir: &TempDir, ports: &[std::net::SocketAddr], hook: std::net::SocketAddr, extra: &str) -> std::path::PathBuf {
+fn config(
+    dir: &TempDir,
+    ports: &[std::net::SocketAddr],
+    hook: std::net::SocketAddr,
+    extra: &str,
+) -> std::path::PathBuf {
     let [api, grpc, http, zipkin] = ports[..] else {
         unreachable!()
     };
@@ -162,6 +167,24 @@ fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
     for a in firing {
         assert_eq!(a.at(&["labels", "severity"]).unwrap().as_str(), Some("page"));
         assert_eq!(a.get("status").unwrap().as_str(), Some("firing"));
+        // What only traces give: the failed traces, linked, and where the errors came from.
+        let exemplars = a.at(&["detail", "exemplars"]).unwrap().as_array().unwrap();
+        assert!(!exemplars.is_empty(), "exemplars in {a:?}");
+        for e in exemplars {
+            let id = e.get("trace_id").unwrap().as_str().unwrap();
+            assert_eq!(id.len(), 32);
+            assert_eq!(
+                e.get("url").unwrap().as_str(),
+                Some(format!("https://tempo.test/trace/{id}").as_str())
+            );
+            assert!(matches!(e.get("error"), Some(Json::Bool(true))), "{e:?}");
+        }
+        let contributors = a.at(&["detail", "contributors"]).unwrap().as_array().unwrap();
+        assert!(!contributors.is_empty(), "contributors in {a:?}");
+        assert_eq!(
+            contributors[0].get("reason").unwrap().as_str(),
+            Some("error originated here")
+        );
     }
 
     // Restart in the middle of the outage: state and outbox come back, nothing is re-queued.
@@ -284,4 +307,97 @@ slos = ["checkout-availability"]
         let secs: u32 = to[17..19].parse().unwrap();
         assert_eq!(secs % 5, 0, "{to}");
     }
+}
+
+#[test]
+fn silences_through_the_cli_and_the_api_with_a_token() {
+    let dir = TempDir::new("silences");
+    let ports = free_addrs(5);
+    let config = config(&dir, &ports[..4], ports[4], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("listen = \"{}\"", ports[0]),
+        &format!("listen = \"{}\"\napi_token = \"s3cret-token\"", ports[0]),
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config, ports[0]);
+    let url = format!("http://{}", ports[0]);
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut c = Command::new(bin());
+        c.arg("silence")
+            .args(args)
+            .args(["--url", &url])
+            .env_remove("TRACEBUDGET_API_TOKEN");
+        if let Some(t) = token {
+            c.env("TRACEBUDGET_API_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let denied = cli(&["add", "slo = checkout-availability", "--comment", "drill"], None);
+    assert!(!denied.status.success());
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(err.contains("401"), "{err}");
+    let wrong = cli(
+        &["add", "slo = checkout-availability", "--comment", "drill"],
+        Some("nope"),
+    );
+    assert!(!wrong.status.success());
+    let bad = cli(&["add", "slo checkout", "--comment", "drill"], Some("s3cret-token"));
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("400") && err.contains("invalid matcher"), "{err}");
+
+    let added = cli(
+        &[
+            "add",
+            "slo = checkout-availability",
+            "severity =~ page|ticket",
+            "--duration",
+            "2h",
+            "--comment",
+            "failover drill",
+            "--author",
+            "ana",
+        ],
+        Some("s3cret-token"),
+    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let id = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    let listed = cli(&["list"], None);
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        out.contains(&id) && out.contains("active") && out.contains("failover drill") && out.contains("ana"),
+        "{out}"
+    );
+    let api = json(&server, "/api/v1/silences");
+    let s = &api.get("silences").unwrap().as_array().unwrap()[0];
+    assert_eq!(s.get("id").unwrap().as_str(), Some(id.as_str()));
+    let matchers: Vec<_> = s
+        .get("matchers")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(matchers, ["slo = checkout-availability", "severity =~ page|ticket"]);
+
+    assert!(
+        !cli(&["expire", &id], None).status.success(),
+        "expiring needs the token too"
+    );
+    let expired = cli(&["expire", &id], Some("s3cret-token"));
+    assert!(expired.status.success());
+    let api = json(&server, "/api/v1/silences");
+    assert_eq!(
+        api.get("silences").unwrap().as_array().unwrap()[0]
+            .get("state")
+            .unwrap()
+            .as_str(),
+        Some("expired")
+    );
+    let again = cli(&["expire", &id], Some("s3cret-token"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("404"));
+    // The token never reaches the log.
+    assert!(!server.output().contains("s3cret-token"));
 }

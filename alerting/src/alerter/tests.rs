@@ -366,3 +366,69 @@ fn a_silence_mutes_and_its_expiry_unmutes() {
         .count();
     assert_eq!(silenced, 2, "the flushes at 90 s and 390 s");
 }
+
+#[test]
+fn budget_exhaustion_and_no_data_alerts() {
+    // A policy with an exhaustion ticket (budget gone within 24 h at the 1 h burn) and
+    // alert_on_no_data.
+    let mut m = model(Duration::ZERO);
+    m.policy_alerting[0].exhaustion = vec![(Duration::from_secs(24 * 3_600), Severity::Ticket)];
+    m.settings.alert_on_no_data = true;
+    let mut sim = Sim::new(m, 1);
+    // 5% of requests fail for an hour: burn 50 over 1 h. Four days at 1/s with no error left the
+    // 30-day budget at 345.6 allowed bad events; 5% of 3,600 = 180 spent in the hour, so
+    // remaining ≈ (345.6 + 3.6 − 180) / 349.2 ≈ 0.48 and 0.48 × 30 d / 50 ≈ 7 h < 24 h.
+    sim.run(3_600, |_, n| n % 20 == 0);
+    let names: Vec<_> = sim
+        .log
+        .iter()
+        .flat_map(|(t, c)| {
+            c.transitions
+                .iter()
+                .map(move |tr| (*t, tr.alert.labels["alertname"].clone(), tr.firing))
+        })
+        .collect();
+    let exhaustion = names
+        .iter()
+        .find(|(_, n, _)| n == "SLOBudgetExhaustion")
+        .expect("exhaustion ticket fired");
+    assert!(exhaustion.2);
+    let first = sim
+        .log
+        .iter()
+        .flat_map(|(_, c)| &c.transitions)
+        .find(|tr| tr.alert.labels["alertname"] == "SLOBudgetExhaustion")
+        .unwrap();
+    let ttl = first.alert.detail.time_to_exhaustion.unwrap();
+    assert!(ttl <= Duration::from_secs(24 * 3_600), "{ttl:?}");
+    assert!(first.alert.annotations["summary"].contains("error budget gone in"));
+    assert!(
+        !names.iter().any(|(_, n, _)| n == "SLONoData"),
+        "traffic flows: no no-data alert"
+    );
+
+    // Then traffic stops for four days: the 3d window empties and SLONoData fires; nothing pages.
+    let mut quiet = Sim::new(model(Duration::ZERO), 1);
+    let mut m = model(Duration::ZERO);
+    m.settings.alert_on_no_data = true;
+    quiet.alerter = Alerter::new(Arc::new(m), vec!["checkout".into()], "http://tb".into());
+    quiet.every = 1_000_000; // one more request, then silence
+    quiet.run(3 * 86_400 + 3_600, |_, _| false);
+    let tr = quiet.transitions();
+    let no_data: Vec<_> = quiet
+        .log
+        .iter()
+        .flat_map(|(t, c)| {
+            c.transitions
+                .iter()
+                .map(move |tr| (*t, tr.alert.labels["alertname"].clone()))
+        })
+        .collect();
+    assert_eq!(no_data.len(), 1, "{no_data:?}");
+    assert_eq!(no_data[0].1, "SLONoData");
+    // The 3d window holds nothing once its start passes the last request (T0).
+    assert!(
+        no_data[0].0 > 3 * 86_400 - 3_600 && no_data[0].0 <= 3 * 86_400 + 60,
+        "{tr:?}"
+    );
+}

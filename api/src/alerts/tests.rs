@@ -1,0 +1,226 @@
+//! The alert store against both real backends (a SQLite file and a fresh PostgreSQL database):
+//! a restart restores exactly the alert state and groups, the outbox hands out a group's
+//! notifications in order, silences round-trip, and a failed commit keeps its writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alerting::alerter::{Alerter, Extras};
+use alerting::config::{Alerting, AlertingConfig, PolicyAlerting, Route};
+use alerting::labels::LabelMatcher;
+use alerting::mute::{InhibitRule, Silence, SilenceState};
+use alerting::store::{AlertStore, Pending};
+use engine::store::Db;
+use engine::store::testing::Databases;
+use slis::Timestamp;
+use slis::eval::{SloStatus, evaluate};
+use slis::policy::Policy;
+use slis::slo::{Period, SliKind, Slo};
+use slis::window::{JourneyWindows, RootSample, Sli};
+
+const T0: i64 = 1_780_000_020;
+
+fn model() -> Alerting {
+    Alerting {
+        settings: AlertingConfig::default(),
+        slos: vec![Slo {
+            name: "checkout-availability".into(),
+            journey: 0,
+            sli: SliKind::Error,
+            objective: 0.999,
+            period: Period::Rolling(Duration::from_secs(30 * 86_400)),
+            policy: 0,
+            labels: vec![],
+        }],
+        policies: vec![Policy::workbook()],
+        receivers: vec![],
+        route: Some(Route {
+            receiver: "hook".into(),
+            matchers: vec![],
+            group_by: vec!["slo".into()],
+            group_wait: Duration::ZERO,
+            group_interval: Duration::from_secs(60),
+            repeat_interval: Duration::from_secs(3_600),
+            continue_matching: false,
+            routes: vec![],
+        }),
+        reports: vec![],
+        policy_alerting: vec![PolicyAlerting::default()],
+        inhibit: vec![InhibitRule::page_mutes_ticket()],
+        descriptions: vec![None],
+    }
+}
+
+/// The SLO's status `s` seconds after T0: a day of one good request a second, then every
+/// request failing from T0 until `outage_end`.
+fn status_at(s: i64, outage_end: i64) -> SloStatus {
+    let mut w = JourneyWindows::new(vec![Sli::Error], Duration::from_secs(31 * 86_400));
+    for t in (T0 - 86_400)..=(T0 + s) {
+        let _ = w.record_root(&RootSample {
+            at: Timestamp::from_unix_secs(t),
+            latency_nanos: 1_000,
+            error: t >= T0 && t < T0 + outage_end,
+            weight: 1,
+        });
+    }
+    let now = Timestamp::from_unix_secs(T0 + s);
+    w.advance(now);
+    let m = model();
+    evaluate(&m.slos[0], &m.policies[0], &w, 0, now)
+}
+
+fn alerter() -> Alerter {
+    Alerter::new(Arc::new(model()), vec!["checkout".into()], "http://tb".into())
+}
+
+async fn cycle(a: &mut Alerter, store: &AlertStore, pending: &mut Pending, s: i64, outage_end: i64) -> usize {
+    let now = Timestamp::from_unix_secs(T0 + s);
+    let c = a.cycle(now, &[status_at(s, outage_end)], &mut |_, _| Extras::default());
+    pending.add(&c, now);
+    store.commit(a, pending, now).await.unwrap();
+    c.notifications.len()
+}
+
+#[tokio::test]
+async fn alert_state_outbox_and_silences_on_both_backends() {
+    let dbs = Databases::new("alert_store").await;
+    for url in dbs.urls() {
+        let db = Db::open(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let store = AlertStore::new(db.pool.clone());
+        let mut a = alerter();
+        let mut pending = Pending::default();
+
+        // A total outage: the page fires at 60 s (notification 1); 2 hours later it resolves
+        // (notification 2) — the 6h/30m rule holds it until the 30m window is clean.
+        assert_eq!(cycle(&mut a, &store, &mut pending, 45, 600).await, 0, "{url}");
+        assert_eq!(cycle(&mut a, &store, &mut pending, 60, 600).await, 1, "{url}");
+
+        // A restart here restores the same alerts and groups.
+        let loaded = store.load(&["checkout-availability".into()]).await.unwrap();
+        let mut b = alerter();
+        b.restore(loaded.alerts, loaded.groups);
+        assert_eq!(b.alerts, a.alerts, "{url}");
+        assert_eq!(b.dispatcher.groups, a.dispatcher.groups, "{url}");
+        assert_eq!(b.alerts.len(), 1);
+        // ...and the restored alerter does not page again.
+        let mut b_pending = Pending::default();
+        assert_eq!(cycle(&mut b, &store, &mut b_pending, 75, 600).await, 0, "{url}");
+
+        // Two hours on, the page resolves and the 3d/6h ticket fires: one notification carries
+        // both (the ticket was never inhibited, as it had not fired while the page did).
+        assert_eq!(
+            cycle(&mut b, &store, &mut b_pending, 7_200, 600).await,
+            1,
+            "resolved, {url}"
+        );
+        let left: Vec<_> = b
+            .alerts
+            .values()
+            .map(|a| (a.labels["severity"].as_str(), a.firing))
+            .collect();
+        assert_eq!(left, [("ticket", true)]);
+        let stored = store.load(&["checkout-availability".into()]).await.unwrap().alerts;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0], b.alerts.values().next().unwrap().clone());
+
+        // The outbox hands out the group's head only, in order.
+        let later = Timestamp::from_unix_secs(T0 + 8_000);
+        let due = store.due(later, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{url}");
+        assert!(due[0].id.ends_with("-1"));
+        store
+            .retry_at(due[0].seq, 1, "http 503", later + Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            store.due(later, 10).await.unwrap().is_empty(),
+            "the head waits, so does its group"
+        );
+        let retry = store.due(later + Duration::from_secs(30), 10).await.unwrap();
+        assert_eq!((retry[0].seq, retry[0].attempts), (due[0].seq, 1));
+        store.finish(due[0].seq, "delivered", 2, None, later).await.unwrap();
+        let next = store.due(later + Duration::from_secs(30), 10).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert!(next[0].id.ends_with("-2"), "{}", next[0].id);
+        assert_eq!(store.pending_count().await.unwrap(), 1);
+        let log = store.log(10).await.unwrap();
+        assert_eq!(
+            log.iter().map(|r| (r.state.as_str(), r.attempts)).collect::<Vec<_>>(),
+            [("pending", 0), ("delivered", 2)]
+        );
+        // History: fired, resolved.
+        let history = store.history(Timestamp::from_unix_secs(T0), 10).await.unwrap();
+        let events: Vec<_> = history
+            .iter()
+            .map(|h| (h.severity.as_str(), h.event, h.at.unix_secs() - T0))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("ticket", "firing", 7_200),
+                ("page", "resolved", 7_200),
+                ("page", "firing", 60)
+            ]
+        );
+
+        // Silences round-trip and expire.
+        let now = Timestamp::from_unix_secs(T0 + 100);
+        let s = Silence {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            matchers: vec![LabelMatcher::parse("slo = checkout-availability").unwrap()],
+            starts_at: now,
+            ends_at: now + Duration::from_secs(3_600),
+            created_by: "ana@sre".into(),
+            comment: "failover drill".into(),
+            created_at: now,
+        };
+        store.add_silence(&s).await.unwrap();
+        let listed = store.silences().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let got = &listed[0].silence;
+        assert_eq!(
+            (
+                got.id.as_str(),
+                got.matchers[0].as_str(),
+                got.starts_at,
+                got.ends_at,
+                got.comment.as_str()
+            ),
+            (
+                s.id.as_str(),
+                "slo = checkout-availability",
+                s.starts_at,
+                s.ends_at,
+                "failover drill"
+            )
+        );
+        let t = now + Duration::from_secs(60);
+        assert!(store.expire_silence(&s.id, t).await.unwrap());
+        assert!(!store.expire_silence(&s.id, t).await.unwrap(), "already expired");
+        assert!(!store.expire_silence("nope", t).await.unwrap());
+        assert_eq!(
+            store.silences().await.unwrap()[0].silence.state(t),
+            SilenceState::Expired
+        );
+
+        // A commit against a closed pool fails and keeps every write for the next one.
+        let mut c = alerter();
+        let mut p = Pending::default();
+        let now = Timestamp::from_unix_secs(T0 + 60);
+        let out = c.cycle(now, &[status_at(60, 600)], &mut |_, _| Extras::default());
+        p.add(&out, now);
+        let waiting = p.len();
+        let closed = AlertStore::new({
+            let db = Db::open(&url).await.unwrap();
+            db.pool.close().await;
+            db.pool
+        });
+        assert!(closed.commit(&c, &mut p, now).await.is_err());
+        assert_eq!(p.len(), waiting, "nothing lost");
+        store.commit(&c, &mut p, now).await.unwrap();
+        assert!(p.is_empty());
+        db.pool.close().await;
+    }
+    dbs.drop().await;
+}
