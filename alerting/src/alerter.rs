@@ -142,6 +142,8 @@ pub struct Alerter {
     external_url: String,
     /// Per SLO, the alerts it can raise.
     defs: Vec<Vec<Def>>,
+    /// Every def's fingerprint: a restored alert outside it belongs to an older config.
+    known: std::collections::HashSet<String>,
     pub alerts: BTreeMap<String, AlertState>,
     pub dispatcher: Dispatcher,
     pub silences: Vec<Silence>,
@@ -150,7 +152,7 @@ pub struct Alerter {
 impl Alerter {
     /// `journeys[j]` names journey `j`; `external_url` is the UI's base URL for links.
     pub fn new(model: Arc<Alerting>, journeys: Vec<String>, external_url: String) -> Self {
-        let defs = model
+        let defs: Vec<Vec<Def>> = model
             .slos
             .iter()
             .map(|slo| {
@@ -172,6 +174,11 @@ impl Alerter {
                     .into_iter()
                     .map(|(kind, severity)| {
                         let mut labels: Labels = slo.labels.iter().cloned().collect();
+                        if let AlertKind::Exhaustion(i) = kind {
+                            // Two exhaustion rules of one severity are two alerts.
+                            let within = extra.exhaustion[i].0;
+                            labels.insert("within".into(), slis::format_duration(within).to_string());
+                        }
                         labels.insert("journey".into(), journeys[slo.journey].clone());
                         labels.insert("slo".into(), slo.name.clone());
                         labels.insert("severity".into(), severity.as_str().into());
@@ -193,11 +200,13 @@ impl Alerter {
             .filter(|r| r.alertmanager.is_some())
             .map(|r| (r.name.get_ref().clone(), ALERTMANAGER_RESEND))
             .collect();
+        let known = defs.iter().flatten().map(|d: &Def| d.fingerprint.clone()).collect();
         Alerter {
             model,
             journeys,
             external_url,
             defs,
+            known,
             alerts: BTreeMap::new(),
             dispatcher: Dispatcher {
                 groups: BTreeMap::new(),
@@ -248,6 +257,23 @@ impl Alerter {
     ) -> Cycle {
         let mut out = Cycle::default();
         let model = Arc::clone(&self.model);
+        // Alerts restored from an older config that this one no longer raises (a label, a rule or
+        // the SLO changed): they end now, so their receivers get the resolved notice.
+        for a in self
+            .alerts
+            .values_mut()
+            .filter(|a| a.firing && !self.known.contains(&a.fingerprint))
+        {
+            a.firing = false;
+            a.ends_at = Some(now);
+            out.changed_alerts.insert(a.fingerprint.clone());
+            out.transitions.push(Transition {
+                fingerprint: a.fingerprint.clone(),
+                firing: false,
+                at: now,
+                alert: a.to_alert(),
+            });
+        }
         for (i, (slo, status)) in model.slos.iter().zip(statuses).enumerate() {
             let policy = &model.policies[slo.policy];
             let extra = &model.policy_alerting[slo.policy];
@@ -260,6 +286,10 @@ impl Alerter {
                         if holds || keep {
                             if holds {
                                 a.last_active = now;
+                                // Stored, so keep_firing_for holds across a restart too.
+                                if !extra.keep_firing_for.is_zero() {
+                                    out.changed_alerts.insert(def.fingerprint.clone());
+                                }
                             }
                             a.detail = AlertDetail {
                                 exemplars: std::mem::take(&mut a.detail.exemplars),

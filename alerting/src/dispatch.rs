@@ -12,9 +12,10 @@
 //!   resolved notice.
 //!
 //! Muted alerts (silenced or inhibited) are left out of a notification; the receiver's view
-//! (`notified_firing`) only changes with a notification, so an alert muted while firing is not
-//! re-announced when the silence ends, and one that started firing under a silence is announced
-//! when the silence ends.
+//! (`notified_firing`) keeps an alert it was told about while that alert is muted, so it is not
+//! re-announced when the mute ends, and it still gets the resolved notice (the receiver was told
+//! it fires; it is told it ended). One that started firing under a silence is announced when the
+//! silence ends. An alert whose labels or routes no longer lead to a group leaves it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -49,6 +50,9 @@ pub struct Group {
     pub next_flush: Timestamp,
     /// Notifications sent so far; the next one's id ends in `seq + 1`.
     pub seq: u64,
+    /// When the group was created: part of its notification ids, so a group that ends and comes
+    /// back for a later incident never reuses an id (the outbox keeps one row per id).
+    pub epoch: Timestamp,
 }
 
 impl Group {
@@ -144,68 +148,76 @@ impl Dispatcher {
         now: Timestamp,
     ) -> Dispatched {
         let mut out = Dispatched::default();
+        // Which alerts each group gets this cycle.
+        let mut routed: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
         for (fp, alert) in alerts {
             for (leaf, route_key) in route_alert(route, alert.labels()) {
                 let labels = group_labels(leaf, alert.labels());
                 let key = format!("{route_key}:{}", render(&labels));
                 let id = group_id(&leaf.receiver, &key);
-                let repeat_interval = match self.resend.get(&leaf.receiver) {
-                    Some(r) => leaf.repeat_interval.min(*r),
-                    None => leaf.repeat_interval,
+                // Receivers that must hear again within `resend` are looked at that often too.
+                let (group_interval, repeat_interval) = match self.resend.get(&leaf.receiver) {
+                    Some(r) => (leaf.group_interval.min(*r), leaf.repeat_interval.min(*r)),
+                    None => (leaf.group_interval, leaf.repeat_interval),
                 };
                 let group = self.groups.entry(id.clone()).or_insert_with(|| Group {
                     receiver: leaf.receiver.clone(),
                     key,
                     labels,
                     group_wait: leaf.group_wait,
-                    group_interval: leaf.group_interval,
+                    group_interval,
                     repeat_interval,
                     alerts: BTreeSet::new(),
                     notified_firing: BTreeSet::new(),
                     last_notified: None,
                     next_flush: now + leaf.group_wait,
                     seq: 0,
+                    epoch: now,
                 });
                 if group.alerts.insert(fp.clone()) {
-                    out.changed.insert(id);
+                    out.changed.insert(id.clone());
                 }
+                routed.entry(id).or_default().insert(fp);
             }
         }
 
         let mut muted = BTreeMap::new();
+        let none = BTreeSet::new();
         for (id, group) in &mut self.groups {
-            // Alerts gone from the state (an SLO removed by a reload) leave their groups.
-            let before = group.alerts.len();
-            // So do resolved alerts the receiver never heard of: there is nothing to tell.
+            let here = routed.get(id).unwrap_or(&none);
+            let before = (group.alerts.len(), group.notified_firing.len());
+            // Alerts no longer routed here (gone from the state, or their labels or the routes
+            // changed) leave the group; so do resolved alerts the receiver never heard of.
             group.alerts.retain(|fp| {
-                alerts
-                    .get(fp)
-                    .is_some_and(|a| a.is_firing() || group.notified_firing.contains(fp))
+                here.contains(fp)
+                    && alerts
+                        .get(fp)
+                        .is_some_and(|a| a.is_firing() || group.notified_firing.contains(fp))
             });
-            let mut changed = group.alerts.len() != before;
+            group.notified_firing.retain(|fp| group.alerts.contains(fp));
+            let mut changed = (group.alerts.len(), group.notified_firing.len()) != before;
             let resolved_now = group
                 .alerts
                 .iter()
                 .any(|fp| !alerts[fp].is_firing() && group.notified_firing.contains(fp));
             if now >= group.next_flush || resolved_now {
                 changed = true;
-                let mut is_muted = |fp: &String| {
-                    let m = muter.muted(fp, alerts[fp].labels());
-                    if let Some(m) = m {
-                        muted.insert(fp.clone(), m);
+                let mut held = BTreeSet::new();
+                let mut firing = Vec::new();
+                for fp in group.alerts.iter().filter(|fp| alerts[*fp].is_firing()) {
+                    match muter.muted(fp, alerts[fp].labels()) {
+                        Some(m) => {
+                            muted.insert(fp.clone(), m);
+                            held.insert(fp.clone());
+                        }
+                        None => firing.push(fp.clone()),
                     }
-                    m.is_some()
-                };
-                let firing: Vec<String> = group
-                    .alerts
-                    .iter()
-                    .filter(|fp| alerts[*fp].is_firing() && !is_muted(fp))
-                    .cloned()
-                    .collect();
+                }
+                // The receiver was told these fire: it is told they ended, muted or not.
                 let resolved: Vec<String> = group
                     .alerts
                     .iter()
-                    .filter(|fp| !alerts[*fp].is_firing() && group.notified_firing.contains(*fp) && !is_muted(fp))
+                    .filter(|fp| !alerts[*fp].is_firing() && group.notified_firing.contains(*fp))
                     .cloned()
                     .collect();
                 let news = firing.iter().any(|fp| !group.notified_firing.contains(fp));
@@ -214,10 +226,13 @@ impl Dispatcher {
                 if news || !resolved.is_empty() || repeat {
                     group.seq += 1;
                     group.last_notified = Some(now);
-                    group.notified_firing = firing.iter().cloned().collect();
+                    // What the receiver now believes fires: what it was just sent, and what it
+                    // knew of before that is muted now.
+                    let known_muted: Vec<String> = group.notified_firing.intersection(&held).cloned().collect();
+                    group.notified_firing = firing.iter().cloned().chain(known_muted).collect();
                     let hash = fnv1a([group.receiver.as_bytes(), group.key.as_bytes()]);
                     out.flushes.push(Flush {
-                        id: format!("{hash:016x}-{}", group.seq),
+                        id: format!("{hash:016x}-{:x}-{}", group.epoch.unix_millis(), group.seq),
                         receiver: group.receiver.clone(),
                         group_key: group.key.clone(),
                         group_labels: group.labels.clone(),
@@ -438,9 +453,9 @@ mod tests {
                 sent.push(now);
             }
         }
-        // group_wait 30 s, then at the first group_interval tick (every 300 s) at least 60 s
-        // after the last push: 330.
-        assert_eq!(sent, [30, 330]);
+        // group_wait 30 s, then every 60 s: the group is looked at as often as it must re-push
+        // (Alertmanager lets a pushed alert lapse 4 minutes after its last push).
+        assert_eq!(sent, [30, 90, 150, 210, 270, 330, 390]);
         let tree = Route {
             group_interval: Duration::from_secs(30),
             ..tree
@@ -455,5 +470,89 @@ mod tests {
             }
         }
         assert_eq!(sent, [30, 90, 150]);
+    }
+
+    #[test]
+    fn a_group_that_ends_and_returns_never_reuses_an_id() {
+        let tree = route("r", &[], vec![], false);
+        let mut d = Dispatcher::default();
+        let (fp, a) = alert("checkout", "page", true);
+        let mut alerts = BTreeMap::from([(fp.clone(), a)]);
+        let mut ids = vec![];
+        let mut run = |d: &mut Dispatcher, alerts: &BTreeMap<String, A>, now: i64| {
+            let muter = Muter::new(&[], &[], std::iter::empty(), t(now));
+            ids.extend(d.cycle(&tree, alerts, &muter, t(now)).flushes.into_iter().map(|f| f.id));
+        };
+        run(&mut d, &alerts, 0);
+        run(&mut d, &alerts, 30);
+        alerts.get_mut(&fp).unwrap().firing = false;
+        run(&mut d, &alerts, 45);
+        assert!(d.groups.is_empty());
+        alerts.get_mut(&fp).unwrap().firing = true;
+        run(&mut d, &alerts, 3_600);
+        run(&mut d, &alerts, 3_630);
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let unique: BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), 3, "{ids:?}");
+        assert!(ids[0].ends_with("-1") && ids[1].ends_with("-2") && ids[2].ends_with("-1"));
+    }
+
+    #[test]
+    fn an_alert_the_receiver_knows_keeps_its_resolved_notice_while_muted() {
+        // The ticket is announced, then the page fires and inhibits it; the ticket resolves
+        // first: its resolved notice still goes out, and it is never announced twice.
+        let tree = route("r", &[], vec![], false);
+        let rules = [InhibitRule::page_mutes_ticket()];
+        let mut d = Dispatcher::default();
+        let (ft, tk) = alert("checkout", "ticket", true);
+        let mut alerts = BTreeMap::from([(ft.clone(), tk)]);
+        let run = |d: &mut Dispatcher, alerts: &BTreeMap<String, A>, now: i64| {
+            let firing: Vec<(&str, &Labels)> = alerts
+                .iter()
+                .filter(|(_, a)| a.firing)
+                .map(|(f, a)| (f.as_str(), &a.labels))
+                .collect();
+            let muter = Muter::new(&[], &rules, firing.iter().copied(), t(now));
+            d.cycle(&tree, alerts, &muter, t(now))
+        };
+        run(&mut d, &alerts, 0);
+        assert_eq!(names(&run(&mut d, &alerts, 30)), [("r".to_owned(), 1, 0)]);
+        let (fp, pg) = alert("checkout", "page", true);
+        alerts.insert(fp.clone(), pg);
+        let page = run(&mut d, &alerts, 330);
+        assert_eq!(page.flushes[0].firing, [fp.clone()], "the page, the ticket muted");
+        alerts.get_mut(&ft).unwrap().firing = false;
+        let resolved = run(&mut d, &alerts, 345);
+        assert_eq!(resolved.flushes[0].resolved, [ft.clone()]);
+        assert!(resolved.flushes[0].firing.is_empty() || resolved.flushes[0].firing == [fp.clone()]);
+        // Same story, the page resolving first: the ticket is not announced again.
+        let mut d = Dispatcher::default();
+        let (ft, tk) = alert("search", "ticket", true);
+        let mut alerts = BTreeMap::from([(ft.clone(), tk)]);
+        run(&mut d, &alerts, 0);
+        run(&mut d, &alerts, 30);
+        let (fp, pg) = alert("search", "page", true);
+        alerts.insert(fp.clone(), pg);
+        run(&mut d, &alerts, 330);
+        alerts.get_mut(&fp).unwrap().firing = false;
+        let after = run(&mut d, &alerts, 345);
+        assert_eq!(after.flushes.len(), 1);
+        // The ticket rides along (a notification lists its group's firing alerts), as known.
+        assert_eq!(after.flushes[0].firing, [ft]);
+        assert_eq!(after.flushes[0].resolved, [fp]);
+    }
+
+    #[test]
+    fn an_alert_whose_route_changes_leaves_its_old_group() {
+        let mut d = Dispatcher::default();
+        let alerts = BTreeMap::from([alert("checkout", "page", true)]);
+        let before = route("a", &[], vec![], false);
+        let after = route("b", &[], vec![], false);
+        for (tree, now) in [(&before, 0), (&before, 30), (&after, 45)] {
+            let muter = Muter::new(&[], &[], std::iter::empty(), t(now));
+            d.cycle(tree, &alerts, &muter, t(now));
+        }
+        let receivers: Vec<_> = d.groups.values().map(|g| g.receiver.as_str()).collect();
+        assert_eq!(receivers, ["b"]);
     }
 }

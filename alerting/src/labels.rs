@@ -41,19 +41,27 @@ pub(crate) fn fnv1a<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 pub struct LabelMatcher {
     text: String,
     inner: AttrMatcher,
+    /// For `=` and `!=`: (negated, value). Labels are text: `build = 1.10` must not match
+    /// `"1.1"`, as a numeric comparison would.
+    exact: Option<(bool, String)>,
 }
 
 impl LabelMatcher {
     pub fn parse(text: &str) -> Result<Self, MatcherError> {
+        let inner = AttrMatcher::parse(text)?;
         Ok(LabelMatcher {
             text: text.trim().to_owned(),
-            inner: AttrMatcher::parse(text)?,
+            exact: exact_value(text, &inner),
+            inner,
         })
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
         let value = labels.get(&*self.inner.key).map_or("", String::as_str);
-        self.inner.matches_value(&AttrValue::Str(value.into()))
+        match &self.exact {
+            Some((negated, want)) => (value == want) != *negated,
+            None => self.inner.matches_value(&AttrValue::Str(value.into())),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -68,11 +76,29 @@ impl LabelMatcher {
 
 impl From<AttrMatcher> for LabelMatcher {
     fn from(inner: AttrMatcher) -> Self {
+        let text = inner.to_string();
         LabelMatcher {
-            text: inner.to_string(),
+            exact: exact_value(&text, &inner),
+            text,
             inner,
         }
     }
+}
+
+/// The text after `=`, `==` or `!=`, unquoted, for an equality matcher.
+fn exact_value(text: &str, m: &AttrMatcher) -> Option<(bool, String)> {
+    let negated = match m.op {
+        slis::journey::Op::Eq => false,
+        slis::journey::Op::Ne => true,
+        _ => return None,
+    };
+    let at = text.find(['=', '!'])?;
+    let rest = text[at..].trim_start_matches(['=', '!']).trim();
+    let value = match rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\""),
+        None => rest.to_owned(),
+    };
+    Some((negated, value))
 }
 
 impl fmt::Display for LabelMatcher {
@@ -144,6 +170,16 @@ mod tests {
             ("owner =~ .+", false),
             ("slo =~ checkout-.*", true),
         ];
+        let numbers = labels(&[("build", "1.1"), ("version", "2.0")]);
+        for (text, want) in [
+            ("build = 1.10", false), // text, not numbers
+            ("build = 1.1", true),
+            ("version != 2", true),
+            ("version = \"2.0\"", true),
+        ] {
+            let m = LabelMatcher::parse(text).unwrap();
+            assert_eq!(m.matches(&numbers), want, "{text}");
+        }
         for (text, want) in cases {
             let m = LabelMatcher::parse(text).unwrap();
             assert_eq!(m.matches(&l), want, "{text}");

@@ -7,7 +7,7 @@
 //! database is away they wait (bounded by the number of alerts and groups, plus the queued
 //! notifications and history rows) and the next commit writes them all, in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,7 @@ struct StoredGroup {
     last_notified_ms: Option<i64>,
     next_flush_ms: i64,
     seq: u64,
+    epoch_ms: i64,
 }
 
 impl From<&Group> for StoredGroup {
@@ -95,6 +96,7 @@ impl From<&Group> for StoredGroup {
             last_notified_ms: g.last_notified.map(Timestamp::unix_millis),
             next_flush_ms: g.next_flush.unix_millis(),
             seq: g.seq,
+            epoch_ms: g.epoch.unix_millis(),
         }
     }
 }
@@ -113,6 +115,7 @@ impl From<StoredGroup> for Group {
             last_notified: g.last_notified_ms.map(ts),
             next_flush: ts(g.next_flush_ms),
             seq: g.seq,
+            epoch: ts(g.epoch_ms),
         }
     }
 }
@@ -155,35 +158,47 @@ impl OutboxInsert {
     }
 }
 
-/// Writes waiting for the next commit.
+/// Writes waiting for the next commit, snapshotted when the cycle made them (so a commit needs
+/// no lock on the alerter): the newest state of each changed alert and group (`None`: delete),
+/// history rows and notifications in order.
 #[derive(Debug, Default)]
 pub struct Pending {
-    alerts: BTreeSet<String>,
-    removed_alerts: BTreeSet<String>,
-    groups: BTreeSet<String>,
-    removed_groups: BTreeSet<String>,
+    alerts: BTreeMap<String, Option<(String, String)>>,
+    groups: BTreeMap<String, Option<String>>,
     history: Vec<HistoryRow>,
     outbox: Vec<OutboxInsert>,
 }
 
 impl Pending {
-    /// Adds what a cycle changed; its notifications are queued in order.
-    pub fn add(&mut self, cycle: &Cycle, now: Timestamp) {
+    /// Adds what a cycle of `alerter` changed; its notifications are queued in order.
+    pub fn add(&mut self, cycle: &Cycle, alerter: &Alerter, now: Timestamp) {
         for fp in &cycle.changed_alerts {
-            self.removed_alerts.remove(fp);
-            self.alerts.insert(fp.clone());
+            if let Some(a) = alerter.alerts.get(fp) {
+                let slo = alerter.model().slos[a.slo].name.clone();
+                let stored = StoredAlert {
+                    fingerprint: a.fingerprint.clone(),
+                    slo: slo.clone(),
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    firing: a.firing,
+                    starts_at_ms: a.starts_at.unix_millis(),
+                    ends_at_ms: a.ends_at.map(Timestamp::unix_millis),
+                    last_active_ms: a.last_active.unix_millis(),
+                    detail: a.detail.clone(),
+                };
+                self.alerts.insert(fp.clone(), Some((slo, json(&stored))));
+            }
         }
         for fp in &cycle.removed_alerts {
-            self.alerts.remove(fp);
-            self.removed_alerts.insert(fp.clone());
+            self.alerts.insert(fp.clone(), None);
         }
         for id in &cycle.changed_groups {
-            self.removed_groups.remove(id);
-            self.groups.insert(id.clone());
+            if let Some(g) = alerter.dispatcher.groups.get(id) {
+                self.groups.insert(id.clone(), Some(json(&StoredGroup::from(g))));
+            }
         }
         for id in &cycle.removed_groups {
-            self.groups.remove(id);
-            self.removed_groups.insert(id.clone());
+            self.groups.insert(id.clone(), None);
         }
         for t in &cycle.transitions {
             let label = |k: &str| t.alert.labels.get(k).cloned().unwrap_or_default();
@@ -208,12 +223,7 @@ impl Pending {
 
     /// Rows waiting.
     pub fn len(&self) -> usize {
-        self.alerts.len()
-            + self.removed_alerts.len()
-            + self.groups.len()
-            + self.removed_groups.len()
-            + self.history.len()
-            + self.outbox.len()
+        self.alerts.len() + self.groups.len() + self.history.len() + self.outbox.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -320,64 +330,55 @@ impl AlertStore {
 
     /// Writes everything pending in one transaction; on success `pending` is emptied, on failure
     /// it is kept whole for the next try.
-    pub async fn commit(&self, alerter: &Alerter, pending: &mut Pending, now: Timestamp) -> Result<(), StoreError> {
+    pub async fn commit(&self, pending: &mut Pending, now: Timestamp) -> Result<(), StoreError> {
         if pending.is_empty() {
             return Ok(());
         }
         let now_ms = now.unix_millis();
         let mut tx = self.pool.begin().await?;
-        for fp in &pending.alerts {
-            let Some(a) = alerter.alerts.get(fp) else {
-                continue;
-            };
-            let stored = StoredAlert {
-                fingerprint: a.fingerprint.clone(),
-                slo: alerter.model().slos[a.slo].name.clone(),
-                labels: a.labels.clone(),
-                annotations: a.annotations.clone(),
-                firing: a.firing,
-                starts_at_ms: a.starts_at.unix_millis(),
-                ends_at_ms: a.ends_at.map(Timestamp::unix_millis),
-                last_active_ms: a.last_active.unix_millis(),
-                detail: a.detail.clone(),
-            };
-            sqlx::query(
-                "INSERT INTO alert_state (fingerprint, slo, state, updated_at_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (fingerprint) DO UPDATE SET slo = excluded.slo, state = excluded.state, \
-                 updated_at_ms = excluded.updated_at_ms",
-            )
-            .bind(&stored.fingerprint)
-            .bind(&stored.slo)
-            .bind(json(&stored))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        for (fp, row) in &pending.alerts {
+            match row {
+                Some((slo, state)) => {
+                    sqlx::query(
+                        "INSERT INTO alert_state (fingerprint, slo, state, updated_at_ms) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (fingerprint) DO UPDATE SET slo = excluded.slo, state = excluded.state, \
+                         updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(fp)
+                    .bind(slo)
+                    .bind(state)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM alert_state WHERE fingerprint = $1")
+                        .bind(fp)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
-        for fp in &pending.removed_alerts {
-            sqlx::query("DELETE FROM alert_state WHERE fingerprint = $1")
-                .bind(fp)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for id in &pending.groups {
-            let Some(g) = alerter.dispatcher.groups.get(id) else {
-                continue;
-            };
-            sqlx::query(
-                "INSERT INTO alert_groups (id, state, updated_at_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
-            )
-            .bind(id)
-            .bind(json(&StoredGroup::from(g)))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for id in &pending.removed_groups {
-            sqlx::query("DELETE FROM alert_groups WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        for (id, row) in &pending.groups {
+            match row {
+                Some(state) => {
+                    sqlx::query(
+                        "INSERT INTO alert_groups (id, state, updated_at_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(id)
+                    .bind(state)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM alert_groups WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         for h in &pending.history {
             sqlx::query(
@@ -579,27 +580,55 @@ impl AlertStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let texts: Vec<String> = parse("silence matchers", r.try_get::<String, _>(1)?.as_str())?;
-                let matchers = texts
-                    .iter()
-                    .map(|t| LabelMatcher::parse(t).map_err(|e| StoreError::Invalid(e.to_string())))
-                    .collect::<Result<_, _>>()?;
-                Ok(StoredSilence {
-                    silence: Silence {
-                        id: r.try_get(0)?,
-                        matchers,
-                        starts_at: ts(r.try_get(2)?),
-                        ends_at: ts(r.try_get(3)?),
-                        created_by: r.try_get(4)?,
-                        comment: r.try_get(5)?,
-                        created_at: ts(r.try_get(6)?),
-                    },
-                    updated_at: ts(r.try_get(7)?),
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let matchers =
+                parse::<Vec<String>>("silence matchers", r.try_get::<String, _>(1)?.as_str()).and_then(|texts| {
+                    texts
+                        .iter()
+                        .map(|t| LabelMatcher::parse(t).map_err(|e| StoreError::Invalid(e.to_string())))
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            // One unreadable row must not take the others (or the start-up) with it.
+            let matchers = match matchers {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(silence = %id, error = %e, "skipped a stored silence that does not parse");
+                    continue;
+                }
+            };
+            out.push(StoredSilence {
+                silence: Silence {
+                    id,
+                    matchers,
+                    starts_at: ts(r.try_get(2)?),
+                    ends_at: ts(r.try_get(3)?),
+                    created_by: r.try_get(4)?,
+                    comment: r.try_get(5)?,
+                    created_at: ts(r.try_get(6)?),
+                },
+                updated_at: ts(r.try_get(7)?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes delivered and given-up notifications and alert history older than `before`.
+    pub async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let a = sqlx::query("DELETE FROM outbox WHERE state <> 'pending' AND done_at_ms < $1")
+            .bind(before.unix_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM alert_history WHERE at_ms < $1")
+            .bind(before.unix_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(a + b)
     }
 
     /// When report `name` last ran.

@@ -24,11 +24,10 @@ use slis::eval::{SloStatus, evaluate};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The alerter and the writes it still owes the database.
+/// The alerter: the evaluator changes it, the API reads it and adds silences.
 #[derive(Debug)]
 pub struct AlertsState {
     pub alerter: Alerter,
-    pub pending: Pending,
 }
 
 /// Shared by the evaluator, the deliverer and the API.
@@ -39,7 +38,12 @@ pub struct AlertRuntime {
     pub metrics: Arc<AlertingMetrics>,
     /// Wakes the deliverer when a cycle queued notifications.
     pub wake: tokio::sync::Notify,
+    pub journeys: Vec<String>,
+    pub external_url: String,
 }
+
+/// How long delivered notifications and alert history are kept.
+pub const RETAIN_LOG: Duration = Duration::from_secs(90 * 86_400);
 
 /// Reads the stored alert state and builds the notifiers; fails on a receiver that cannot be built.
 pub async fn start(
@@ -64,17 +68,16 @@ pub async fn start(
         dropped_alerts = loaded.dropped_alerts,
         "restored the alert state"
     );
-    let mut alerter = Alerter::new(model, journeys, external_url);
+    let mut alerter = Alerter::new(model, journeys.clone(), external_url.clone());
     alerter.restore(loaded.alerts, loaded.groups);
     alerter.silences = loaded.silences;
     let runtime = Arc::new(AlertRuntime {
-        state: tokio::sync::Mutex::new(AlertsState {
-            alerter,
-            pending: Pending::default(),
-        }),
+        state: tokio::sync::Mutex::new(AlertsState { alerter }),
         store,
         metrics,
         wake: tokio::sync::Notify::new(),
+        journeys,
+        external_url,
     });
     Ok((runtime, notifiers))
 }
@@ -135,8 +138,10 @@ pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<Sl
 }
 
 impl AlertRuntime {
-    /// One evaluation cycle at `now`.
-    pub async fn cycle(&self, pipeline: &Mutex<Pipeline>, now: Timestamp) {
+    /// One evaluation cycle at `now`. The alerter's lock is held for the decision only; the
+    /// database work (`pending`, owned by the evaluator) happens after it is released, so the API
+    /// never waits for a slow database.
+    pub async fn cycle(&self, pipeline: &Mutex<Pipeline>, pending: &mut Pending, now: Timestamp) {
         let started = Instant::now();
         let mut st = self.state.lock().await;
         let model = Arc::clone(st.alerter.model_arc());
@@ -186,19 +191,19 @@ impl AlertRuntime {
             .iter()
             .filter(|s| s.state(now) == alerting::mute::SilenceState::Active);
         self.metrics.silences_active.set(active.count() as i64);
-        let st = &mut *st;
-        st.pending.add(&cycle, now);
-        let outcome = match self.store.commit(&st.alerter, &mut st.pending, now).await {
+        pending.add(&cycle, &st.alerter, now);
+        drop(st);
+        let outcome = match self.store.commit(pending, now).await {
             Ok(()) => "ok",
             Err(e) => {
-                tracing::warn!(error = %e, pending = st.pending.len(), "cannot store the alert state; kept for the next cycle");
+                tracing::warn!(error = %e, pending = pending.len(), "cannot store the alert state; kept for the next cycle");
                 "store_failed"
             }
         };
-        self.metrics.store_pending.set(st.pending.len() as i64);
+        self.metrics.store_pending.set(pending.len() as i64);
         self.metrics.cycles.get_or_create(&OutcomeLabels { outcome }).inc();
         self.metrics.cycle_seconds.0.observe(started.elapsed().as_secs_f64());
-        let queued_reports = self.reports(&st.alerter, pipeline, &statuses, now).await;
+        let queued_reports = self.reports(&model, pipeline, &statuses, now).await;
         if !cycle.notifications.is_empty() || queued_reports > 0 {
             self.wake.notify_one();
         }
@@ -207,12 +212,11 @@ impl AlertRuntime {
     /// Queues the digest of every report due at `now`; returns how many.
     async fn reports(
         &self,
-        alerter: &Alerter,
+        model: &Alerting,
         pipeline: &Mutex<Pipeline>,
         statuses: &[SloStatus],
         now: Timestamp,
     ) -> usize {
-        let model = alerter.model();
         let now_dt = alerting::alerter::datetime(now);
         let mut queued = 0;
         for report in &model.reports {
@@ -257,12 +261,12 @@ impl AlertRuntime {
             let digest = alerting::report::build(
                 report,
                 model,
-                alerter.journeys(),
+                &self.journeys,
                 statuses,
                 &events,
                 from,
                 run_at,
-                alerter.external_url(),
+                &self.external_url,
                 &mut |slo| {
                     let p = pipeline.lock().expect("pipeline lock poisoned");
                     let since = Timestamp::from_unix_millis(from.timestamp_millis());
@@ -321,14 +325,24 @@ pub fn spawn(
         async move {
             let mut interval = tokio::time::interval(eval_interval);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pending = Pending::default();
+            let mut pruned_at = Timestamp::EPOCH;
             while stop.run_until_cancelled(interval.tick()).await.is_some() {
-                runtime.cycle(&pipeline, wall_clock()).await;
+                let now = wall_clock();
+                runtime.cycle(&pipeline, &mut pending, now).await;
+                // Hourly: the notification log and alert history keep 90 days.
+                if now >= pruned_at + Duration::from_secs(3_600) {
+                    pruned_at = now;
+                    match runtime.store.prune(now - RETAIN_LOG).await {
+                        Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old notifications and alert history"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot prune the notification log"),
+                    }
+                }
             }
             // A last try at what the database still owes.
-            let mut st = runtime.state.lock().await;
-            let st = &mut *st;
-            if let Err(e) = runtime.store.commit(&st.alerter, &mut st.pending, wall_clock()).await {
-                tracing::error!(error = %e, pending = st.pending.len(), "stopped with alert state not stored");
+            if let Err(e) = runtime.store.commit(&mut pending, wall_clock()).await {
+                tracing::error!(error = %e, pending = pending.len(), "stopped with alert state not stored");
             }
             Ok(())
         }

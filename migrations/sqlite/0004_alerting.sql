@@ -46,6 +46,8 @@ CREATE TABLE outbox (
     done_at_ms      BIGINT
 );
 CREATE INDEX outbox_pending ON outbox (state, next_attempt_ms);
+-- The head of each group: the oldest pending row per (receiver, group_key).
+CREATE INDEX outbox_group_order ON outbox (receiver, group_key, state, seq);
 
 -- Silences: label matchers (JSON array of strings), when, who and why.
 CREATE TABLE silences (

@@ -76,8 +76,8 @@ fn alerter() -> Alerter {
 async fn cycle(a: &mut Alerter, store: &AlertStore, pending: &mut Pending, s: i64, outage_end: i64) -> usize {
     let now = Timestamp::from_unix_secs(T0 + s);
     let c = a.cycle(now, &[status_at(s, outage_end)], &mut |_, _| Extras::default());
-    pending.add(&c, now);
-    store.commit(a, pending, now).await.unwrap();
+    pending.add(&c, a, now);
+    store.commit(pending, now).await.unwrap();
     c.notifications.len()
 }
 
@@ -209,16 +209,16 @@ async fn alert_state_outbox_and_silences_on_both_backends() {
         let mut p = Pending::default();
         let now = Timestamp::from_unix_secs(T0 + 60);
         let out = c.cycle(now, &[status_at(60, 600)], &mut |_, _| Extras::default());
-        p.add(&out, now);
+        p.add(&out, &c, now);
         let waiting = p.len();
         let closed = AlertStore::new({
             let db = Db::open(&url).await.unwrap();
             db.pool.close().await;
             db.pool
         });
-        assert!(closed.commit(&c, &mut p, now).await.is_err());
+        assert!(closed.commit(&mut p, now).await.is_err());
         assert_eq!(p.len(), waiting, "nothing lost");
-        store.commit(&c, &mut p, now).await.unwrap();
+        store.commit(&mut p, now).await.unwrap();
         assert!(p.is_empty());
         db.pool.close().await;
     }
