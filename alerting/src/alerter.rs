@@ -25,6 +25,10 @@ use crate::notify::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Noti
 /// ends 4 minutes later unless pushed again; see `notify::alertmanager`).
 pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
 
+/// For this long after it starts firing, an alert without exemplars or contributors looks again
+/// every cycle (blame arrives when the traces close, after the roots that fired it).
+pub const EXTRAS_REFRESH_FOR: Duration = Duration::from_secs(300);
+
 /// What kind of condition an alert watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
@@ -352,6 +356,21 @@ impl Alerter {
             None => Default::default(),
         };
         drop(muter);
+        // Blame needs closed traces, which come after the roots that fired the alert: refresh
+        // what traces tell for the alerts about to be sent, and for young alerts still without it.
+        let in_flush: BTreeSet<&String> = dispatched.flushes.iter().flat_map(|f| f.firing.iter()).collect();
+        for a in self.alerts.values_mut().filter(|a| a.firing) {
+            let young = now < a.starts_at + EXTRAS_REFRESH_FOR;
+            let missing = a.detail.contributors.is_empty() || a.detail.exemplars.is_empty();
+            if in_flush.contains(&a.fingerprint) || (young && missing) {
+                let more = extras(a.slo, a.starts_at - a.detail.long_window);
+                if !more.exemplars.is_empty() || !more.contributors.is_empty() {
+                    let detail = std::mem::replace(&mut a.detail, empty_detail());
+                    a.detail = with_extras(&model.settings, detail, more);
+                    out.changed_alerts.insert(a.fingerprint.clone());
+                }
+            }
+        }
         out.notifications = dispatched.flushes.iter().map(|f| self.notification(f)).collect();
         out.changed_groups = dispatched.changed;
         out.removed_groups = dispatched.removed;
@@ -389,6 +408,24 @@ impl Alerter {
             alerts,
             external_url: self.external_url.clone(),
         }
+    }
+}
+
+fn empty_detail() -> AlertDetail {
+    AlertDetail {
+        slo: String::new(),
+        journey: String::new(),
+        objective: 0.0,
+        severity: String::new(),
+        factor: 0.0,
+        long_window: Duration::ZERO,
+        short_window: Duration::ZERO,
+        burn_long: 0.0,
+        burn_short: 0.0,
+        budget_remaining: 0.0,
+        time_to_exhaustion: None,
+        exemplars: Vec::new(),
+        contributors: Vec::new(),
     }
 }
 

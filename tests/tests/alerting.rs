@@ -161,6 +161,19 @@ fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
     wait_until("two pages queued", Duration::from_secs(60), || {
         outbox(&server).get("pending").copied().unwrap_or(0) >= 2
     });
+    // Blame comes when the failed traces close (trace_idle = 1 s), just after the roots fired.
+    wait_until("contributors", Duration::from_secs(20), || {
+        let alerts = json(&server, "/api/v1/alerts");
+        let list = alerts.get("alerts").unwrap().as_array().unwrap();
+        list.len() == 2
+            && list.iter().all(|a| {
+                !a.at(&["detail", "contributors"])
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            })
+    });
     let alerts = json(&server, "/api/v1/alerts");
     let firing = alerts.get("alerts").unwrap().as_array().unwrap();
     assert_eq!(firing.len(), 2, "one page per SLO");
