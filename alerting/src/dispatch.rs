@@ -520,10 +520,14 @@ mod tests {
         let (fp, pg) = alert("checkout", "page", true);
         alerts.insert(fp.clone(), pg);
         let page = run(&mut d, &alerts, 330);
-        assert_eq!(page.flushes[0].firing, [fp.clone()], "the page, the ticket muted");
+        assert_eq!(
+            page.flushes[0].firing,
+            std::slice::from_ref(&fp),
+            "the page, the ticket muted"
+        );
         alerts.get_mut(&ft).unwrap().firing = false;
         let resolved = run(&mut d, &alerts, 345);
-        assert_eq!(resolved.flushes[0].resolved, [ft.clone()]);
+        assert_eq!(resolved.flushes[0].resolved, std::slice::from_ref(&ft));
         assert!(resolved.flushes[0].firing.is_empty() || resolved.flushes[0].firing == [fp.clone()]);
         // Same story, the page resolving first: the ticket is not announced again.
         let mut d = Dispatcher::default();

@@ -226,7 +226,7 @@ fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
     wait_until("both resolved notices delivered", Duration::from_secs(240), || {
         let states = outbox(&server);
         let received = sink.received();
-        states.get("pending").is_none()
+        !states.contains_key("pending")
             && received
                 .iter()
                 .filter(|r| r.body.contains("\"status\":\"resolved\""))
