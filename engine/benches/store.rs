@@ -16,7 +16,7 @@ use engine::config::IngestConfig;
 use engine::metrics::EngineMetrics;
 use engine::pipeline::Pipeline;
 use engine::store::testing::Databases;
-use engine::store::{Db, Pending, SliStore};
+use engine::store::{Db, Pending, SliStore, block};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slis::Timestamp;
@@ -114,7 +114,7 @@ async fn flush_bench(url: &str, now: Timestamp) {
     let p = pipeline();
     let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
     let series: Vec<Vec<String>> = (0..JOURNEYS).map(|j| p.series(j).to_vec()).collect();
-    let store = SliStore::new(db.pool.clone(), "");
+    let store = SliStore::new(&db, "");
     let mut windows: Vec<JourneyWindows> = (0..JOURNEYS)
         .map(|_| JourneyWindows::new(window_slis(), 31 * DAY))
         .collect();
@@ -131,7 +131,7 @@ async fn flush_bench(url: &str, now: Timestamp) {
             }
             let _ = w.record_completeness(at, true, 1);
             let mut changes = Changes::default();
-            w.take_changes(&mut changes);
+            block::take_blocks(w, &mut changes);
             drained.push((j, changes));
         }
         let started = Instant::now();
@@ -149,7 +149,7 @@ async fn flush_bench(url: &str, now: Timestamp) {
         percentile(&times, 0.9).as_secs_f64() * 1e3,
         times.last().unwrap().as_secs_f64() * 1e3
     );
-    db.pool.close().await;
+    db.close().await;
 }
 
 fn backend(url: &str) -> &'static str {
@@ -186,7 +186,7 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
     let p = pipeline();
     let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
     let series: Vec<Vec<String>> = (0..JOURNEYS).map(|j| p.series(j).to_vec()).collect();
-    let store = SliStore::new(db.pool.clone(), "");
+    let store = SliStore::new(&db, "");
     let written = Instant::now();
     for chunk in (0..JOURNEYS).collect::<Vec<_>>().chunks(100) {
         let mut pending = Pending::default();
@@ -194,7 +194,7 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
         store.write(&pending, &names, None).await.unwrap();
     }
     let written = written.elapsed();
-    db.pool.close().await;
+    db.close().await;
 
     let mut times = Vec::new();
     let mut restored = Default::default();
@@ -202,9 +202,9 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
         let started = Instant::now();
         let db = Db::open(url).await.unwrap();
         let mut p = pipeline();
-        restored = SliStore::new(db.pool.clone(), "").restore(&mut p, now).await.unwrap();
+        restored = SliStore::new(&db, "").restore(&mut p, now).await.unwrap();
         times.push(started.elapsed());
-        db.pool.close().await;
+        db.close().await;
     }
     times.sort();
     println!(
