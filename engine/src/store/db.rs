@@ -9,7 +9,7 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AnyPool, ConnectOptions, PgPool, Row, SqlitePool};
 
 static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -43,9 +43,9 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
-    /// The same database through sqlx's own driver, for bulk reads (a restore): rows come
-    /// without the Any layer's per-value conversion, on connections of their own (opened on
-    /// first use, closed when idle).
+    /// The same database through sqlx's own driver, for the SLI tables (flushes and the restore):
+    /// rows and values skip the Any layer's conversion. Connections of its own (opened on first
+    /// use, closed when idle), in WAL mode with `synchronous = NORMAL` on SQLite like `pool`.
     pub typed: Typed,
     pub backend: Backend,
     /// The URL with any password replaced, for messages and logs.
@@ -59,8 +59,13 @@ pub enum Typed {
     Postgres(PgPool),
 }
 
-/// Connections of the typed pool: a restore reads counts and histograms side by side.
+/// Connections of the typed pool: a restore reads counts and histograms side by side; flushes
+/// write one at a time.
 const TYPED_CONNECTIONS: u32 = 2;
+/// Rows a SQLite connection's worker thread reads ahead of its caller (sqlx's default is 50).
+const ROW_BUFFER: usize = 1_024;
+/// How much of a SQLite file the typed connections map into memory (a restore reads it all).
+const MMAP_BYTES: u64 = 1 << 30;
 
 /// The URL without its password (`postgres://user:***@host/db`), safe to print.
 pub fn redact(url: &str) -> String {
@@ -130,6 +135,12 @@ impl Db {
                     .connect_lazy_with(
                         SqliteConnectOptions::from_str(&url)
                             .map_err(connect)?
+                            // Rows the worker thread may read ahead of the restore: fewer hand-offs.
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
+                            .row_buffer_size(ROW_BUFFER)
+                            // Reads map the file instead of copying it page by page.
+                            .pragma("mmap_size", MMAP_BYTES.to_string())
                             .disable_statement_logging(),
                     ),
             ),

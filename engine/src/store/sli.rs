@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use slis::Timestamp;
 use slis::window::{Changes, CountBucket, Counts, Recorded};
-use sqlx::{AnyPool, AssertSqlSafe, Row as _};
+use sqlx::{AssertSqlSafe, Row as _};
 
 use super::block::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::db::{Db, Typed};
@@ -194,10 +194,107 @@ fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError { what, source }
 }
 
+/// The body of [`SliStore::write`] for one typed pool (the same statements on both backends).
+macro_rules! write_in {
+    ($pool:expr, $numbered:expr, $store:expr, $pending:expr, $journeys:expr, $expire_before:expr, $legacy:expr) => {{
+        let (store, pending, journeys) = ($store, $pending, $journeys);
+        let mut tx = $pool.begin().await.map_err(err("begin a flush"))?;
+        let mut written = Written::default();
+        // Day blocks replace the hour blocks of the hours they hold.
+        for (&(j, width, start), b) in &pending.counts {
+            if width != DAY_MS {
+                continue;
+            }
+            written.replaced += sqlx::query(
+                "DELETE FROM sli_count_blocks WHERE instance = $1 AND journey = $2 AND width_ms = $3 \
+                 AND block_ms >= $4 AND block_ms < $5",
+            )
+            .bind(&store.instance)
+            .bind(&journeys[j])
+            .bind(HOUR_MS)
+            .bind(start)
+            .bind(b.covers_to)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("delete rows a coarser bucket replaces"))?
+            .rows_affected();
+        }
+        for (j, start_ms, width_ms) in coarse(&pending.latencies) {
+            written.replaced += sqlx::query(
+                "DELETE FROM sli_latency WHERE instance = $1 AND journey = $2 AND start_ms > $3 AND start_ms < $4",
+            )
+            .bind(&store.instance)
+            .bind(&journeys[j])
+            .bind(start_ms)
+            .bind(start_ms.saturating_add(width_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(err("delete rows a coarser bucket replaces"))?
+            .rows_affected();
+        }
+        for journey in $legacy {
+            written.moved += sqlx::query("DELETE FROM sli_counts WHERE instance = $1 AND journey = $2")
+                .bind(&store.instance)
+                .bind(journey)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete count rows moved into blocks"))?
+                .rows_affected();
+        }
+
+        let blocks: Vec<_> = pending
+            .counts
+            .iter()
+            .map(|(&(j, width, start), b)| (j, start, width, &b.data))
+            .collect();
+        let latencies: Vec<_> = pending
+            .latencies
+            .iter()
+            .map(|(&(j, start), r)| (j, start, r.width_ms, &r.value))
+            .collect();
+        for (what, sql, rows) in [
+            ("write count blocks", BLOCKS_UPSERT, &blocks),
+            ("write latency buckets", LATENCY_UPSERT, &latencies),
+        ] {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::query(AssertSqlSafe(upsert_sql(sql, chunk.len(), $numbered)));
+                for &(j, start, width, value) in chunk {
+                    q = q
+                        .bind(&store.instance)
+                        .bind(&journeys[j])
+                        .bind(start)
+                        .bind(width)
+                        .bind(value);
+                }
+                q.execute(&mut *tx).await.map_err(err(what))?;
+            }
+        }
+        written.count_rows = blocks.len() as u64;
+        written.latency_rows = latencies.len() as u64;
+
+        if let Some(horizon) = $expire_before {
+            for sql in [
+                "DELETE FROM sli_count_blocks WHERE instance = $1 AND block_ms + width_ms <= $2",
+                "DELETE FROM sli_counts WHERE instance = $1 AND start_ms + width_ms <= $2",
+                "DELETE FROM sli_latency WHERE instance = $1 AND start_ms + width_ms <= $2",
+            ] {
+                written.expired += sqlx::query(sql)
+                    .bind(&store.instance)
+                    .bind(horizon.unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("delete buckets past the retention"))?
+                    .rows_affected();
+            }
+        }
+        tx.commit().await.map_err(err("commit a flush"))?;
+        written
+    }};
+}
+
 /// The SLI tables of one engine instance.
 #[derive(Debug, Clone)]
 pub struct SliStore {
-    pool: AnyPool,
     typed: Typed,
     instance: String,
     /// Journeys whose 0002 count rows were restored: the next successful write holds all their
@@ -208,7 +305,6 @@ pub struct SliStore {
 impl SliStore {
     pub fn new(db: &Db, instance: impl Into<String>) -> Self {
         SliStore {
-            pool: db.pool.clone(),
             typed: db.typed.clone(),
             instance: instance.into(),
             legacy: Arc::default(),
@@ -224,83 +320,12 @@ impl SliStore {
         expire_before: Option<Timestamp>,
     ) -> Result<Written, StoreError> {
         let legacy: Vec<String> = self.legacy.lock().expect("legacy lock poisoned").clone();
-        let mut tx = self.pool.begin().await.map_err(err("begin a flush"))?;
-        let mut written = Written::default();
-        // Day blocks replace the hour blocks of the hours they hold.
-        for (&(j, width, start), b) in &pending.counts {
-            if width != DAY_MS {
-                continue;
-            }
-            written.replaced += sqlx::query(
-                "DELETE FROM sli_count_blocks WHERE instance = $1 AND journey = $2 AND width_ms = $3 \
-                 AND block_ms >= $4 AND block_ms < $5",
-            )
-            .bind(&self.instance)
-            .bind(&journeys[j])
-            .bind(HOUR_MS)
-            .bind(start)
-            .bind(b.covers_to)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("delete rows a coarser bucket replaces"))?
-            .rows_affected();
-        }
-        for (j, start_ms, width_ms) in coarse(&pending.latencies) {
-            written.replaced += sqlx::query(
-                "DELETE FROM sli_latency WHERE instance = $1 AND journey = $2 AND start_ms > $3 AND start_ms < $4",
-            )
-            .bind(&self.instance)
-            .bind(&journeys[j])
-            .bind(start_ms)
-            .bind(start_ms.saturating_add(width_ms))
-            .execute(&mut *tx)
-            .await
-            .map_err(err("delete rows a coarser bucket replaces"))?
-            .rows_affected();
-        }
-        for journey in &legacy {
-            written.moved += sqlx::query("DELETE FROM sli_counts WHERE instance = $1 AND journey = $2")
-                .bind(&self.instance)
-                .bind(journey)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete count rows moved into blocks"))?
-                .rows_affected();
-        }
-
-        let blocks = pending
-            .counts
-            .iter()
-            .map(|(&(j, width, start), b)| (j, start, width, &b.data));
-        written.count_rows = self
-            .upsert(&mut tx, BLOCKS_UPSERT, blocks, journeys)
-            .await
-            .map_err(err("write count blocks"))?;
-        let latencies = pending
-            .latencies
-            .iter()
-            .map(|(&(j, start), r)| (j, start, r.width_ms, &r.value));
-        written.latency_rows = self
-            .upsert(&mut tx, LATENCY_UPSERT, latencies, journeys)
-            .await
-            .map_err(err("write latency buckets"))?;
-
-        if let Some(horizon) = expire_before {
-            for sql in [
-                "DELETE FROM sli_count_blocks WHERE instance = $1 AND block_ms + width_ms <= $2",
-                "DELETE FROM sli_counts WHERE instance = $1 AND start_ms + width_ms <= $2",
-                "DELETE FROM sli_latency WHERE instance = $1 AND start_ms + width_ms <= $2",
-            ] {
-                written.expired += sqlx::query(sql)
-                    .bind(&self.instance)
-                    .bind(horizon.unix_millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("delete buckets past the retention"))?
-                    .rows_affected();
-            }
-        }
-        tx.commit().await.map_err(err("commit a flush"))?;
+        // Through the typed driver: the Any layer converts every bound value (~2,000 rows and
+        // 10,000 values a flush).
+        let written = match &self.typed {
+            Typed::Sqlite(pool) => write_in!(pool, false, self, pending, journeys, expire_before, &legacy),
+            Typed::Postgres(pool) => write_in!(pool, true, self, pending, journeys, expire_before, &legacy),
+        };
         if !legacy.is_empty() {
             self.legacy
                 .lock()
@@ -308,31 +333,6 @@ impl SliStore {
                 .retain(|j| !legacy.contains(j));
         }
         Ok(written)
-    }
-
-    /// Upserts rows (journey, start, width, value) with `sql` (see [`upsert_sql`]), in multi-row
-    /// statements.
-    async fn upsert<'v>(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        sql: (&str, &str),
-        rows: impl Iterator<Item = (usize, i64, i64, &'v Vec<u8>)>,
-        journeys: &[String],
-    ) -> Result<u64, sqlx::Error> {
-        let rows: Vec<_> = rows.collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(upsert_sql(sql, chunk.len())));
-            for &(j, start, width, value) in chunk {
-                q = q
-                    .bind(&self.instance)
-                    .bind(&journeys[j])
-                    .bind(start)
-                    .bind(width)
-                    .bind(value);
-            }
-            q.execute(&mut **tx).await?;
-        }
-        Ok(rows.len() as u64)
     }
 
     /// Rebuilds `pipeline`'s windows from this instance's rows, as of `now`.
@@ -492,7 +492,8 @@ async fn restore_latencies(
 ) -> Result<(), sqlx::Error> {
     for_each_row!(
         typed,
-        "SELECT journey, start_ms, width_ms, histogram FROM sli_latency WHERE instance = $1 ORDER BY journey, start_ms",
+        // In storage order: ascending starts are faster but not needed.
+        "SELECT journey, start_ms, width_ms, histogram FROM sli_latency WHERE instance = $1",
         instance,
         |row| {
             let journey: &str = row.try_get(0)?;
@@ -520,7 +521,8 @@ fn coarse<T>(rows: &BTreeMap<(usize, i64), Row<T>>) -> Vec<(usize, i64, i64)> {
         .collect()
 }
 
-/// (head, conflict clause) of the upserts: 5 values a row (instance, journey, start, width, value).
+/// (head, conflict clause) of the upserts: 5 values a row (instance, journey, start, width, value);
+/// [`upsert_sql`] puts the rows in between.
 const BLOCKS_UPSERT: (&str, &str) = (
     "INSERT INTO sli_count_blocks (instance, journey, block_ms, width_ms, data) VALUES ",
     " ON CONFLICT (instance, journey, block_ms, width_ms) DO UPDATE SET data = excluded.data",
@@ -531,8 +533,10 @@ const LATENCY_UPSERT: (&str, &str) = (
      histogram = excluded.histogram",
 );
 
-/// A multi-row upsert of `rows` rows.
-fn upsert_sql((head, conflict): (&str, &str), rows: usize) -> String {
+/// A multi-row upsert of `rows` rows, with numbered parameters (`$1`, PostgreSQL) or anonymous
+/// ones (`?`, SQLite: sqlx looks each named parameter up by its name, a scan of all names, which
+/// made binding a 2,500-parameter statement quadratic).
+fn upsert_sql((head, conflict): (&str, &str), rows: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(head.len() + conflict.len() + rows * 30);
     sql.push_str(head);
     for r in 0..rows {
@@ -540,7 +544,11 @@ fn upsert_sql((head, conflict): (&str, &str), rows: usize) -> String {
         if r > 0 {
             sql.push(',');
         }
-        let _ = write!(sql, "(${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5);
+        if numbered {
+            let _ = write!(sql, "(${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5);
+        } else {
+            sql.push_str("(?,?,?,?,?)");
+        }
     }
     sql.push_str(conflict);
     sql

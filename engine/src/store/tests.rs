@@ -155,7 +155,7 @@ async fn rows_of_a_failed_write_wait_and_are_written_with_the_next() {
         pending.merge(p.drain_changes().journeys, &series);
         let waiting = pending.len();
         let closed = Db::open(&url).await.unwrap();
-        closed.pool.close().await;
+        closed.close().await;
         let err = SliStore::new(&closed, "")
             .write(&pending, &names, None)
             .await
