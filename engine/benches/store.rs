@@ -1,10 +1,11 @@
 //! Persistence figures (issue #4), on SQLite and on the real PostgreSQL:
 //!
 //! - flush: 1,000 journeys × 3 SLOs, each with new samples in its current minute, drained and
-//!   written in one transaction (1,000 count rows and 1,000 latency rows per flush);
+//!   written in one transaction (1,000 count blocks, each the journey's current hour of minute
+//!   buckets, and 1,000 latency rows per flush);
 //! - cold start: 1,000 journeys × 3 SLOs with 30 days of history (200 roots a minute each,
-//!   coarsened as in memory: ~1,090 count rows and ~320 histogram rows per journey) restored into
-//!   a new pipeline.
+//!   coarsened as in memory: 1,101 count buckets in ~38 blocks and 297 histogram rows per journey)
+//!   restored into a new pipeline, best and median of five.
 //!
 //! Run with `cargo bench -p tracebudget-engine --bench store` (PostgreSQL from
 //! `TRACEBUDGET_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test; `.ci/run` starts it).
@@ -213,10 +214,11 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
     }
     times.sort();
     println!(
-        "store/cold_start {:<8}: {JOURNEYS} journeys × 3 SLOs, 30 days ({} count + {} latency rows, written in {:.1} s): \
-         best {:.2} s, median {:.2} s (last: counts {:.2} s, histograms {:.2} s)",
+        "store/cold_start {:<8}: {JOURNEYS} journeys × 3 SLOs, 30 days ({} count buckets in {} blocks + {} latency rows, \
+         written in {:.1} s): best {:.2} s, median {:.2} s (last: counts {:.2} s, histograms {:.2} s)",
         backend(url),
         restored.count_rows,
+        restored.count_blocks,
         restored.latency_rows,
         written.as_secs_f64(),
         times[0].as_secs_f64(),

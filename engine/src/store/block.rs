@@ -99,7 +99,8 @@ pub fn decode(
         return Err(format!("unknown block format {format}"));
     }
     let width = r.varint()?;
-    if width == 0 || width > block_width_ms as u64 || block_width_ms as u64 % width != 0 {
+    let block = u64::try_from(block_width_ms).unwrap_or(0);
+    if width == 0 || width > block || !block.is_multiple_of(width) {
         return Err(format!(
             "bucket width {width} ms does not divide the block's {block_width_ms} ms"
         ));

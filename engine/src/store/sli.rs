@@ -12,8 +12,8 @@
 //! adds every bucket back through the windows' own restore, which merges rows that the tiers
 //! have made coarser since they were written.
 //!
-//! A restore reads through sqlx's typed driver (no Any conversion per value), the counts on one
-//! connection and task, the histograms on another, side by side.
+//! Flushes and restores go through sqlx's typed drivers (no Any conversion per value); a restore
+//! reads the counts on one connection and task, the histograms on another, side by side.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -177,7 +177,8 @@ pub struct Restored {
     pub too_old_rows: u64,
     /// Rows that do not decode, with why (skipped; the rest is restored).
     pub corrupt: Vec<String>,
-    /// Time spent reading and restoring the counts, and the histograms (side by side).
+    /// Since the restore began, until the counts and until the histograms were restored (they
+    /// are read side by side, the counts applied last).
     pub counts_elapsed: Duration,
     pub latency_elapsed: Duration,
 }
