@@ -16,7 +16,6 @@
 //! reads the counts on one connection and task, the histograms on another, side by side.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -195,9 +194,50 @@ fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError { what, source }
 }
 
+/// SQLite: multi-row `VALUES` upserts of [`ROWS_PER_STATEMENT`] rows.
+macro_rules! upsert_values {
+    ($tx:ident, $store:ident, $journeys:ident, $what:ident, $sql:ident, $rows:ident) => {
+        for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::query(AssertSqlSafe(upsert_sql($sql, chunk.len())));
+            for &(j, start, width, value) in chunk {
+                q = q
+                    .bind(&$store.instance)
+                    .bind(&$journeys[j])
+                    .bind(start)
+                    .bind(width)
+                    .bind(value);
+            }
+            q.execute(&mut *$tx).await.map_err(err($what))?;
+        }
+    };
+}
+
+/// PostgreSQL: one upsert of every row, its five columns bound as five arrays (`UNNEST`).
+macro_rules! upsert_unnest {
+    ($tx:ident, $store:ident, $journeys:ident, $what:ident, $sql:ident, $rows:ident) => {
+        if !$rows.is_empty() {
+            let (head, conflict) = $sql;
+            let sql = format!(
+                "{} SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[]) {}",
+                head.trim_end().trim_end_matches("VALUES"),
+                conflict
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(vec![$store.instance.as_str(); $rows.len()])
+                .bind($rows.iter().map(|r| $journeys[r.0].as_str()).collect::<Vec<_>>())
+                .bind($rows.iter().map(|r| r.1).collect::<Vec<i64>>())
+                .bind($rows.iter().map(|r| r.2).collect::<Vec<i64>>())
+                .bind($rows.iter().map(|r| r.3.as_slice()).collect::<Vec<&[u8]>>())
+                .execute(&mut *$tx)
+                .await
+                .map_err(err($what))?;
+        }
+    };
+}
+
 /// The body of [`SliStore::write`] for one typed pool (the same statements on both backends).
 macro_rules! write_in {
-    ($pool:expr, $numbered:expr, $store:expr, $pending:expr, $journeys:expr, $expire_before:expr, $legacy:expr) => {{
+    ($pool:expr, $upsert:ident, $store:expr, $pending:expr, $journeys:expr, $expire_before:expr, $legacy:expr) => {{
         let (store, pending, journeys) = ($store, $pending, $journeys);
         let mut tx = $pool.begin().await.map_err(err("begin a flush"))?;
         let mut written = Written::default();
@@ -257,18 +297,7 @@ macro_rules! write_in {
             ("write count blocks", BLOCKS_UPSERT, &blocks),
             ("write latency buckets", LATENCY_UPSERT, &latencies),
         ] {
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::query(AssertSqlSafe(upsert_sql(sql, chunk.len(), $numbered)));
-                for &(j, start, width, value) in chunk {
-                    q = q
-                        .bind(&store.instance)
-                        .bind(&journeys[j])
-                        .bind(start)
-                        .bind(width)
-                        .bind(value);
-                }
-                q.execute(&mut *tx).await.map_err(err(what))?;
-            }
+            $upsert!(tx, store, journeys, what, sql, rows);
         }
         written.count_rows = blocks.len() as u64;
         written.latency_rows = latencies.len() as u64;
@@ -324,8 +353,8 @@ impl SliStore {
         // Through the typed driver: the Any layer converts every bound value (~2,000 rows and
         // 10,000 values a flush).
         let written = match &self.typed {
-            Typed::Sqlite(pool) => write_in!(pool, false, self, pending, journeys, expire_before, &legacy),
-            Typed::Postgres(pool) => write_in!(pool, true, self, pending, journeys, expire_before, &legacy),
+            Typed::Sqlite(pool) => write_in!(pool, upsert_values, self, pending, journeys, expire_before, &legacy),
+            Typed::Postgres(pool) => write_in!(pool, upsert_unnest, self, pending, journeys, expire_before, &legacy),
         };
         if !legacy.is_empty() {
             self.legacy
@@ -534,22 +563,17 @@ const LATENCY_UPSERT: (&str, &str) = (
      histogram = excluded.histogram",
 );
 
-/// A multi-row upsert of `rows` rows, with numbered parameters (`$1`, PostgreSQL) or anonymous
-/// ones (`?`, SQLite: sqlx looks each named parameter up by its name, a scan of all names, which
-/// made binding a 2,500-parameter statement quadratic).
-fn upsert_sql((head, conflict): (&str, &str), rows: usize, numbered: bool) -> String {
-    let mut sql = String::with_capacity(head.len() + conflict.len() + rows * 30);
+/// A multi-row upsert of `rows` rows with anonymous parameters (`?`): sqlx binds a named SQLite
+/// parameter by scanning all the statement's names, which made binding a 2,500-parameter
+/// statement quadratic.
+fn upsert_sql((head, conflict): (&str, &str), rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + conflict.len() + rows * 12);
     sql.push_str(head);
     for r in 0..rows {
-        let p = r * 5;
         if r > 0 {
             sql.push(',');
         }
-        if numbered {
-            let _ = write!(sql, "(${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5);
-        } else {
-            sql.push_str("(?,?,?,?,?)");
-        }
+        sql.push_str("(?,?,?,?,?)");
     }
     sql.push_str(conflict);
     sql
