@@ -106,7 +106,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &config.ingest,
         metrics.clone(),
     );
-    let store = SliStore::new(db.pool.clone(), "");
+    let store = SliStore::new(&db, "");
     let started = std::time::Instant::now();
     let restored = store
         .restore(&mut pipeline, wall_clock())

@@ -1,10 +1,11 @@
 //! Persistence figures (issue #4), on SQLite and on the real PostgreSQL:
 //!
 //! - flush: 1,000 journeys × 3 SLOs, each with new samples in its current minute, drained and
-//!   written in one transaction (1,000 count rows and 1,000 latency rows per flush);
+//!   written in one transaction (1,000 count blocks, each the journey's current hour of minute
+//!   buckets, and 1,000 latency rows per flush);
 //! - cold start: 1,000 journeys × 3 SLOs with 30 days of history (200 roots a minute each,
-//!   coarsened as in memory: ~1,090 count rows and ~320 histogram rows per journey) restored into
-//!   a new pipeline.
+//!   coarsened as in memory: 1,101 count buckets in ~38 blocks and 297 histogram rows per journey)
+//!   restored into a new pipeline, best and median of five.
 //!
 //! Run with `cargo bench -p tracebudget-engine --bench store` (PostgreSQL from
 //! `TRACEBUDGET_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test; `.ci/run` starts it).
@@ -16,7 +17,7 @@ use engine::config::IngestConfig;
 use engine::metrics::EngineMetrics;
 use engine::pipeline::Pipeline;
 use engine::store::testing::Databases;
-use engine::store::{Db, Pending, SliStore};
+use engine::store::{Db, Pending, SliStore, block};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slis::Timestamp;
@@ -114,12 +115,13 @@ async fn flush_bench(url: &str, now: Timestamp) {
     let p = pipeline();
     let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
     let series: Vec<Vec<String>> = (0..JOURNEYS).map(|j| p.series(j).to_vec()).collect();
-    let store = SliStore::new(db.pool.clone(), "");
+    let store = SliStore::new(&db, "");
     let mut windows: Vec<JourneyWindows> = (0..JOURNEYS)
         .map(|_| JourneyWindows::new(window_slis(), 31 * DAY))
         .collect();
     let mut rng = StdRng::seed_from_u64(4);
     let mut times = Vec::new();
+    let mut merges = Vec::new();
     let mut rows = 0;
     for round in 0..40u32 {
         // Five seconds of traffic per flush interval, then a flush.
@@ -131,25 +133,29 @@ async fn flush_bench(url: &str, now: Timestamp) {
             }
             let _ = w.record_completeness(at, true, 1);
             let mut changes = Changes::default();
-            w.take_changes(&mut changes);
+            block::take_blocks(w, &mut changes);
             drained.push((j, changes));
         }
         let started = Instant::now();
         let mut pending = Pending::default();
         pending.merge(drained, &series);
         rows = pending.len();
+        merges.push(started.elapsed());
         store.write(&pending, &names, None).await.unwrap();
         times.push(started.elapsed());
     }
     times.sort();
+    merges.sort();
     println!(
-        "store/flush {:<8}: {JOURNEYS} journeys × 3 SLOs ({rows} rows): median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        "store/flush {:<8}: {JOURNEYS} journeys × 3 SLOs ({rows} rows): median {:.1} ms (encoding {:.1} ms), \
+         p90 {:.1} ms, max {:.1} ms",
         backend(url),
         percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&merges, 0.5).as_secs_f64() * 1e3,
         percentile(&times, 0.9).as_secs_f64() * 1e3,
         times.last().unwrap().as_secs_f64() * 1e3
     );
-    db.pool.close().await;
+    db.close().await;
 }
 
 fn backend(url: &str) -> &'static str {
@@ -186,7 +192,7 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
     let p = pipeline();
     let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
     let series: Vec<Vec<String>> = (0..JOURNEYS).map(|j| p.series(j).to_vec()).collect();
-    let store = SliStore::new(db.pool.clone(), "");
+    let store = SliStore::new(&db, "");
     let written = Instant::now();
     for chunk in (0..JOURNEYS).collect::<Vec<_>>().chunks(100) {
         let mut pending = Pending::default();
@@ -194,28 +200,29 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
         store.write(&pending, &names, None).await.unwrap();
     }
     let written = written.elapsed();
-    db.pool.close().await;
+    db.close().await;
 
     let mut times = Vec::new();
     let mut restored = Default::default();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let started = Instant::now();
         let db = Db::open(url).await.unwrap();
         let mut p = pipeline();
-        restored = SliStore::new(db.pool.clone(), "").restore(&mut p, now).await.unwrap();
+        restored = SliStore::new(&db, "").restore(&mut p, now).await.unwrap();
         times.push(started.elapsed());
-        db.pool.close().await;
+        db.close().await;
     }
     times.sort();
     println!(
-        "store/cold_start {:<8}: {JOURNEYS} journeys × 3 SLOs, 30 days ({} count + {} latency rows, written in {:.1} s): \
-         best {:.2} s, median {:.2} s (last: counts {:.2} s, histograms {:.2} s)",
+        "store/cold_start {:<8}: {JOURNEYS} journeys × 3 SLOs, 30 days ({} count buckets in {} blocks + {} latency rows, \
+         written in {:.1} s): best {:.2} s, median {:.2} s (last: counts {:.2} s, histograms {:.2} s)",
         backend(url),
         restored.count_rows,
+        restored.count_blocks,
         restored.latency_rows,
         written.as_secs_f64(),
         times[0].as_secs_f64(),
-        times[1].as_secs_f64(),
+        times[2].as_secs_f64(),
         restored.counts_elapsed.as_secs_f64(),
         restored.latency_elapsed.as_secs_f64()
     );

@@ -609,7 +609,7 @@ impl Pipeline {
         let mut journeys = Vec::new();
         for (j, w) in self.windows.iter_mut().enumerate() {
             let mut changes = Changes::default();
-            w.take_changes(&mut changes);
+            crate::store::block::take_blocks(w, &mut changes);
             if !changes.is_empty() {
                 journeys.push((j, changes));
             }
@@ -640,6 +640,12 @@ impl Pipeline {
     /// Restores one stored count bucket of a journey (`counts` by slot, see [`series`](Self::series)).
     pub fn restore_counts(&mut self, journey: usize, start: Timestamp, width: Duration, counts: &[Counts]) -> Recorded {
         self.windows[journey].restore_counts(start, width, counts)
+    }
+
+    /// Reports every count bucket of a journey as changed at the next drain (its restored rows
+    /// are to be written in another layout).
+    pub fn mark_counts_changed(&mut self, journey: usize) {
+        self.windows[journey].mark_counts_changed();
     }
 
     /// Restores one stored latency histogram of a journey.

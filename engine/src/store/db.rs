@@ -8,7 +8,9 @@ use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::{AnyPool, ConnectOptions, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AnyPool, ConnectOptions, PgPool, Row, SqlitePool};
 
 static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -41,10 +43,29 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
+    /// The same database through sqlx's own driver, for the SLI tables (flushes and the restore):
+    /// rows and values skip the Any layer's conversion. Connections of its own (opened on first
+    /// use, closed when idle), in WAL mode with `synchronous = NORMAL` on SQLite like `pool`.
+    pub typed: Typed,
     pub backend: Backend,
     /// The URL with any password replaced, for messages and logs.
     pub url: String,
 }
+
+/// A pool of sqlx's typed driver for the backend.
+#[derive(Debug, Clone)]
+pub enum Typed {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Connections of the typed pool: a restore reads counts and histograms side by side; flushes
+/// write one at a time.
+const TYPED_CONNECTIONS: u32 = 2;
+/// Rows a SQLite connection's worker thread reads ahead of its caller (sqlx's default is 50).
+const ROW_BUFFER: usize = 1_024;
+/// How much of a SQLite file the typed connections map into memory (a restore reads it all).
+const MMAP_BYTES: u64 = 1 << 30;
 
 /// The URL without its password (`postgres://user:***@host/db`), safe to print.
 pub fn redact(url: &str) -> String {
@@ -103,14 +124,57 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(connect)?;
+        let idle = std::time::Duration::from_secs(30);
+        let typed = match backend {
+            Backend::Sqlite => Typed::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(TYPED_CONNECTIONS)
+                    .min_connections(0)
+                    .idle_timeout(idle)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with(
+                        SqliteConnectOptions::from_str(&url)
+                            .map_err(connect)?
+                            // Rows the worker thread may read ahead of the restore: fewer hand-offs.
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
+                            .row_buffer_size(ROW_BUFFER)
+                            // Reads map the file instead of copying it page by page.
+                            .pragma("mmap_size", MMAP_BYTES.to_string())
+                            .disable_statement_logging(),
+                    ),
+            ),
+            Backend::Postgres => Typed::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(TYPED_CONNECTIONS)
+                    .min_connections(0)
+                    .idle_timeout(idle)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with(
+                        PgConnectOptions::from_str(&url)
+                            .map_err(connect)?
+                            .disable_statement_logging(),
+                    ),
+            ),
+        };
         Ok(Db {
             pool,
+            typed,
             backend,
             url: shown,
         })
     }
 
-    fn migrator(&self) -> &'static Migrator {
+    /// Closes every connection (both pools).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        match &self.typed {
+            Typed::Sqlite(p) => p.close().await,
+            Typed::Postgres(p) => p.close().await,
+        }
+    }
+
+    pub(crate) fn migrator(&self) -> &'static Migrator {
         match self.backend {
             Backend::Sqlite => &SQLITE,
             Backend::Postgres => &POSTGRES,
@@ -222,7 +286,11 @@ mod tests {
                 ..Migrator::DEFAULT
             };
             old.run(&db.pool).await.unwrap();
-            assert_eq!(db.migrate().await.unwrap(), ["2 sli buckets"], "{url}");
+            assert_eq!(
+                db.migrate().await.unwrap(),
+                ["2 sli buckets", "3 sli count blocks"],
+                "{url}"
+            );
             assert_eq!(db.migrate().await.unwrap(), Vec::<String>::new(), "{url}: idempotent");
             // A second process opening the same database later finds nothing to do either.
             db.pool.close().await;

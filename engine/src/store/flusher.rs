@@ -98,7 +98,7 @@ impl StorageMetrics {
         );
         r.register(
             "rows_deleted",
-            "Bucket rows deleted: replaced by a coarser bucket, or past the retention",
+            "Bucket rows deleted: replaced by a coarser bucket (coarsened), past the retention, or 0002 count rows rewritten as blocks (moved_to_blocks)",
             self.rows_deleted.clone(),
         );
         r.register(
@@ -168,7 +168,9 @@ impl Flusher {
                 m.flush_seconds.observe(started.elapsed().as_secs_f64());
                 m.flushes.get_or_create(&OutcomeLabels { outcome: "ok" }).inc();
                 m.rows_written
-                    .get_or_create(&TableLabels { table: "sli_counts" })
+                    .get_or_create(&TableLabels {
+                        table: "sli_count_blocks",
+                    })
                     .inc_by(w.count_rows);
                 m.rows_written
                     .get_or_create(&TableLabels { table: "sli_latency" })
@@ -179,6 +181,11 @@ impl Flusher {
                 m.rows_deleted
                     .get_or_create(&ReasonLabels { reason: "retention" })
                     .inc_by(w.expired);
+                m.rows_deleted
+                    .get_or_create(&ReasonLabels {
+                        reason: "moved_to_blocks",
+                    })
+                    .inc_by(w.moved);
                 m.last_flush.set(wall_clock().unix_secs());
                 self.pending.clear();
                 m.pending_rows.set(0);

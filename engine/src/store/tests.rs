@@ -52,9 +52,15 @@ fn view(p: &Pipeline, at: slis::Timestamp) -> Vec<String> {
     out
 }
 
+/// (start, width) of a table's rows, oldest first.
 async fn rows(db: &Db, table: &str) -> Vec<(i64, i64)> {
+    let start = if table == "sli_count_blocks" {
+        "block_ms"
+    } else {
+        "start_ms"
+    };
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT start_ms, width_ms FROM {table} ORDER BY start_ms"
+        "SELECT {start}, width_ms FROM {table} ORDER BY {start}"
     )))
     .fetch_all(&db.pool)
     .await
@@ -75,9 +81,10 @@ async fn flushed_windows_restore_equal_and_coarsen_like_memory_on_both_backends(
         p.tick(now(31)); // every trace idle: completeness judged
         let p = Arc::new(Mutex::new(p));
         let metrics = Arc::new(StorageMetrics::default());
-        let mut flusher = Flusher::new(SliStore::new(db.pool.clone(), ""), p.clone(), metrics.clone());
+        let mut flusher = Flusher::new(SliStore::new(&db, ""), p.clone(), metrics.clone());
         let w = flusher.flush().await.unwrap();
-        assert!(w.count_rows >= 50 && w.latency_rows >= 50, "{url}: {w:?}");
+        // 51 minutes (19:36 to 20:26 UTC): two hour blocks of counts, 51 minute histograms.
+        assert_eq!((w.count_rows, w.latency_rows), (2, 51), "{url}: {w:?}");
         assert!(p.lock().unwrap().unflushed().all(|c| c == Counts::default()));
 
         // More traffic: unflushed counts say exactly what a flush would add.
@@ -97,7 +104,7 @@ async fn flushed_windows_restore_equal_and_coarsen_like_memory_on_both_backends(
         let at = now(60);
         let want = view(&p.lock().unwrap(), at);
 
-        let store = SliStore::new(db.pool.clone(), "");
+        let store = SliStore::new(&db, "");
         let (mut restored, _) = pipeline(10_000);
         let r = store.restore(&mut restored, at).await.unwrap();
         assert_eq!(
@@ -113,9 +120,11 @@ async fn flushed_windows_restore_equal_and_coarsen_like_memory_on_both_backends(
         p.lock().unwrap().tick(later);
         let w = flusher.flush().await.unwrap();
         assert!(w.replaced > 50, "{url}: minute rows replaced by hour rows: {w:?}");
-        let counts = rows(&db, "sli_counts").await;
-        assert!(counts.iter().all(|&(_, width)| width == 3_600_000), "{url}: {counts:?}");
-        assert_eq!(counts.len(), 2, "{url}: 50 minutes across two hours");
+        // The traffic's minutes (19:36 to 20:26 UTC) were two hour blocks; their hours are now
+        // in one day block.
+        let counts = rows(&db, "sli_count_blocks").await;
+        let day = T0 * 1_000 / 86_400_000 * 86_400_000;
+        assert_eq!(counts, [(day, 86_400_000)], "{url}");
         let hist = rows(&db, "sli_latency").await;
         assert!(hist.iter().all(|&(_, width)| width == 3_600_000), "{url}: {hist:?}");
         let mut again = pipeline(10_000).0;
@@ -126,7 +135,7 @@ async fn flushed_windows_restore_equal_and_coarsen_like_memory_on_both_backends(
             Counts { total: 240, bad: 36 },
             "{url}: 2 × 120 roots, 2 × 18 errors"
         );
-        db.pool.close().await;
+        db.close().await;
     }
     dbs.drop().await;
 }
@@ -146,8 +155,8 @@ async fn rows_of_a_failed_write_wait_and_are_written_with_the_next() {
         pending.merge(p.drain_changes().journeys, &series);
         let waiting = pending.len();
         let closed = Db::open(&url).await.unwrap();
-        closed.pool.close().await;
-        let err = SliStore::new(closed.pool.clone(), "")
+        closed.close().await;
+        let err = SliStore::new(&closed, "")
             .write(&pending, &names, None)
             .await
             .unwrap_err();
@@ -157,14 +166,14 @@ async fn rows_of_a_failed_write_wait_and_are_written_with_the_next() {
         traffic(&mut p, 1); // the same minutes change again: their rows are replaced, not added
         pending.merge(p.drain_changes().journeys, &series);
         assert_eq!(pending.len(), waiting, "{url}");
-        let store = SliStore::new(db.pool.clone(), "");
+        let store = SliStore::new(&db, "");
         store.write(&pending, &names, None).await.unwrap();
 
         let at = now(60);
         let mut restored = pipeline(10_000).0;
         store.restore(&mut restored, at).await.unwrap();
         assert_eq!(view(&restored, at), view(&p, at), "{url}");
-        db.pool.close().await;
+        db.close().await;
     }
     dbs.drop().await;
 }
@@ -178,9 +187,10 @@ async fn retention_deletes_rows_the_windows_evicted_and_restore_skips_strangers(
         let (mut p, _) = pipeline(10_000);
         traffic(&mut p, 0);
         let p = Arc::new(Mutex::new(p));
-        let mut flusher = Flusher::new(SliStore::new(db.pool.clone(), ""), p.clone(), Arc::default());
+        let mut flusher = Flusher::new(SliStore::new(&db, ""), p.clone(), Arc::default());
         flusher.flush().await.unwrap();
-        // A row of a journey the config no longer has, and one that does not decode.
+        // A row of a journey the config no longer has, and one that does not decode, in each
+        // layout.
         for (journey, start, value) in [("gone", 0i64, "{}"), ("checkout", (T0 - 600) * 1_000, "[1,2]")] {
             sqlx::query(
                 "INSERT INTO sli_counts (instance, journey, start_ms, width_ms, counts) VALUES ('', $1, $2, 60000, $3)",
@@ -192,22 +202,140 @@ async fn retention_deletes_rows_the_windows_evicted_and_restore_skips_strangers(
             .await
             .unwrap();
         }
-        let mut restored = pipeline(10_000).0;
-        let r = SliStore::new(db.pool.clone(), "")
-            .restore(&mut restored, now(60))
+        for (journey, data) in [("gone", vec![1u8]), ("checkout", vec![2u8])] {
+            sqlx::query(
+                "INSERT INTO sli_count_blocks (instance, journey, block_ms, width_ms, data) \
+                 VALUES ('', $1, 0, 86400000, $2)",
+            )
+            .bind(journey)
+            .bind(data)
+            .execute(&db.pool)
             .await
             .unwrap();
-        assert_eq!(r.unknown_journey_rows, 1, "{url}");
-        assert_eq!(r.corrupt.len(), 1, "{url}: {:?}", r.corrupt);
-        assert!(r.corrupt[0].contains("checkout"), "{url}: {:?}", r.corrupt);
+        }
+        let mut restored = pipeline(10_000).0;
+        let r = SliStore::new(&db, "").restore(&mut restored, now(60)).await.unwrap();
+        assert_eq!(r.unknown_journey_rows, 2, "{url}");
+        assert_eq!(
+            r.corrupt,
+            [
+                "sli_count_blocks checkout at 1970-01-01T00:00:00.000Z: unknown block format 2".to_owned(),
+                format!(
+                    "sli_counts checkout at {}: counts are not {{\"series\": [total, bad]}}: \
+                     invalid type: sequence, expected a map at line 1 column 0",
+                    slis::Timestamp::from_unix_secs(T0 - 600)
+                ),
+            ],
+            "{url}"
+        );
 
         // Past the 7-day period and the one-day margin every bucket is evicted, then deleted.
         p.lock().unwrap().tick(now(9 * 86_400));
         let w = flusher.flush().await.unwrap();
         assert!(w.expired > 0, "{url}: {w:?}");
-        let left = rows(&db, "sli_counts").await;
-        assert_eq!(left, [], "{url}: every row ends before the horizon, strangers' too");
-        db.pool.close().await;
+        for table in ["sli_count_blocks", "sli_counts", "sli_latency"] {
+            let left = rows(&db, table).await;
+            assert_eq!(
+                left,
+                [],
+                "{url} {table}: every row ends before the horizon, strangers' too"
+            );
+        }
+        db.close().await;
+    }
+    dbs.drop().await;
+}
+
+/// `{"<series>": [total, bad], …}`: a count row as a 0002 binary wrote it.
+fn json_counts(series: &[String], counts: &[Counts]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = series
+        .iter()
+        .zip(counts)
+        .map(|(k, c)| (k.clone(), serde_json::json!([c.total, c.bad])))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Issue #4: a database a 0002 binary wrote (one JSON row per count bucket) is upgraded with its
+/// data intact: restored as it is, then moved into blocks by the first flush.
+#[tokio::test]
+async fn count_rows_of_the_0002_layout_restore_and_move_into_blocks_on_both_backends() {
+    let dbs = Databases::new("sli_legacy").await;
+    for url in dbs.urls() {
+        let db = Db::open(&url).await.unwrap();
+        let old = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(db.migrator().migrations[..2].to_vec()),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        old.run(&db.pool).await.unwrap();
+        let (mut p, _) = pipeline(10_000);
+        traffic(&mut p, 0);
+        p.tick(now(31));
+        let drained = p.drain_changes();
+        let mut buckets = 0;
+        for (j, changes) in &drained.journeys {
+            for b in &changes.counts {
+                sqlx::query(
+                    "INSERT INTO sli_counts (instance, journey, start_ms, width_ms, counts) VALUES ('', 'checkout', $1, $2, $3)",
+                )
+                .bind(b.start.unix_millis())
+                .bind(b.width.as_millis() as i64)
+                .bind(json_counts(p.series(*j), &b.counts))
+                .execute(&db.pool)
+                .await
+                .unwrap();
+                buckets += 1;
+            }
+            for b in &changes.latencies {
+                sqlx::query(
+                    "INSERT INTO sli_latency (instance, journey, start_ms, width_ms, histogram) VALUES ('', 'checkout', $1, $2, $3)",
+                )
+                .bind(b.start.unix_millis())
+                .bind(b.width.as_millis() as i64)
+                .bind(b.encoded.clone())
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            }
+        }
+        assert_eq!(buckets, 51, "{url}: the traffic touched 51 minutes");
+        assert_eq!(db.migrate().await.unwrap(), ["3 sli count blocks"], "{url}");
+
+        let at = now(60);
+        let want = view(&p, at);
+        let store = SliStore::new(&db, "");
+        let (mut restored, _) = pipeline(10_000);
+        let r = store.restore(&mut restored, at).await.unwrap();
+        assert_eq!(
+            (r.legacy_rows, r.count_blocks, r.count_rows, r.corrupt.len()),
+            (51, 0, 51, 0),
+            "{url}: {r:?}"
+        );
+        assert_eq!(view(&restored, at), want, "{url}: 0002 rows restore as they are");
+
+        // The first flush writes every bucket as a block and deletes the old rows with it.
+        let restored = Arc::new(Mutex::new(restored));
+        let mut flusher = Flusher::new(store.clone(), restored.clone(), Arc::default());
+        let w = flusher.flush().await.unwrap();
+        assert_eq!((w.moved, w.count_rows), (51, 2), "{url}: {w:?}");
+        assert_eq!(rows(&db, "sli_counts").await, [], "{url}");
+        let hour = T0 / 3_600 * 3_600_000;
+        assert_eq!(
+            rows(&db, "sli_count_blocks").await,
+            [(hour - 3_600_000, 3_600_000), (hour, 3_600_000)],
+            "{url}: the minutes of 19:00 and 20:00 UTC"
+        );
+        assert_eq!(flusher.flush().await.unwrap().moved, 0, "{url}: moved once");
+
+        let (mut again, _) = pipeline(10_000);
+        let r = SliStore::new(&db, "").restore(&mut again, at).await.unwrap();
+        assert_eq!(
+            (r.legacy_rows, r.count_blocks, r.count_rows),
+            (0, 2, 51),
+            "{url}: {r:?}"
+        );
+        assert_eq!(view(&again, at), want, "{url}: the blocks hold the same counts");
+        db.close().await;
     }
     dbs.drop().await;
 }

@@ -149,28 +149,9 @@ impl JourneyWindows {
     /// Moves every bucket changed since the previous call into `out` (appending), with its whole
     /// content. See the module docs of `persist.rs` for what a store does with them.
     pub fn take_changes(&mut self, out: &mut Changes) {
-        let n = self.slis.len();
         let instants = self.dirty.take(&self.starts);
         for i in holding(&instants, &self.starts, |s| s.saturating_add(self.count_width(s))) {
-            let end = &self.cum[i * n..(i + 1) * n];
-            let counts = (0..n)
-                .map(|slot| {
-                    let before = if i == 0 {
-                        self.base[slot]
-                    } else {
-                        self.cum[(i - 1) * n + slot]
-                    };
-                    Counts {
-                        total: end[slot].total.saturating_sub(before.total),
-                        bad: end[slot].bad.saturating_sub(before.bad),
-                    }
-                })
-                .collect();
-            out.counts.push(CountBucket {
-                start: Timestamp::from_unix_nanos(self.starts[i]),
-                width: nanos(self.count_width(self.starts[i])),
-                counts,
-            });
+            out.counts.push(self.count_bucket(i));
         }
         let lat = &mut self.lat;
         let instants = lat.dirty.take(&lat.starts);
@@ -193,6 +174,46 @@ impl JourneyWindows {
                 width: nanos(lat.end_of(start) - start),
                 encoded,
             });
+        }
+    }
+
+    /// Every count bucket starting in `[from, to)`, with its whole content, oldest first: lets a
+    /// store write a changed bucket together with its neighbours (e.g. one row per hour or day).
+    pub fn count_buckets(&self, from: Timestamp, to: Timestamp) -> Vec<CountBucket> {
+        let first = self.starts.partition_point(|&s| s < from.unix_nanos());
+        let last = self.starts.partition_point(|&s| s < to.unix_nanos());
+        (first..last.max(first)).map(|i| self.count_bucket(i)).collect()
+    }
+
+    /// Reports every count bucket as changed at the next [`take_changes`](Self::take_changes),
+    /// e.g. after restoring rows a store wants to rewrite in another layout.
+    pub fn mark_counts_changed(&mut self) {
+        for i in 0..self.starts.len() {
+            self.dirty.mark(self.starts[i]);
+        }
+    }
+
+    /// Count bucket `i` alone (not cumulative).
+    fn count_bucket(&self, i: usize) -> CountBucket {
+        let n = self.slis.len();
+        let end = &self.cum[i * n..(i + 1) * n];
+        let counts = (0..n)
+            .map(|slot| {
+                let before = if i == 0 {
+                    self.base[slot]
+                } else {
+                    self.cum[(i - 1) * n + slot]
+                };
+                Counts {
+                    total: end[slot].total.saturating_sub(before.total),
+                    bad: end[slot].bad.saturating_sub(before.bad),
+                }
+            })
+            .collect();
+        CountBucket {
+            start: Timestamp::from_unix_nanos(self.starts[i]),
+            width: nanos(self.count_width(self.starts[i])),
+            counts,
         }
     }
 

@@ -1244,6 +1244,10 @@ fn changes_report_whole_buckets_once_and_restore_puts_them_back() {
         ]
     );
     assert_eq!(ch.latencies.len(), 2);
+    // The buckets of a span can be read whole at any time, changed or not.
+    assert_eq!(w.count_buckets(t("12:00:00"), t("13:00:00")), ch.counts);
+    assert_eq!(w.count_buckets(t("12:00:30"), t("12:01:00")), []);
+    assert_eq!(w.count_buckets(t("12:01:00"), t("12:01:01")), ch.counts[1..]);
     // The newest histograms are live: plain V2 (cookie 0x1c849313), no deflate.
     assert_eq!(ch.latencies[1].encoded[..4], [0x1c, 0x84, 0x93, 0x13]);
 
@@ -1296,6 +1300,11 @@ fn changes_report_whole_buckets_once_and_restore_puts_them_back() {
         none.is_empty(),
         "rows restored into buckets of their own span are not reported again"
     );
+    // Unless the store asks for them, to rewrite them in another layout.
+    r.mark_counts_changed();
+    r.take_changes(&mut none);
+    assert_eq!((none.counts.len(), none.latencies.len()), (1, 0));
+    assert_eq!(none.counts[0].counts, ch.counts[0].counts);
 
     // Rows past the retention are refused; bytes that are not a histogram are an error.
     assert_eq!(
