@@ -283,10 +283,18 @@ impl Alerter {
             let extra = &model.policy_alerting[slo.policy];
             for def in &self.defs[i] {
                 let (holds, detail) = condition(def, slo, status, policy.min_events, extra, &model, &self.journeys);
+                // No evidence either way: every short window of its rules is empty while a long
+                // window still has traffic (a quiet minute, a restart across a bucket boundary).
+                // A firing alert is not resolved on silence.
+                let silent = matches!(def.kind, AlertKind::BurnRate(_)) && {
+                    let mut rules = status.rules.iter().filter(|r| r.rule.severity == def.severity);
+                    rules.clone().all(|r| r.short_burn.no_data)
+                        && rules.any(|r| r.long.total >= policy.min_events.max(1))
+                };
                 let existing = self.alerts.get_mut(&def.fingerprint);
                 match existing {
                     Some(a) if a.firing => {
-                        let keep = !holds && now < a.last_active + extra.keep_firing_for;
+                        let keep = !holds && (silent || now < a.last_active + extra.keep_firing_for);
                         if holds || keep {
                             if holds {
                                 a.last_active = now;

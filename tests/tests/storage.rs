@@ -17,7 +17,9 @@ fn migrate_creates_the_sqlite_file_and_is_idempotent() {
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert_eq!(
         String::from_utf8_lossy(&first.stdout),
-        format!("{url}: applied 1 config versions\n{url}: applied 2 sli buckets\n{url}: applied 3 sli count blocks\n")
+        format!(
+            "{url}: applied 1 config versions\n{url}: applied 2 sli buckets\n{url}: applied 3 sli count blocks\n{url}: applied 4 alerting\n"
+        )
     );
     assert!(db.exists(), "the embedded default creates its file");
     let second = run(&["migrate", "--config", config.to_str().unwrap()]);

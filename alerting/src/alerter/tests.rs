@@ -432,3 +432,28 @@ fn budget_exhaustion_and_no_data_alerts() {
         "{tr:?}"
     );
 }
+
+#[test]
+fn a_firing_page_is_not_resolved_by_silence() {
+    // Ten minutes of total outage, then no traffic at all for 40 minutes: the short windows
+    // empty (5m after 5 minutes, 30m after 30), the long ones still hold the outage. No data is
+    // no evidence of recovery: the page keeps firing. Healthy traffic resumes at 50 min and
+    // resolves it in the first cycle whose short windows hold good requests.
+    let mut gap = Sim::new(model(Duration::ZERO), 1);
+    gap.run(10 * 60, |_, _| true);
+    gap.every = 1_000_000; // the next request is far away: silence
+    gap.run(50 * 60, |_, _| false);
+    let page: Vec<_> = gap.transitions().into_iter().filter(|(_, s, _)| s == "page").collect();
+    assert_eq!(
+        page,
+        [(60, "page".to_owned(), true)],
+        "still firing through the silence"
+    );
+    gap.every = 1;
+    gap.now = T0 + 50 * 60;
+    gap.run(60 * 60, |_, _| false);
+    let page: Vec<_> = gap.transitions().into_iter().filter(|(_, s, _)| s == "page").collect();
+    assert_eq!(page.len(), 2, "{page:?}");
+    assert!(!page[1].2);
+    assert!((3_000..=3_000 + 60).contains(&page[1].0), "resolved at {} s", page[1].0);
+}

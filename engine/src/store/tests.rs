@@ -299,7 +299,11 @@ async fn count_rows_of_the_0002_layout_restore_and_move_into_blocks_on_both_back
             }
         }
         assert_eq!(buckets, 51, "{url}: the traffic touched 51 minutes");
-        assert_eq!(db.migrate().await.unwrap(), ["3 sli count blocks"], "{url}");
+        assert_eq!(
+            db.migrate().await.unwrap(),
+            ["3 sli count blocks", "4 alerting"],
+            "{url}"
+        );
 
         let at = now(60);
         let want = view(&p, at);
