@@ -76,6 +76,16 @@ impl Routable for AlertState {
 }
 
 impl AlertState {
+    /// Its start or end (by its current state) at `now`, for the history.
+    fn transition(&self, now: Timestamp) -> Transition {
+        Transition {
+            fingerprint: self.fingerprint.clone(),
+            firing: self.firing,
+            at: now,
+            alert: self.to_alert(),
+        }
+    }
+
     /// The alert as notifiers see it.
     pub fn to_alert(&self) -> Alert {
         Alert {
@@ -271,12 +281,7 @@ impl Alerter {
             a.firing = false;
             a.ends_at = Some(now);
             out.changed_alerts.insert(a.fingerprint.clone());
-            out.transitions.push(Transition {
-                fingerprint: a.fingerprint.clone(),
-                firing: false,
-                at: now,
-                alert: a.to_alert(),
-            });
+            out.transitions.push(a.transition(now));
         }
         for (i, (slo, status)) in model.slos.iter().zip(statuses).enumerate() {
             let policy = &model.policies[slo.policy];
@@ -316,12 +321,7 @@ impl Alerter {
                             a.detail = with_extras(&model.settings, detail, more);
                             a.annotations = annotations(def, &a.detail, model.descriptions[i].as_deref(), slo);
                             out.changed_alerts.insert(def.fingerprint.clone());
-                            out.transitions.push(Transition {
-                                fingerprint: def.fingerprint.clone(),
-                                firing: false,
-                                at: now,
-                                alert: a.to_alert(),
-                            });
+                            out.transitions.push(a.transition(now));
                         }
                     }
                     _ if holds => {
@@ -338,12 +338,7 @@ impl Alerter {
                             last_active: now,
                             detail,
                         };
-                        out.transitions.push(Transition {
-                            fingerprint: def.fingerprint.clone(),
-                            firing: true,
-                            at: now,
-                            alert: state.to_alert(),
-                        });
+                        out.transitions.push(state.transition(now));
                         self.alerts.insert(def.fingerprint.clone(), state);
                         out.changed_alerts.insert(def.fingerprint.clone());
                     }

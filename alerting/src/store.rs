@@ -271,6 +271,23 @@ pub struct StoredSilence {
     pub updated_at: Timestamp,
 }
 
+/// Queues one notification. The id is the idempotency key: one queued twice is stored once.
+async fn queue(tx: &mut sqlx::Transaction<'_, sqlx::Any>, o: &OutboxInsert) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, receiver, group_key, kind, payload, created_at_ms, state, attempts, \
+         next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $6) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&o.id)
+    .bind(&o.receiver)
+    .bind(&o.group_key)
+    .bind(o.kind)
+    .bind(&o.payload)
+    .bind(o.created_at.unix_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// What `load` found.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -396,20 +413,7 @@ impl AlertStore {
             .await?;
         }
         for o in &pending.outbox {
-            // The id is the idempotency key: a notification queued twice is stored once.
-            sqlx::query(
-                "INSERT INTO outbox (id, receiver, group_key, kind, payload, created_at_ms, state, attempts, \
-                 next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&o.id)
-            .bind(&o.receiver)
-            .bind(&o.group_key)
-            .bind(o.kind)
-            .bind(&o.payload)
-            .bind(o.created_at.unix_millis())
-            .bind(o.created_at.unix_millis())
-            .execute(&mut *tx)
-            .await?;
+            queue(&mut tx, o).await?;
         }
         tx.commit().await?;
         *pending = Pending::default();
@@ -665,18 +669,7 @@ impl AlertStore {
         .bind(at.unix_millis())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO outbox (id, receiver, group_key, kind, payload, created_at_ms, state, attempts, \
-             next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $6) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&row.id)
-        .bind(&row.receiver)
-        .bind(&row.group_key)
-        .bind(row.kind)
-        .bind(&row.payload)
-        .bind(row.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await?;
+        queue(&mut tx, row).await?;
         tx.commit().await?;
         Ok(())
     }
