@@ -238,16 +238,6 @@ impl Alerter {
         &self.model
     }
 
-    /// Journey names by index.
-    pub fn journeys(&self) -> &[String] {
-        &self.journeys
-    }
-
-    /// The UI's base URL for links.
-    pub fn external_url(&self) -> &str {
-        &self.external_url
-    }
-
     /// Puts back alerts and groups read from the database (alerts of SLOs that no longer exist
     /// are dropped by the next cycle's dispatcher).
     pub fn restore(&mut self, alerts: Vec<AlertState>, groups: Vec<Group>) {
@@ -287,7 +277,7 @@ impl Alerter {
             let policy = &model.policies[slo.policy];
             let extra = &model.policy_alerting[slo.policy];
             for def in &self.defs[i] {
-                let (holds, detail) = condition(def, slo, status, policy.min_events, extra, &model, &self.journeys);
+                let (holds, detail) = condition(def, slo, status, policy.min_events, extra, &self.journeys);
                 // No evidence either way: every short window of its rules is empty while a long
                 // window still has traffic (a quiet minute, a restart across a bucket boundary).
                 // A firing alert is not resolved on silence.
@@ -368,8 +358,7 @@ impl Alerter {
             if in_flush.contains(&a.fingerprint) || (young && missing) {
                 let more = extras(a.slo, a.starts_at - a.detail.long_window);
                 if !more.exemplars.is_empty() || !more.contributors.is_empty() {
-                    let detail = std::mem::replace(&mut a.detail, empty_detail());
-                    a.detail = with_extras(&model.settings, detail, more);
+                    a.detail = with_extras(&model.settings, a.detail.clone(), more);
                     out.changed_alerts.insert(a.fingerprint.clone());
                 }
             }
@@ -414,24 +403,6 @@ impl Alerter {
     }
 }
 
-fn empty_detail() -> AlertDetail {
-    AlertDetail {
-        slo: String::new(),
-        journey: String::new(),
-        objective: 0.0,
-        severity: String::new(),
-        factor: 0.0,
-        long_window: Duration::ZERO,
-        short_window: Duration::ZERO,
-        burn_long: 0.0,
-        burn_short: 0.0,
-        budget_remaining: 0.0,
-        time_to_exhaustion: None,
-        exemplars: Vec::new(),
-        contributors: Vec::new(),
-    }
-}
-
 fn with_extras(settings: &crate::config::AlertingConfig, detail: AlertDetail, extras: Extras) -> AlertDetail {
     let template = settings.trace_url.as_deref();
     let exemplars = extras
@@ -458,7 +429,6 @@ fn condition(
     status: &SloStatus,
     min_events: u64,
     extra: &crate::config::PolicyAlerting,
-    model: &Alerting,
     journeys: &[String],
 ) -> (bool, AlertDetail) {
     let current = status.current_burn.rate;
@@ -527,7 +497,6 @@ fn condition(
                 Some(r) => (r.long.total == 0, r.rule.long),
                 None => (status.period.total == 0, slo.period.nominal()),
             };
-            let _ = model;
             (holds, base(0.0, long, long, 0.0, 0.0))
         }
     }

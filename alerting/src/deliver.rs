@@ -215,22 +215,17 @@ impl Deliverer {
                 )
                 .await;
         };
-        let delivery = match row.kind.as_str() {
+        // A row that no longer decodes is given up as `undecodable`, never sent.
+        let (delivery, refused) = match row.kind.as_str() {
             "alerts" => match serde_json::from_str::<Notification>(&row.payload) {
-                Ok(n) => notifier.send(&n).await,
-                Err(_) => Delivery::GiveUp {
-                    reason: "undecodable".into(),
-                },
+                Ok(n) => (notifier.send(&n).await, "rejected"),
+                Err(_) => (Delivery::give_up("undecodable"), "undecodable"),
             },
             "report" => match serde_json::from_str::<crate::report::Digest>(&row.payload) {
-                Ok(d) => notifier.send_report(&d).await,
-                Err(_) => Delivery::GiveUp {
-                    reason: "undecodable".into(),
-                },
+                Ok(d) => (notifier.send_report(&d).await, "rejected"),
+                Err(_) => (Delivery::give_up("undecodable"), "undecodable"),
             },
-            _ => Delivery::GiveUp {
-                reason: "undecodable".into(),
-            },
+            _ => (Delivery::give_up("undecodable"), "undecodable"),
         };
         let outcome = |o: &'static str| {
             self.metrics
@@ -255,11 +250,7 @@ impl Deliverer {
             }
             Delivery::GiveUp { reason } => {
                 outcome("give_up");
-                give_up(if reason == "undecodable" {
-                    "undecodable"
-                } else {
-                    "rejected"
-                });
+                give_up(refused);
                 tracing::warn!(id = %row.id, receiver = %row.receiver, attempts, %reason, "gave up on a notification");
                 self.store
                     .finish(row.seq, "given_up", attempts, Some(&reason), now)

@@ -69,7 +69,7 @@ pub fn group_id(receiver: &str, key: &str) -> String {
 /// One notification to build: a group and the alerts to put in it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flush {
-    /// Idempotency key: the group's hash and its sequence number, stable across retries.
+    /// Idempotency key: the group's hash, its creation time and sequence number; stable across retries.
     pub id: String,
     pub receiver: String,
     pub group_key: String,

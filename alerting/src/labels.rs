@@ -64,10 +64,6 @@ impl LabelMatcher {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.inner.key
-    }
-
     /// The text it was parsed from, trimmed.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -216,11 +216,6 @@ impl Pending {
             .extend(cycle.notifications.iter().map(|n| OutboxInsert::alerts(n, now)));
     }
 
-    /// Queues a notification that did not come from a cycle (a report).
-    pub fn queue(&mut self, row: OutboxInsert) {
-        self.outbox.push(row);
-    }
-
     /// Rows waiting.
     pub fn len(&self) -> usize {
         self.alerts.len() + self.groups.len() + self.history.len() + self.outbox.len()
@@ -228,11 +223,6 @@ impl Pending {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Notifications waiting to be queued.
-    pub fn outbox_len(&self) -> usize {
-        self.outbox.len()
     }
 }
 

@@ -24,16 +24,11 @@ use slis::eval::{SloStatus, evaluate};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The alerter: the evaluator changes it, the API reads it and adds silences.
-#[derive(Debug)]
-pub struct AlertsState {
-    pub alerter: Alerter,
-}
-
 /// Shared by the evaluator, the deliverer and the API.
 #[derive(Debug)]
 pub struct AlertRuntime {
-    pub state: tokio::sync::Mutex<AlertsState>,
+    /// The alerter: the evaluator changes it, the API reads it and adds silences.
+    pub alerter: tokio::sync::Mutex<Alerter>,
     pub store: AlertStore,
     pub metrics: Arc<AlertingMetrics>,
     /// Wakes the deliverer when a cycle queued notifications.
@@ -72,7 +67,7 @@ pub async fn start(
     alerter.restore(loaded.alerts, loaded.groups);
     alerter.silences = loaded.silences;
     let runtime = Arc::new(AlertRuntime {
-        state: tokio::sync::Mutex::new(AlertsState { alerter }),
+        alerter: tokio::sync::Mutex::new(alerter),
         store,
         metrics,
         wake: tokio::sync::Notify::new(),
@@ -143,11 +138,11 @@ impl AlertRuntime {
     /// never waits for a slow database.
     pub async fn cycle(&self, pipeline: &Mutex<Pipeline>, pending: &mut Pending, now: Timestamp) {
         let started = Instant::now();
-        let mut st = self.state.lock().await;
-        let model = Arc::clone(st.alerter.model_arc());
+        let mut st = self.alerter.lock().await;
+        let model = Arc::clone(st.model_arc());
         let statuses = statuses(&model, &pipeline.lock().expect("pipeline lock poisoned"), now);
         let (n_exemplars, n_contributors) = (model.settings.exemplars, model.settings.contributors);
-        let cycle = st.alerter.cycle(now, &statuses, &mut |slo, since| {
+        let cycle = st.cycle(now, &statuses, &mut |slo, since| {
             let p = pipeline.lock().expect("pipeline lock poisoned");
             extras(&p, slo, since, n_exemplars, n_contributors)
         });
@@ -175,7 +170,6 @@ impl AlertRuntime {
         }
         for sev in ["page", "ticket"] {
             let firing = st
-                .alerter
                 .alerts
                 .values()
                 .filter(|a| a.firing && a.labels.get("severity").is_some_and(|s| s == sev))
@@ -186,12 +180,11 @@ impl AlertRuntime {
                 .set(firing as i64);
         }
         let active = st
-            .alerter
             .silences
             .iter()
             .filter(|s| s.state(now) == alerting::mute::SilenceState::Active);
         self.metrics.silences_active.set(active.count() as i64);
-        pending.add(&cycle, &st.alerter, now);
+        pending.add(&cycle, &st, now);
         drop(st);
         let outcome = match self.store.commit(pending, now).await {
             Ok(()) => "ok",

@@ -71,9 +71,8 @@ fn rfc3339(t: Timestamp) -> String {
 }
 
 async fn alerts(State(s): State<AlertsApi>) -> Json<Value> {
-    let st = s.runtime.state.lock().await;
+    let st = s.runtime.alerter.lock().await;
     let alerts: Vec<Value> = st
-        .alerter
         .alerts
         .values()
         .map(|a| serde_json::to_value(a.to_alert()).expect("plain data"))
@@ -244,7 +243,7 @@ async fn create_silence(State(s): State<AlertsApi>, headers: HeaderMap, body: ax
     }
     tracing::info!(id = %silence.id, by = %silence.created_by, "silence created");
     let body = silence_json(&silence, now);
-    s.runtime.state.lock().await.alerter.silences.push(silence);
+    s.runtime.alerter.lock().await.silences.push(silence);
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -255,8 +254,8 @@ async fn expire_silence(State(s): State<AlertsApi>, headers: HeaderMap, Path(id)
     let now = wall_clock();
     match s.runtime.store.expire_silence(&id, now).await {
         Ok(true) => {
-            let mut st = s.runtime.state.lock().await;
-            for x in st.alerter.silences.iter_mut().filter(|x| x.id == id) {
+            let mut st = s.runtime.alerter.lock().await;
+            for x in st.silences.iter_mut().filter(|x| x.id == id) {
                 x.starts_at = x.starts_at.min(now);
                 x.ends_at = now;
             }

@@ -28,7 +28,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Alert, Notification, rfc3339, slo_url};
+use super::super::{Alert, Contributor, Notification, rfc3339, slo_url};
 use super::object;
 
 /// The `generic` payload of a notification.
@@ -74,14 +74,19 @@ fn alert(n: &Notification, a: &Alert) -> Value {
                 "error": e.error,
                 "at": rfc3339(e.at),
             })).collect::<Vec<_>>(),
-            "contributors": d.contributors.iter().map(|c| json!({
-                "service": c.service,
-                "operation": c.operation,
-                "badEvents": c.bad_events,
-                "share": c.share,
-                "reason": c.reason,
-            })).collect::<Vec<_>>(),
+            "contributors": d.contributors.iter().map(contributor).collect::<Vec<_>>(),
         },
+    })
+}
+
+/// A contributor, as alert notifications and report digests both write it.
+pub(super) fn contributor(c: &Contributor) -> Value {
+    json!({
+        "service": c.service,
+        "operation": c.operation,
+        "badEvents": c.bad_events,
+        "share": c.share,
+        "reason": c.reason,
     })
 }
 

@@ -74,13 +74,7 @@ fn slo(d: &Digest, s: &SloDigest) -> Value {
             "startsAt": rfc3339(a.starts_at),
             "endsAt": a.ends_at.map(rfc3339),
         })).collect::<Vec<_>>(),
-        "topContributors": s.top_contributors.iter().map(|c| json!({
-            "service": c.service,
-            "operation": c.operation,
-            "badEvents": c.bad_events,
-            "share": c.share,
-            "reason": c.reason,
-        })).collect::<Vec<_>>(),
+        "topContributors": s.top_contributors.iter().map(super::generic::contributor).collect::<Vec<_>>(),
     })
 }
 
