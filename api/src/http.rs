@@ -1,7 +1,8 @@
-//! The HTTP API: `fn app(state) -> Router`. So far `/metrics`, `/healthz`, `/readyz` and
-//! `GET /api/v1/slos` (every SLO's status, read from the live windows).
+//! The HTTP API: `fn app(state) -> Router`. So far `/metrics`, `/healthz`, `/readyz`,
+//! `GET /api/v1/slos` (every SLO's status, read from the live windows) and the alert routes of
+//! [`silences`](crate::silences).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,15 +16,53 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use slis::budget::Exhaustion;
 use slis::eval::evaluate;
-use slis::policy::Policy;
-use slis::slo::Slo;
 
+use crate::alerts::AlertRuntime;
+use crate::config::Config;
+use crate::silences;
+
+/// The config in force. A reload replaces it whole, under the pipeline lock, together with the
+/// pipeline's journeys and SLOs (see [`AppState::view`]).
+#[derive(Debug)]
+pub struct Live(RwLock<Arc<Config>>);
+
+impl Live {
+    pub fn new(config: Arc<Config>) -> Self {
+        Live(RwLock::new(config))
+    }
+
+    pub fn get(&self) -> Arc<Config> {
+        self.0.read().expect("config lock poisoned").clone()
+    }
+
+    /// Only with the pipeline lock held, so readers of [`AppState::view`] see both change at once.
+    pub fn set(&self, config: Arc<Config>) {
+        *self.0.write().expect("config lock poisoned") = config;
+    }
+}
+
+/// Everything the routes read.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub pipeline: Arc<Mutex<Pipeline>>,
-    pub slos: Arc<Vec<Slo>>,
-    pub policies: Arc<Vec<Policy>>,
+    pub live: Arc<Live>,
+    pub alerts: Arc<AlertRuntime>,
+}
+
+impl AppState {
+    /// The pipeline, locked, with the config whose journey and SLO indices it uses. Index the
+    /// windows only through this pair: a reload swaps both under the same lock.
+    pub fn view(&self) -> (MutexGuard<'_, Pipeline>, Arc<Config>) {
+        let pipeline = self.pipeline.lock().expect("pipeline lock poisoned");
+        let config = self.live.get();
+        (pipeline, config)
+    }
+
+    /// The config in force (for what does not index the windows).
+    pub fn config(&self) -> Arc<Config> {
+        self.live.get()
+    }
 }
 
 pub fn app(state: AppState) -> Router {
@@ -32,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route("/api/v1/slos", get(slos))
+        .merge(silences::routes())
         .with_state(state)
 }
 
@@ -55,16 +95,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// percentiles over the period.
 async fn slos(State(state): State<AppState>) -> axum::Json<Value> {
     let now = wall_clock();
-    let p = state.pipeline.lock().expect("pipeline lock poisoned");
+    let (p, config) = state.view();
+    let policies = &config.alerting.policies;
     let secs = |d: Duration| d.as_secs_f64();
-    let slos: Vec<Value> = state
+    let slos: Vec<Value> = config
+        .alerting
         .slos
         .iter()
         .enumerate()
         .map(|(i, slo)| {
             let slot = p.slot(i);
             let windows = &p.windows()[slo.journey];
-            let status = evaluate(slo, &state.policies[slo.policy], windows, slot, now);
+            let status = evaluate(slo, &policies[slo.policy], windows, slot, now);
             let latency = windows.percentiles(slo.period.window(now), now).map(|pc| {
                 json!({
                     "count": pc.count,

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::{alerts, http, silences};
+use crate::{alerts, http};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = crate::config::load(path)?;
@@ -179,16 +179,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         alerting_metrics,
     )
     .await?;
+    let config = Arc::new(config);
     let app = http::app(http::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
-        slos: Arc::new(config.alerting.slos.clone()),
-        policies: Arc::new(config.alerting.policies.clone()),
-    })
-    .merge(silences::routes(silences::AlertsApi {
-        runtime: alert_runtime.clone(),
-        api_token: config.server.api_token.clone(),
-    }));
+        live: Arc::new(http::Live::new(config.clone())),
+        alerts: alert_runtime.clone(),
+    });
     alerts::spawn(
         alert_runtime,
         notifiers,

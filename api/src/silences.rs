@@ -3,7 +3,6 @@
 //! silences, created and expired here or with `tracebudget silence add|list|expire`.
 //! Writes need `Authorization: Bearer <server.api_token>` when a token is configured.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use alerting::labels::LabelMatcher;
@@ -20,23 +19,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slis::Timestamp;
 
-use crate::alerts::AlertRuntime;
+use crate::http::AppState;
 
-/// What the alert routes need.
-#[derive(Clone, Debug)]
-pub struct AlertsApi {
-    pub runtime: Arc<AlertRuntime>,
-    pub api_token: Option<String>,
-}
-
-pub fn routes(state: AlertsApi) -> Router {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/history", get(history))
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/silences", get(silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
-        .with_state(state)
 }
 
 /// A JSON error body: `{"error": "..."}`.
@@ -70,8 +61,8 @@ fn rfc3339(t: Timestamp) -> String {
     alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-async fn alerts(State(s): State<AlertsApi>) -> Json<Value> {
-    let st = s.runtime.alerter.lock().await;
+async fn alerts(State(s): State<AppState>) -> Json<Value> {
+    let st = s.alerts.alerter.lock().await;
     let alerts: Vec<Value> = st
         .alerts
         .values()
@@ -88,13 +79,13 @@ struct HistoryQuery {
     limit: Option<i64>,
 }
 
-async fn history(State(s): State<AlertsApi>, Query(q): Query<HistoryQuery>) -> Response {
+async fn history(State(s): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
     let since = match q.since.as_deref().map(slis::parse_duration).transpose() {
         Ok(d) => d.unwrap_or(Duration::from_secs(7 * 86_400)),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
     };
     let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
-    match s.runtime.store.history(wall_clock() - since, limit).await {
+    match s.alerts.store.history(wall_clock() - since, limit).await {
         Ok(rows) => Json(json!({
             "events": rows.iter().map(|h| json!({
                 "fingerprint": h.fingerprint,
@@ -117,9 +108,9 @@ struct LimitQuery {
     limit: Option<i64>,
 }
 
-async fn notifications(State(s): State<AlertsApi>, Query(q): Query<LimitQuery>) -> Response {
+async fn notifications(State(s): State<AppState>, Query(q): Query<LimitQuery>) -> Response {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
-    match s.runtime.store.log(limit).await {
+    match s.alerts.store.log(limit).await {
         Ok(rows) => Json(json!({
             "notifications": rows.iter().map(|r| json!({
                 "id": r.id,
@@ -151,9 +142,9 @@ fn silence_json(s: &Silence, now: Timestamp) -> Value {
     })
 }
 
-async fn silences(State(s): State<AlertsApi>) -> Response {
+async fn silences(State(s): State<AppState>) -> Response {
     let now = wall_clock();
-    match s.runtime.store.silences().await {
+    match s.alerts.store.silences().await {
         Ok(list) => Json(json!({
             "silences": list.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
         }))
@@ -222,8 +213,8 @@ pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
     })
 }
 
-async fn create_silence(State(s): State<AlertsApi>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Some(denied) = check_token(&headers, s.api_token.as_deref()) {
+async fn create_silence(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(denied) = check_token(&headers, s.config().server.api_token.as_deref()) {
         return denied;
     }
     let new: NewSilence = match serde_json::from_slice(&body) {
@@ -235,7 +226,7 @@ async fn create_silence(State(s): State<AlertsApi>, headers: HeaderMap, body: ax
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if let Err(e) = s.runtime.store.add_silence(&silence).await {
+    if let Err(e) = s.alerts.store.add_silence(&silence).await {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot store the silence: {e}"),
@@ -243,18 +234,18 @@ async fn create_silence(State(s): State<AlertsApi>, headers: HeaderMap, body: ax
     }
     tracing::info!(id = %silence.id, by = %silence.created_by, "silence created");
     let body = silence_json(&silence, now);
-    s.runtime.alerter.lock().await.silences.push(silence);
+    s.alerts.alerter.lock().await.silences.push(silence);
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-async fn expire_silence(State(s): State<AlertsApi>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Some(denied) = check_token(&headers, s.api_token.as_deref()) {
+async fn expire_silence(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(denied) = check_token(&headers, s.config().server.api_token.as_deref()) {
         return denied;
     }
     let now = wall_clock();
-    match s.runtime.store.expire_silence(&id, now).await {
+    match s.alerts.store.expire_silence(&id, now).await {
         Ok(true) => {
-            let mut st = s.runtime.alerter.lock().await;
+            let mut st = s.alerts.alerter.lock().await;
             for x in st.silences.iter_mut().filter(|x| x.id == id) {
                 x.starts_at = x.starts_at.min(now);
                 x.ends_at = now;
