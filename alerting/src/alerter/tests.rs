@@ -479,7 +479,7 @@ fn a_reload_keeps_a_firing_page_and_resolves_the_alerts_of_a_removed_slo_with_a_
     // Reload 1: the same SLO with a stricter objective. Same labels, same alert: no second page.
     let mut m = model(Duration::ZERO);
     m.slos[0].objective = 0.9995;
-    sim.alerter = sim.alerter.reconfigured(Arc::new(m), vec!["checkout".into()]);
+    sim.alerter.reconfigure(Arc::new(m), vec!["checkout".into()]);
     sim.run(600, |_, _| true);
     assert_eq!(sim.notifications().len(), 1, "{:?}", sim.notifications());
     assert!(sim.alerter.alerts[&page].firing);
@@ -488,7 +488,7 @@ fn a_reload_keeps_a_firing_page_and_resolves_the_alerts_of_a_removed_slo_with_a_
     // same cycle, and the renamed SLO pages on its own (after its group_wait).
     let mut m = model(Duration::ZERO);
     m.slos[0].name = "checkout-errors".into();
-    sim.alerter = sim.alerter.reconfigured(Arc::new(m), vec!["checkout".into()]);
+    sim.alerter.reconfigure(Arc::new(m), vec!["checkout".into()]);
     sim.run(660, |_, _| true);
     let (t, cycle) = sim.log.iter().find(|(t, _)| *t == 600).unwrap();
     assert_eq!(*t, 600);
