@@ -4,5 +4,6 @@ mod alerting;
 mod check;
 mod ingest;
 mod load;
+mod reload;
 mod restart;
 mod storage;
