@@ -192,7 +192,7 @@ impl JourneyWindows {
                 .collect()
         };
         w.base = pick(&self.base).into_boxed_slice();
-        w.cum = self.cum.chunks_exact(old.max(1)).flat_map(|row| pick(row)).collect();
+        w.cum = self.cum.chunks_exact(old.max(1)).flat_map(pick).collect();
         if old == 0 {
             w.cum = vec![Counts::default(); self.starts.len() * from.len()];
         }
