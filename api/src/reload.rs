@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use crate::config::{Config, LoadError};
 use crate::http::AppState;
-use crate::silences::check_token;
+use crate::http::auth::authorize_write;
 
 /// A reload that took effect (or found the file unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,7 +135,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn reload_route(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(denied) = check_token(&headers, state.config().server.api_token.as_deref()) {
+    if let Some(denied) = authorize_write(&headers, &state.config().server) {
         return denied;
     }
     match reload(&state).await {

@@ -190,6 +190,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         alerts: alert_runtime.clone(),
         db: db.clone(),
         reloads,
+        clock: wall_clock,
     };
     let app = http::app(state.clone());
     #[cfg(unix)]

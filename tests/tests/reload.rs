@@ -20,7 +20,7 @@ fn reload(server: &Server, token: Option<&str>) -> (u16, Json) {
         "POST",
         "/api/v1/config/reload",
         &headers,
-        "",
+        None,
         Duration::from_secs(10),
     )
     .expect("POST /api/v1/config/reload");
