@@ -35,6 +35,8 @@ pub struct AlertRuntime {
     pub wake: tokio::sync::Notify,
     pub journeys: Vec<String>,
     pub external_url: String,
+    /// Alerts firing per (SLO, severity) after the last cycle, for `/metrics`.
+    pub firing_by_slo: Arc<crate::metrics::FiringSnapshot>,
 }
 
 /// How long delivered notifications and alert history are kept.
@@ -73,6 +75,7 @@ pub async fn start(
         wake: tokio::sync::Notify::new(),
         journeys,
         external_url,
+        firing_by_slo: Arc::default(),
     });
     Ok((runtime, notifiers))
 }
@@ -132,6 +135,30 @@ pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<Sl
         .collect()
 }
 
+/// Per SLO of the model in force, the page and ticket alerts firing now (zeros included).
+fn firing_by_slo(model: &Alerting, alerter: &Alerter) -> Vec<crate::metrics::SloFiring> {
+    let mut rows = Vec::with_capacity(model.slos.len() * 2);
+    for slo in &model.slos {
+        for severity in ["page", "ticket"] {
+            let firing = alerter
+                .alerts
+                .values()
+                .filter(|a| {
+                    a.firing
+                        && a.labels.get("slo").is_some_and(|s| *s == slo.name)
+                        && a.labels.get("severity").is_some_and(|s| s == severity)
+                })
+                .count();
+            rows.push(crate::metrics::SloFiring {
+                slo: slo.name.clone(),
+                severity,
+                firing: firing as u64,
+            });
+        }
+    }
+    rows
+}
+
 impl AlertRuntime {
     /// One evaluation cycle at `now`. The alerter's lock is held for the decision only; the
     /// database work (`pending`, owned by the evaluator) happens after it is released, so the API
@@ -179,6 +206,7 @@ impl AlertRuntime {
                 .get_or_create(&SeverityLabels { severity: sev.into() })
                 .set(firing as i64);
         }
+        self.firing_by_slo.set(firing_by_slo(&model, &st));
         let active = st
             .silences
             .iter()

@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod http;
 pub mod loadgen;
+pub mod metrics;
 pub mod serve;
 pub mod silence_cli;
 pub mod silences;

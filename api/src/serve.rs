@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics::SloCollector;
 use crate::{alerts, http};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
@@ -180,10 +181,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let config = Arc::new(config);
+    let live = Arc::new(http::Live::new(config.clone()));
+    registry.register_collector(Box::new(SloCollector {
+        pipeline: pipeline.clone(),
+        live: live.clone(),
+        firing: alert_runtime.firing_by_slo.clone(),
+        clock: wall_clock,
+    }));
     let app = http::app(http::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
-        live: Arc::new(http::Live::new(config.clone())),
+        live,
         alerts: alert_runtime.clone(),
     });
     alerts::spawn(
