@@ -18,7 +18,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::pipeline::Pipeline;
+use alerting::deliver::{AlertingMetrics, AttemptLabels, ReceiverLabels, TransitionLabels};
+use engine::metrics::{EngineMetrics, ReasonLabels, RejectLabels};
+use engine::pipeline::{Pipeline, Reject};
+use engine::store::StorageMetrics;
+use engine::store::flusher::OutcomeLabels as FlushOutcome;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -30,6 +34,59 @@ use slis::eval::evaluate;
 use slis::window::{Counts, Window};
 
 use crate::http::Live;
+
+/// Puts every series whose labels are known at start-up at zero, so dashboards and alert rules
+/// see them (and `rate()` has a starting point) before the first refusal, failure or delivery:
+/// spans refused per bound receiver and reason, clamped and dropped, flushes per outcome, delivery attempts and
+/// queued notifications per receiver, alert transitions per severity.
+pub fn initialise(
+    engine: &EngineMetrics,
+    storage: &StorageMetrics,
+    alerting: &AlertingMetrics,
+    sources: &[&'static str],
+    receivers: &[String],
+) {
+    let reasons = [
+        "backpressure",
+        "invalid_span",
+        Reject::MissingTimestamp.as_str(),
+        Reject::Future.as_str(),
+        Reject::TooOld.as_str(),
+    ];
+    for &receiver in sources {
+        for reason in reasons {
+            let _ = engine.spans_rejected.get_or_create(&RejectLabels { receiver, reason });
+        }
+    }
+    let _ = engine.samples_dropped.get_or_create(&ReasonLabels {
+        reason: "outside_retention",
+    });
+    let _ = engine.spans_clamped.get_or_create(&ReasonLabels {
+        reason: "negative_duration",
+    });
+    for outcome in ["ok", "error", "given_up"] {
+        let _ = storage.flushes.get_or_create(&FlushOutcome { outcome });
+    }
+    for receiver in receivers {
+        let _ = alerting.queued.get_or_create(&ReceiverLabels {
+            receiver: receiver.clone(),
+        });
+        for outcome in ["delivered", "retry", "give_up"] {
+            let _ = alerting.attempts.get_or_create(&AttemptLabels {
+                receiver: receiver.clone(),
+                outcome,
+            });
+        }
+    }
+    for severity in ["page", "ticket"] {
+        for to in ["firing", "resolved"] {
+            let _ = alerting.transitions.get_or_create(&TransitionLabels {
+                severity: severity.to_owned(),
+                to,
+            });
+        }
+    }
+}
 
 /// The latency windows of `tracebudget_journey_root_latency_seconds`, with their labels.
 pub const LATENCY_WINDOWS: [(&str, Duration); 2] =

@@ -177,9 +177,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.journeys.0.iter().map(|j| j.name.clone()).collect(),
         external_url,
         AlertStore::new(db.pool.clone()),
-        alerting_metrics,
+        alerting_metrics.clone(),
     )
     .await?;
+    let sources: Vec<&'static str> = bound.iter().map(|(s, _)| s.as_str()).collect();
+    let receivers: Vec<String> = config
+        .alerting
+        .receivers
+        .iter()
+        .map(|r| r.name.get_ref().clone())
+        .collect();
+    crate::metrics::initialise(&metrics, &storage_metrics, &alerting_metrics, &sources, &receivers);
     let config = Arc::new(config);
     let live = Arc::new(http::Live::new(config.clone()));
     registry.register_collector(Box::new(SloCollector {
