@@ -5,5 +5,6 @@ mod check;
 mod grafana;
 mod ingest;
 mod load;
+mod prometheus;
 mod restart;
 mod storage;
