@@ -30,7 +30,7 @@ use crate::{alerts, http};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = crate::config::load(path)?;
-    init_logging();
+    init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,9 +79,10 @@ async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-fn init_logging() {
+/// Logs to stderr at `TRACEBUDGET_LOG`, else at `default` (e.g. `info`).
+pub(crate) fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRACEBUDGET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("TRACEBUDGET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

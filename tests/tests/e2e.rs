@@ -2,6 +2,7 @@
 
 mod alerting;
 mod check;
+mod demo;
 mod grafana;
 mod ingest;
 mod load;
