@@ -106,13 +106,31 @@ pub struct HttpResponse {
 /// `GET path` on `addr` with a plain `TcpStream` (HTTP/1.1, `Connection: close`); reads a
 /// `Content-Length`, chunked or close-delimited body.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpResponse> {
+    http_request(addr, "GET", path, &[], "", timeout)
+}
+
+/// `METHOD path` with extra headers and a body (sent with its `Content-Length`), as [`http_get`].
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method != "GET" || !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_http_response(&raw).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -844,12 +862,17 @@ pub fn wait_for(server: &mut Server, within: Duration, done: impl Fn(&Metrics) -
 
 impl Server {
     /// Sends `signal` (e.g. `TERM`, `KILL`) and waits up to `within` for the process to end.
-    pub fn signal_and_wait(&mut self, signal: &str, within: Duration) -> ExitStatus {
+    /// Sends `kill -SIGNAL` to the server.
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} {}", self.pid());
+    }
+
+    pub fn signal_and_wait(&mut self, signal: &str, within: Duration) -> ExitStatus {
+        self.signal(signal);
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.exited() {

@@ -230,6 +230,25 @@ impl Alerter {
         }
     }
 
+    /// The alerter of a reloaded config: alerts, groups and silences carry over, so a kept alert
+    /// neither pages again nor forgets when it was last sent; an alert the new config no longer
+    /// raises resolves at the next cycle, with its resolved notice (see [`cycle`](Self::cycle)).
+    pub fn reconfigure(&mut self, model: Arc<Alerting>, journeys: Vec<String>) {
+        use std::mem::take;
+        let mut next = Alerter::new(model, journeys, take(&mut self.external_url));
+        next.restore(
+            take(&mut self.alerts).into_values().collect(),
+            take(&mut self.dispatcher.groups).into_values().collect(),
+        );
+        next.silences = take(&mut self.silences);
+        *self = next;
+    }
+
+    /// `journeys[j]` names journey `j` of the model.
+    pub fn journeys(&self) -> &[String] {
+        &self.journeys
+    }
+
     pub fn model(&self) -> &Alerting {
         &self.model
     }

@@ -24,6 +24,9 @@ use slis::eval::{SloStatus, evaluate};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// The notifier of each receiver, by name.
+pub type Notifiers = HashMap<String, Arc<Notifier>>;
+
 /// Shared by the evaluator, the deliverer and the API.
 #[derive(Debug)]
 pub struct AlertRuntime {
@@ -33,10 +36,25 @@ pub struct AlertRuntime {
     pub metrics: Arc<AlertingMetrics>,
     /// Wakes the deliverer when a cycle queued notifications.
     pub wake: tokio::sync::Notify,
-    pub journeys: Vec<String>,
     pub external_url: String,
     /// Alerts firing per (SLO, severity) after the last cycle, for `/metrics`.
     pub firing_by_slo: Arc<crate::metrics::FiringSnapshot>,
+    /// The receivers' notifiers; a reload replaces them whole.
+    pub notifiers: std::sync::RwLock<Arc<Notifiers>>,
+    /// A whole evaluation cycle holds it shared and a reload exclusively, so a cycle never mixes
+    /// the SLO indices of two configs (the alerter's model, the pipeline's windows).
+    pub reconfig: tokio::sync::RwLock<()>,
+}
+
+/// Builds every receiver's notifier; fails on a receiver that cannot be built.
+pub fn notifiers(model: &Alerting) -> anyhow::Result<Notifiers> {
+    let options = NotifierOptions::default();
+    let mut notifiers = HashMap::new();
+    for r in &model.receivers {
+        let n = Notifier::from_config(r, &options).with_context(|| format!("receiver {:?}", r.name.get_ref()))?;
+        notifiers.insert(r.name.get_ref().clone(), Arc::new(n));
+    }
+    Ok(notifiers)
 }
 
 /// How long delivered notifications and alert history are kept.
@@ -49,13 +67,8 @@ pub async fn start(
     external_url: String,
     store: AlertStore,
     metrics: Arc<AlertingMetrics>,
-) -> anyhow::Result<(Arc<AlertRuntime>, HashMap<String, Arc<Notifier>>)> {
-    let options = NotifierOptions::default();
-    let mut notifiers = HashMap::new();
-    for r in &model.receivers {
-        let n = Notifier::from_config(r, &options).with_context(|| format!("receiver {:?}", r.name.get_ref()))?;
-        notifiers.insert(r.name.get_ref().clone(), Arc::new(n));
-    }
+) -> anyhow::Result<Arc<AlertRuntime>> {
+    let notifiers = notifiers(&model)?;
     let names: Vec<String> = model.slos.iter().map(|s| s.name.clone()).collect();
     let loaded = store.load(&names).await.context("cannot read the alert state")?;
     tracing::info!(
@@ -65,19 +78,19 @@ pub async fn start(
         dropped_alerts = loaded.dropped_alerts,
         "restored the alert state"
     );
-    let mut alerter = Alerter::new(model, journeys.clone(), external_url.clone());
+    let mut alerter = Alerter::new(model, journeys, external_url.clone());
     alerter.restore(loaded.alerts, loaded.groups);
     alerter.silences = loaded.silences;
-    let runtime = Arc::new(AlertRuntime {
+    Ok(Arc::new(AlertRuntime {
         alerter: tokio::sync::Mutex::new(alerter),
         store,
         metrics,
         wake: tokio::sync::Notify::new(),
-        journeys,
         external_url,
+        notifiers: std::sync::RwLock::new(Arc::new(notifiers)),
+        reconfig: tokio::sync::RwLock::new(()),
         firing_by_slo: Arc::default(),
-    });
-    Ok((runtime, notifiers))
+    }))
 }
 
 /// What the engine remembers of SLO `slo`'s bad traces since `since`: the worst traces and the
@@ -165,8 +178,10 @@ impl AlertRuntime {
     /// never waits for a slow database.
     pub async fn cycle(&self, pipeline: &Mutex<Pipeline>, pending: &mut Pending, now: Timestamp) {
         let started = Instant::now();
+        let _config = self.reconfig.read().await;
         let mut st = self.alerter.lock().await;
         let model = Arc::clone(st.model_arc());
+        let journeys = st.journeys().to_vec();
         let statuses = statuses(&model, &pipeline.lock().expect("pipeline lock poisoned"), now);
         let (n_exemplars, n_contributors) = (model.settings.exemplars, model.settings.contributors);
         let cycle = st.cycle(now, &statuses, &mut |slo, since| {
@@ -224,7 +239,7 @@ impl AlertRuntime {
         self.metrics.store_pending.set(pending.len() as i64);
         self.metrics.cycles.get_or_create(&OutcomeLabels { outcome }).inc();
         self.metrics.cycle_seconds.0.observe(started.elapsed().as_secs_f64());
-        let queued_reports = self.reports(&model, pipeline, &statuses, now).await;
+        let queued_reports = self.reports(&model, &journeys, pipeline, &statuses, now).await;
         if !cycle.notifications.is_empty() || queued_reports > 0 {
             self.wake.notify_one();
         }
@@ -234,6 +249,7 @@ impl AlertRuntime {
     async fn reports(
         &self,
         model: &Alerting,
+        journeys: &[String],
         pipeline: &Mutex<Pipeline>,
         statuses: &[SloStatus],
         now: Timestamp,
@@ -282,7 +298,7 @@ impl AlertRuntime {
             let digest = alerting::report::build(
                 report,
                 model,
-                &self.journeys,
+                journeys,
                 statuses,
                 &events,
                 from,
@@ -333,7 +349,6 @@ impl AlertRuntime {
 /// Spawns the evaluator and the deliverer.
 pub fn spawn(
     runtime: Arc<AlertRuntime>,
-    notifiers: HashMap<String, Arc<Notifier>>,
     pipeline: Arc<Mutex<Pipeline>>,
     eval_interval: Duration,
     give_up_after: Duration,
@@ -369,13 +384,14 @@ pub fn spawn(
         }
     });
     tasks.spawn(async move {
-        let deliverer = Deliverer {
-            store: runtime.store.clone(),
-            notifiers,
-            metrics: runtime.metrics.clone(),
-            give_up_after,
-        };
         loop {
+            // The notifiers of the config in force (a reload may have changed them).
+            let deliverer = Deliverer {
+                store: runtime.store.clone(),
+                notifiers: HashMap::clone(&runtime.notifiers.read().expect("notifiers lock poisoned")),
+                metrics: runtime.metrics.clone(),
+                give_up_after,
+            };
             match deliverer.run_once(wall_clock()).await {
                 // A full batch: there may be more due now.
                 Ok(n) if n as i64 >= alerting::deliver::BATCH => continue,

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use engine::pipeline::Pipeline;
 use engine::receiver::wall_clock;
+use engine::store::Db;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use slis::budget::Exhaustion;
@@ -19,6 +20,7 @@ use slis::eval::evaluate;
 
 use crate::alerts::AlertRuntime;
 use crate::config::Config;
+use crate::reload::{self, ReloadMetrics};
 use crate::silences;
 
 /// The config in force. A reload replaces it whole, under the pipeline lock, together with the
@@ -48,6 +50,9 @@ pub struct AppState {
     pub pipeline: Arc<Mutex<Pipeline>>,
     pub live: Arc<Live>,
     pub alerts: Arc<AlertRuntime>,
+    /// Where a reload records the config it applies.
+    pub db: Db,
+    pub reloads: Arc<ReloadMetrics>,
 }
 
 impl AppState {
@@ -72,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(|| async { "ready" }))
         .route("/api/v1/slos", get(slos))
         .merge(silences::routes())
+        .merge(reload::routes())
         .with_state(state)
 }
 

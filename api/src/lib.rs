@@ -8,6 +8,7 @@ pub mod demo;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;
+pub mod reload;
 pub mod serve;
 pub mod silence_cli;
 pub mod silences;

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::SloCollector;
+use crate::reload::{self, ReloadMetrics};
 use crate::{alerts, http};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
@@ -173,7 +174,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{api_addr}"));
     let alerting_metrics = Arc::new(AlertingMetrics::default());
     alerting_metrics.register(&mut registry);
-    let (alert_runtime, notifiers) = alerts::start(
+    let alert_runtime = alerts::start(
         Arc::new(config.alerting.clone()),
         config.journeys.0.iter().map(|j| j.name.clone()).collect(),
         external_url,
@@ -197,15 +198,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         firing: alert_runtime.firing_by_slo.clone(),
         clock: wall_clock,
     }));
-    let app = http::app(http::AppState {
+    let reloads = Arc::new(ReloadMetrics::default());
+    reloads.register(&mut registry);
+    let state = http::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
         live,
         alerts: alert_runtime.clone(),
+        db: db.clone(),
+        reloads,
+    };
+    let app = http::app(state.clone());
+    #[cfg(unix)]
+    tasks.spawn({
+        let stop = stop.clone();
+        let state = state.clone();
+        async move {
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            while stop.run_until_cancelled(hangup.recv()).await.flatten().is_some() {
+                tracing::info!("SIGHUP: reloading the config");
+                // The outcome is logged and counted by `reload`.
+                let _ = reload::reload(&state).await;
+            }
+            Ok(())
+        }
     });
     alerts::spawn(
         alert_runtime,
-        notifiers,
         pipeline.clone(),
         config.alerting.settings.eval_interval.0,
         config.alerting.settings.give_up_after.0,

@@ -138,10 +138,10 @@ async fn flush_bench(url: &str, now: Timestamp) {
         }
         let started = Instant::now();
         let mut pending = Pending::default();
-        pending.merge(drained, &series);
+        pending.merge(drained, &names, &series);
         rows = pending.len();
         merges.push(started.elapsed());
-        store.write(&pending, &names, None).await.unwrap();
+        store.write(&pending, None).await.unwrap();
         times.push(started.elapsed());
     }
     times.sort();
@@ -196,8 +196,8 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
     let written = Instant::now();
     for chunk in (0..JOURNEYS).collect::<Vec<_>>().chunks(100) {
         let mut pending = Pending::default();
-        pending.merge(chunk.iter().map(|&j| (j, history.clone())).collect(), &series);
-        store.write(&pending, &names, None).await.unwrap();
+        pending.merge(chunk.iter().map(|&j| (j, history.clone())).collect(), &names, &series);
+        store.write(&pending, None).await.unwrap();
     }
     let written = written.elapsed();
     db.close().await;

@@ -184,6 +184,24 @@ impl Assembler {
         evicted
     }
 
+    /// A config reload renumbered the journeys: `map[old]` is a journey's new index, `None` when
+    /// it is gone. Open traces keep their spans; a root whose journey is gone closes as
+    /// `no_journey` (it was counted on arrival under the old config), and a candidate entry span
+    /// of a gone journey is forgotten.
+    pub fn remap_journeys(&mut self, map: &[Option<usize>]) {
+        let to = |j: usize| map.get(j).copied().flatten();
+        for (_, trace) in self.open.iter_mut() {
+            if let Some(root) = &mut trace.root {
+                root.journey = root.journey.and_then(to);
+            }
+            match trace.candidate.as_deref_mut().map(|c| (to(c.journey), c)) {
+                Some((Some(j), c)) => c.journey = j,
+                Some((None, _)) => trace.candidate = None,
+                None => {}
+            }
+        }
+    }
+
     /// Closes everything now (shutdown, end of a replay).
     pub fn close_all(&mut self, out: &mut Vec<ClosedTrace>) {
         while let Some((id, trace)) = self.open.pop_front() {

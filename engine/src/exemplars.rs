@@ -398,6 +398,24 @@ impl Insights {
         }
     }
 
+    /// A config reload: SLO `k` of the new config takes the exemplars and blame of old SLO
+    /// `from[k]` (same name and SLI), or starts empty with rank `ranks[k]`.
+    pub fn remap(&mut self, from: &[Option<usize>], ranks: &[Rank]) {
+        let mut old: Vec<Option<SloInsights>> = std::mem::take(&mut self.slos).into_iter().map(Some).collect();
+        self.slos = from
+            .iter()
+            .zip(ranks)
+            .map(|(f, &rank)| {
+                f.and_then(|o| old.get_mut(o).and_then(Option::take))
+                    .unwrap_or_else(|| SloInsights {
+                        rank,
+                        exemplars: Tiers::new(),
+                        contributors: Tiers::new(),
+                    })
+            })
+            .collect();
+    }
+
     /// Offers a bad trace of SLO `slo` whose root ended at `at`.
     pub fn offer(&mut self, slo: usize, at: Timestamp, e: ExemplarTrace, now: Timestamp) -> Result<(), Dropped> {
         let s = &mut self.slos[slo];

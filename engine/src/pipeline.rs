@@ -4,6 +4,7 @@
 //! One `Pipeline` is shared behind a mutex; receivers decode outside the lock and hand over whole
 //! batches. The clock is an argument (`now`), so replay can drive it with virtual time.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,47 +132,88 @@ pub struct Pipeline {
     evicted_roots: Vec<RootRef>,
     /// The newest `now` of `ingest` or `tick`.
     last_now: Timestamp,
+    /// How long the windows keep buckets: the longest SLO period and a margin.
+    retention: Duration,
 }
 
-impl Pipeline {
-    pub fn new(journeys: Journeys, slos: &[Slo], ingest: &IngestConfig, metrics: Arc<EngineMetrics>) -> Self {
+/// Where every SLO counts, derived from the config's journeys and SLOs.
+struct Layout {
+    /// Per journey, what each window slot counts: its SLOs', then all roots (bad = error).
+    per_journey: Vec<Vec<slis::window::Sli>>,
+    /// Per journey, the storage key of each slot.
+    series: Vec<Vec<String>>,
+    /// Per SLO, (journey, slot).
+    slots: Vec<(usize, usize)>,
+    journey_slos: Vec<Vec<usize>>,
+    ranks: Vec<Rank>,
+    retention: Duration,
+}
+
+impl Layout {
+    fn of(journeys: usize, slos: &[Slo]) -> Layout {
         let retention = slos.iter().map(|s| s.period.max_span()).max().unwrap_or(Duration::ZERO) + RETENTION_MARGIN;
-        let mut per_journey: Vec<Vec<slis::window::Sli>> = vec![Vec::new(); journeys.0.len()];
-        let mut series: Vec<Vec<String>> = vec![Vec::new(); journeys.0.len()];
+        let mut per_journey: Vec<Vec<slis::window::Sli>> = vec![Vec::new(); journeys];
+        let mut series: Vec<Vec<String>> = vec![Vec::new(); journeys];
+        let mut journey_slos = vec![Vec::new(); journeys];
         let slots = slos
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 per_journey[s.journey].push(s.sli.window_sli());
                 series[s.journey].push(series_key(s));
+                journey_slos[s.journey].push(i);
                 (s.journey, per_journey[s.journey].len() - 1)
             })
             .collect();
         // The last slot of every journey counts all its roots (bad = error).
-        let windows = per_journey
-            .into_iter()
-            .map(|mut slis| {
-                slis.push(slis::window::Sli::Error);
-                JourneyWindows::new(slis, retention)
-            })
-            .collect();
-        for keys in &mut series {
+        for (slis, keys) in per_journey.iter_mut().zip(&mut series) {
+            slis.push(slis::window::Sli::Error);
             keys.push(ROOTS_SERIES.to_owned());
         }
-        let mut journey_slos = vec![Vec::new(); journeys.0.len()];
-        for (i, s) in slos.iter().enumerate() {
-            journey_slos[s.journey].push(i);
+        let ranks = slos
+            .iter()
+            .map(|s| match s.sli {
+                SliKind::Latency { .. } => Rank::Slowest,
+                SliKind::Error | SliKind::Completeness => Rank::ErrorsThenSlowest,
+            })
+            .collect();
+        Layout {
+            per_journey,
+            series,
+            slots,
+            journey_slos,
+            ranks,
+            retention,
         }
-        let ranks = slos.iter().map(|s| match s.sli {
-            SliKind::Latency { .. } => Rank::Slowest,
-            SliKind::Error | SliKind::Completeness => Rank::ErrorsThenSlowest,
-        });
-        let insights = Insights::new(ranks, exemplars::HORIZON);
+    }
+}
+
+/// What [`Pipeline::reconfigure`] changed; series are written `journey/key`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    pub journeys_added: Vec<String>,
+    pub journeys_removed: Vec<String>,
+    /// Kept journeys whose slot layout changed: their stored blocks are rewritten at the next flush.
+    pub reslotted_journeys: Vec<String>,
+    pub new_series: Vec<String>,
+    pub dropped_series: Vec<String>,
+}
+
+impl Pipeline {
+    pub fn new(journeys: Journeys, slos: &[Slo], ingest: &IngestConfig, metrics: Arc<EngineMetrics>) -> Self {
+        let layout = Layout::of(journeys.0.len(), slos);
+        let windows = layout
+            .per_journey
+            .iter()
+            .map(|slis| JourneyWindows::new(slis.clone(), layout.retention))
+            .collect();
+        let insights = Insights::new(layout.ranks.iter().copied(), exemplars::HORIZON);
         Pipeline {
             journeys,
-            slots,
+            slots: layout.slots,
             slo_names: slos.iter().map(|s| s.name.clone()).collect(),
             windows,
-            series,
+            series: layout.series,
             committed: vec![Counts::default(); slos.len()],
             // Remember as many closed trace ids as a quarter of the span budget, to spot late spans.
             assembler: Assembler::new(ingest.trace_idle.0, (ingest.max_buffered_spans / 4).max(1_024)),
@@ -184,11 +226,107 @@ impl Pipeline {
             closed: Vec::new(),
             last_advance_minute: i64::MIN,
             kinds: slos.iter().map(|s| s.sli).collect(),
-            journey_slos,
+            journey_slos: layout.journey_slos,
             insights,
             evicted_roots: Vec::new(),
             last_now: Timestamp::EPOCH,
+            retention: layout.retention,
         }
+    }
+
+    /// Applies a reloaded config's journeys and SLOs without losing what was counted: a journey
+    /// is known by its name and an SLO's history by its storage key ([`series_key`]: name and
+    /// SLI), so a kept SLO keeps its windows, exemplars and blame, a changed or new one starts
+    /// empty, a removed one is forgotten (its stored rows age out). Open traces stay open and
+    /// close under the new journeys (see [`Assembler::remap_journeys`]). The clock rules and
+    /// limits of `[ingest]` are not reloaded.
+    pub fn reconfigure(&mut self, journeys: Journeys, slos: &[Slo]) -> Reconfigured {
+        let layout = Layout::of(journeys.0.len(), slos);
+        let mut out = Reconfigured::default();
+        let old_journey: HashMap<&str, usize> = self
+            .journeys
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.name.as_str(), i))
+            .collect();
+        // Per old SLO, (journey name, storage key) → its index.
+        let old_slo: HashMap<(&str, &str), usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, &(j, slot))| ((self.journeys.0[j].name.as_str(), self.series[j][slot].as_str()), i))
+            .collect();
+        let mut journey_map = vec![None; self.journeys.0.len()];
+        let mut old_windows: Vec<Option<JourneyWindows>> =
+            std::mem::take(&mut self.windows).into_iter().map(Some).collect();
+        let mut windows = Vec::with_capacity(journeys.0.len());
+        for (j, journey) in journeys.0.iter().enumerate() {
+            let slis = layout.per_journey[j].clone();
+            let Some(&o) = old_journey.get(journey.name.as_str()) else {
+                out.journeys_added.push(journey.name.clone());
+                let mut w = JourneyWindows::new(slis, layout.retention);
+                w.advance(self.last_now);
+                windows.push(w);
+                continue;
+            };
+            journey_map[o] = Some(j);
+            let from: Vec<Option<usize>> = layout.series[j]
+                .iter()
+                .map(|key| self.series[o].iter().position(|k| k == key))
+                .collect();
+            for (key, f) in layout.series[j].iter().zip(&from) {
+                if f.is_none() {
+                    out.new_series.push(format!("{}/{key}", journey.name));
+                }
+            }
+            for key in &self.series[o] {
+                if !layout.series[j].contains(key) {
+                    out.dropped_series.push(format!("{}/{key}", journey.name));
+                }
+            }
+            let w = old_windows[o].take().expect("journey names are unique");
+            let same = from.len() == self.series[o].len() && from.iter().enumerate().all(|(k, f)| *f == Some(k));
+            if same && layout.retention == self.retention {
+                windows.push(w);
+            } else {
+                out.reslotted_journeys.push(journey.name.clone());
+                windows.push(w.reslot(slis, &from, layout.retention));
+            }
+        }
+        for (o, j) in self.journeys.0.iter().enumerate() {
+            if journey_map[o].is_none() {
+                out.journeys_removed.push(j.name.clone());
+                for key in &self.series[o] {
+                    out.dropped_series.push(format!("{}/{key}", j.name));
+                }
+            }
+        }
+        let slo_from: Vec<Option<usize>> = layout
+            .slots
+            .iter()
+            .map(|&(j, slot)| {
+                old_slo
+                    .get(&(journeys.0[j].name.as_str(), layout.series[j][slot].as_str()))
+                    .copied()
+            })
+            .collect();
+        self.committed = slo_from
+            .iter()
+            .map(|f| f.map_or_else(Counts::default, |o| self.committed[o]))
+            .collect();
+        self.insights.remap(&slo_from, &layout.ranks);
+        self.assembler.remap_journeys(&journey_map);
+        self.windows = windows;
+        self.journeys = journeys;
+        self.slots = layout.slots;
+        self.slo_names = slos.iter().map(|s| s.name.clone()).collect();
+        self.series = layout.series;
+        self.kinds = slos.iter().map(|s| s.sli).collect();
+        self.journey_slos = layout.journey_slos;
+        self.retention = layout.retention;
+        self.update_gauges();
+        out
     }
 
     /// Takes one decoded batch at `now` (the receive time).
@@ -791,6 +929,107 @@ pub(crate) mod tests {
         let closed = |r| m.traces_closed.get_or_create(&ResultLabels { result: r }).get();
         assert_eq!((closed("complete"), closed("incomplete")), (1, 3));
         assert_eq!(p.buffered_spans(), 0);
+    }
+
+    #[test]
+    fn reconfigure_keeps_what_kept_slos_counted_and_open_traces_close_under_the_new_journeys() {
+        let (mut p, _) = pipeline(1_000);
+        let mut error = span(1, 1, None, "frontend", 0, 300);
+        error.status = StatusCode::Error;
+        // Trace 1 closes before the reload; trace 2 (missing payment) is still open across it.
+        p.ingest(
+            Source::OtlpHttp,
+            vec![error, span(1, 2, Some(1), "payment", 0, 10)],
+            now(1),
+        )
+        .unwrap();
+        p.tick(now(40));
+        p.ingest(
+            Source::OtlpHttp,
+            vec![span(2, 1, None, "frontend", 41_000, 50)],
+            now(41),
+        )
+        .unwrap();
+        assert_eq!(
+            totals(&p, 41),
+            [
+                ("error".into(), 2, 1),
+                ("latency".into(), 2, 1),
+                ("complete".into(), 1, 0)
+            ]
+        );
+
+        // The reload: a second journey before the first (indices move), "latency" gets another
+        // threshold (a new series), "error" is dropped, "complete" is kept.
+        let mut js = journeys();
+        let mut search = js.0[0].clone();
+        search.name = "search".into();
+        search.root.service = Some("search".into());
+        js.0.insert(0, search);
+        let mut slos = slos();
+        for s in &mut slos {
+            s.journey = 1;
+        }
+        slos.remove(0);
+        slos[0].sli = SliKind::Latency {
+            threshold: Duration::from_millis(100),
+        };
+        slos.push(Slo {
+            name: "search-errors".into(),
+            journey: 0,
+            sli: SliKind::Error,
+            ..slos[1].clone()
+        });
+        let changed = p.reconfigure(js, &slos);
+        assert_eq!(
+            changed,
+            Reconfigured {
+                journeys_added: vec!["search".into()],
+                journeys_removed: vec![],
+                reslotted_journeys: vec!["checkout".into()],
+                new_series: vec!["checkout/latency (latency ≤ 100ms)".into()],
+                dropped_series: vec![
+                    "checkout/error (error)".into(),
+                    "checkout/latency (latency ≤ 200ms)".into()
+                ],
+            }
+        );
+        assert_eq!(
+            totals(&p, 41),
+            [
+                ("latency".into(), 0, 0),
+                ("complete".into(), 1, 0),
+                ("search-errors".into(), 0, 0)
+            ]
+        );
+        // The roots series moved with its journey.
+        assert_eq!(
+            p.root_counts().map(|c| (c.total, c.bad)).collect::<Vec<_>>(),
+            [(0, 0), (2, 1)]
+        );
+
+        // Trace 2 closes under the new layout (incomplete: payment never came), new roots count
+        // in the new slots.
+        p.ingest(
+            Source::OtlpHttp,
+            vec![
+                span(3, 1, None, "frontend", 42_000, 150),
+                span(4, 1, None, "search", 42_000, 10),
+            ],
+            now(42),
+        )
+        .unwrap();
+        p.tick(now(80));
+        assert_eq!(
+            totals(&p, 80),
+            [
+                ("latency".into(), 1, 1),
+                ("complete".into(), 3, 2),
+                ("search-errors".into(), 1, 0)
+            ]
+        );
+        let drained = p.drain_changes();
+        assert_eq!(drained.journeys.iter().map(|(j, _)| *j).collect::<Vec<_>>(), [0, 1]);
     }
 
     #[test]

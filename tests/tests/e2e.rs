@@ -7,5 +7,6 @@ mod grafana;
 mod ingest;
 mod load;
 mod prometheus;
+mod reload;
 mod restart;
 mod storage;

@@ -457,3 +457,77 @@ fn a_firing_page_is_not_resolved_by_silence() {
     assert!(!page[1].2);
     assert!((3_000..=3_000 + 60).contains(&page[1].0), "resolved at {} s", page[1].0);
 }
+
+#[test]
+fn a_reload_keeps_a_firing_page_and_resolves_the_alerts_of_a_removed_slo_with_a_notice() {
+    let mut sim = Sim::new(model(Duration::ZERO), 1);
+    sim.run(300, |_, _| true);
+    assert_eq!(
+        sim.notifications(),
+        [(90, vec![sev("page", AlertStatus::Firing)])],
+        "paged at 60 s, sent after group_wait"
+    );
+    let page = sim
+        .log
+        .iter()
+        .flat_map(|(_, c)| &c.transitions)
+        .next()
+        .unwrap()
+        .fingerprint
+        .clone();
+
+    // Reload 1: the same SLO with a stricter objective. Same labels, same alert: no second page.
+    let mut m = model(Duration::ZERO);
+    m.slos[0].objective = 0.9995;
+    sim.alerter.reconfigure(Arc::new(m), vec!["checkout".into()]);
+    sim.run(600, |_, _| true);
+    assert_eq!(sim.notifications().len(), 1, "{:?}", sim.notifications());
+    assert!(sim.alerter.alerts[&page].firing);
+
+    // Reload 2: the SLO is renamed; the old page resolves at the next cycle, with a notice in the
+    // same cycle, and the renamed SLO pages on its own (after its group_wait).
+    let mut m = model(Duration::ZERO);
+    m.slos[0].name = "checkout-errors".into();
+    sim.alerter.reconfigure(Arc::new(m), vec!["checkout".into()]);
+    sim.run(660, |_, _| true);
+    let (t, cycle) = sim.log.iter().find(|(t, _)| *t == 600).unwrap();
+    assert_eq!(*t, 600);
+    let resolved: Vec<_> = cycle
+        .notifications
+        .iter()
+        .flat_map(|n| &n.alerts)
+        .map(|a| (a.labels["slo"].clone(), a.status))
+        .collect();
+    assert_eq!(resolved, [("checkout-availability".to_owned(), AlertStatus::Resolved)]);
+    let firing: Vec<_> = sim.log[sim.log.len() - 4..]
+        .iter()
+        .flat_map(|(t, c)| {
+            c.transitions.iter().map(move |tr| {
+                let l = &tr.alert.labels;
+                (*t, format!("{}/{}", l["slo"], l["severity"]), tr.firing)
+            })
+        })
+        .collect();
+    // The ticket fired too, inhibited by the page, so only the page was ever announced. (Alerts
+    // of a removed SLO resolve in fingerprint order.)
+    assert_eq!(
+        firing,
+        [
+            (600, "checkout-availability/ticket".into(), false),
+            (600, "checkout-availability/page".into(), false),
+            (600, "checkout-errors/page".into(), true),
+            (600, "checkout-errors/ticket".into(), true)
+        ]
+    );
+    let sent: Vec<_> = sim
+        .log
+        .iter()
+        .filter(|(t, _)| *t > 600)
+        .flat_map(|(t, c)| {
+            c.notifications
+                .iter()
+                .map(move |n| (*t, n.alerts[0].labels["slo"].clone()))
+        })
+        .collect();
+    assert_eq!(sent, [(630, "checkout-errors".into())]);
+}

@@ -125,8 +125,6 @@ pub struct Flusher {
     store: SliStore,
     pipeline: Arc<Mutex<Pipeline>>,
     metrics: Arc<StorageMetrics>,
-    journeys: Vec<String>,
-    series: Vec<Vec<String>>,
     pending: Pending,
     /// The retention horizon last applied to the database.
     expired_to: Option<Timestamp>,
@@ -134,18 +132,10 @@ pub struct Flusher {
 
 impl Flusher {
     pub fn new(store: SliStore, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<StorageMetrics>) -> Self {
-        let (journeys, series) = {
-            let p = pipeline.lock().expect("pipeline lock poisoned");
-            let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
-            let series = (0..names.len()).map(|j| p.series(j).to_vec()).collect();
-            (names, series)
-        };
         Flusher {
             store,
             pipeline,
             metrics,
-            journeys,
-            series,
             pending: Pending::default(),
             expired_to: None,
         }
@@ -154,16 +144,19 @@ impl Flusher {
     /// Drains the pipeline and writes everything waiting in one transaction. On failure the rows
     /// stay waiting for the next call.
     pub async fn flush(&mut self) -> Result<Written, StoreError> {
-        let (drained, horizon) = {
+        // Names and slot layouts as of the drain (a config reload may change them).
+        let (drained, horizon, names, series) = {
             let mut p = self.pipeline.lock().expect("pipeline lock poisoned");
-            (p.drain_changes(), p.retained_from())
+            let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
+            let series: Vec<Vec<String>> = (0..names.len()).map(|j| p.series(j).to_vec()).collect();
+            (p.drain_changes(), p.retained_from(), names, series)
         };
-        self.pending.merge(drained.journeys, &self.series);
+        self.pending.merge(drained.journeys, &names, &series);
         let m = &self.metrics;
         m.pending_rows.set(self.pending.len() as i64);
         let expire = horizon.filter(|h| self.expired_to.is_none_or(|done| *h > done));
         let started = Instant::now();
-        match self.store.write(&self.pending, &self.journeys, expire).await {
+        match self.store.write(&self.pending, expire).await {
             Ok(w) => {
                 m.flush_seconds.observe(started.elapsed().as_secs_f64());
                 m.flushes.get_or_create(&OutcomeLabels { outcome: "ok" }).inc();

@@ -36,6 +36,9 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// away.
 #[derive(Debug, Default)]
 pub struct Pending {
+    /// The journeys of the rows waiting, by name: rows are keyed by a position in it, not by the
+    /// pipeline's journey index, which a config reload may change while rows wait.
+    journeys: Vec<String>,
     /// By (journey, block width, block start).
     counts: BTreeMap<(usize, i64, i64), Block>,
     latencies: BTreeMap<(usize, i64), Row<Vec<u8>>>,
@@ -56,9 +59,18 @@ struct Row<T> {
 
 impl Pending {
     /// Adds drained changes (journey index, changes, count buckets as whole blocks, see
-    /// [`block::take_blocks`]); `series[j]` names journey `j`'s slots.
-    pub fn merge(&mut self, drained: Vec<(usize, Changes)>, series: &[Vec<String>]) {
-        for (j, changes) in drained {
+    /// [`block::take_blocks`]); `journeys[j]` names journey `j` and `series[j]` its slots, as
+    /// of the drain.
+    pub fn merge(&mut self, drained: Vec<(usize, Changes)>, journeys: &[String], series: &[Vec<String>]) {
+        for (drained_j, changes) in drained {
+            let name = &journeys[drained_j];
+            let j = match self.journeys.iter().position(|n| n == name) {
+                Some(j) => j,
+                None => {
+                    self.journeys.push(name.clone());
+                    self.journeys.len() - 1
+                }
+            };
             let mut blocks: BTreeMap<(i64, i64), Vec<&CountBucket>> = BTreeMap::new();
             for b in &changes.counts {
                 let (start, width) = block::block_of(b.start.unix_millis(), millis_of(b.width));
@@ -80,7 +92,7 @@ impl Pending {
                         self.counts.remove(&k);
                     }
                 }
-                let data = block::encode(&series[j], start, &buckets);
+                let data = block::encode(&series[drained_j], start, &buckets);
                 self.counts.insert((j, width, start), Block { data, covers_to });
             }
             for b in changes.latencies {
@@ -101,6 +113,7 @@ impl Pending {
     pub fn clear(&mut self) {
         self.counts.clear();
         self.latencies.clear();
+        self.journeys.clear();
     }
 }
 
@@ -342,13 +355,9 @@ impl SliStore {
     }
 
     /// Writes every waiting row in one transaction, and deletes rows ending at or before
-    /// `expire_before` when given. `journeys[j]` is journey `j`'s name.
-    pub async fn write(
-        &self,
-        pending: &Pending,
-        journeys: &[String],
-        expire_before: Option<Timestamp>,
-    ) -> Result<Written, StoreError> {
+    /// `expire_before` when given.
+    pub async fn write(&self, pending: &Pending, expire_before: Option<Timestamp>) -> Result<Written, StoreError> {
+        let journeys = &pending.journeys;
         let legacy: Vec<String> = self.legacy.lock().expect("legacy lock poisoned").clone();
         // Through the typed driver: the Any layer converts every bound value (~2,000 rows and
         // 10,000 values a flush).
@@ -638,7 +647,7 @@ mod tests {
                 if rng.random_bool(0.5) || step == 399 {
                     let mut changes = Changes::default();
                     block::take_blocks(&mut w, &mut changes);
-                    db.merge(vec![(0, changes)], &series);
+                    db.merge(vec![(0, changes)], &["checkout".to_owned()], &series);
                 }
             }
 

@@ -152,22 +152,19 @@ async fn rows_of_a_failed_write_wait_and_are_written_with_the_next() {
         let mut pending = Pending::default();
 
         traffic(&mut p, 0);
-        pending.merge(p.drain_changes().journeys, &series);
+        pending.merge(p.drain_changes().journeys, &names, &series);
         let waiting = pending.len();
         let closed = Db::open(&url).await.unwrap();
         closed.close().await;
-        let err = SliStore::new(&closed, "")
-            .write(&pending, &names, None)
-            .await
-            .unwrap_err();
+        let err = SliStore::new(&closed, "").write(&pending, None).await.unwrap_err();
         assert_eq!(err.what, "begin a flush", "{url}: {err}");
         assert_eq!(pending.len(), waiting, "{url}: a failed write keeps its rows");
 
         traffic(&mut p, 1); // the same minutes change again: their rows are replaced, not added
-        pending.merge(p.drain_changes().journeys, &series);
+        pending.merge(p.drain_changes().journeys, &names, &series);
         assert_eq!(pending.len(), waiting, "{url}");
         let store = SliStore::new(&db, "");
-        store.write(&pending, &names, None).await.unwrap();
+        store.write(&pending, None).await.unwrap();
 
         let at = now(60);
         let mut restored = pipeline(10_000).0;

@@ -177,6 +177,36 @@ impl JourneyWindows {
         }
     }
 
+    /// The same journey with another set of SLO slots (a config reload): slot `k` of the result
+    /// is `slis[k]`, holding the history of this store's slot `from[k]`, or nothing when `None`
+    /// (a new SLO starts empty). The latency histograms (per journey) and the clock move over
+    /// unchanged. Every count bucket is reported changed, since stored blocks carry the slot
+    /// layout and must be rewritten in the new one.
+    pub fn reslot(&self, slis: Vec<super::Sli>, from: &[Option<usize>], retention: Duration) -> JourneyWindows {
+        assert_eq!(slis.len(), from.len(), "one source per new slot");
+        let old = self.slis.len();
+        let mut w = JourneyWindows::new(slis, retention);
+        let pick = |row: &[Counts]| -> Vec<Counts> {
+            from.iter()
+                .map(|f| f.filter(|&o| o < old).map_or_else(Counts::default, |o| row[o]))
+                .collect()
+        };
+        w.base = pick(&self.base).into_boxed_slice();
+        w.cum = self.cum.chunks_exact(old.max(1)).flat_map(pick).collect();
+        if old == 0 {
+            w.cum = vec![Counts::default(); self.starts.len() * from.len()];
+        }
+        w.starts = self.starts.clone();
+        w.fine_from = self.fine_from;
+        w.keep_from = self.keep_from;
+        w.newest_start = self.newest_start;
+        w.newest_width = self.newest_width;
+        w.clock = self.clock;
+        w.lat = self.lat.clone();
+        w.mark_counts_changed();
+        w
+    }
+
     /// Every count bucket starting in `[from, to)`, with its whole content, oldest first: lets a
     /// store write a changed bucket together with its neighbours (e.g. one row per hour or day).
     pub fn count_buckets(&self, from: Timestamp, to: Timestamp) -> Vec<CountBucket> {

@@ -1317,3 +1317,77 @@ fn changes_report_whole_buckets_once_and_restore_puts_them_back() {
     assert_eq!(err.start, t("13:00:00"));
     assert!(err.to_string().contains("not an HDR V2 histogram"), "{err}");
 }
+
+#[test]
+fn reslot_keeps_the_history_of_kept_slots_and_starts_new_ones_empty() {
+    let day = 86_400;
+    let mut w = JourneyWindows::new(
+        vec![
+            Sli::Error,
+            Sli::Latency {
+                threshold_nanos: 1_000_000_000,
+            },
+        ],
+        31 * DAY,
+    );
+    // Two days of history: coarse hour buckets for the first day, fine minutes at the end.
+    let start = t("00:00:00") - Duration::from_secs(2 * day);
+    for m in 0..(2 * 24 * 60) {
+        let at = start + Duration::from_secs(m * 60 + 7);
+        let slow = m % 3 == 0;
+        let r = root(at, Duration::from_millis(if slow { 1_500 } else { 20 }), m % 5 == 0, 2);
+        assert_eq!(w.record_root(&r), Recorded::Counted);
+        w.advance(at);
+    }
+    let now = start + Duration::from_secs(2 * day);
+    w.advance(now);
+    let mut drained = Changes::default();
+    w.take_changes(&mut drained);
+
+    let next = w.reslot(
+        vec![
+            Sli::Latency {
+                threshold_nanos: 1_000_000_000,
+            },
+            Sli::Completeness,
+            Sli::Error,
+        ],
+        &[Some(1), None, Some(0)],
+        31 * DAY,
+    );
+    for window in [
+        Window::Last(5 * MINUTE),
+        Window::Last(HOUR),
+        Window::Last(DAY),
+        Window::Last(7 * DAY),
+    ] {
+        assert_eq!(next.counts(0, window, now), w.counts(1, window, now), "{window:?}");
+        assert_eq!(next.counts(1, window, now), Counts::default(), "{window:?}");
+        assert_eq!(next.counts(2, window, now), w.counts(0, window, now), "{window:?}");
+        assert_eq!(next.percentiles(window, now), w.percentiles(window, now), "{window:?}");
+    }
+    // 2,880 roots of weight 2; every 5th an error, every 3rd slow.
+    assert_eq!(next.lifetime(2), c(5_760, 1_152));
+    assert_eq!(next.lifetime(0), c(5_760, 1_920));
+    assert_eq!(next.lifetime(1), c(0, 0));
+
+    // Every count bucket is to be rewritten in the new layout; new samples follow the new slots.
+    let mut next = next;
+    let mut changes = Changes::default();
+    next.take_changes(&mut changes);
+    assert_eq!(
+        changes.counts.len(),
+        next.count_buckets(Timestamp::EPOCH, now + HOUR).len()
+    );
+    assert!(changes.counts.iter().all(|b| b.counts.len() == 3));
+    assert_eq!(
+        next.record_root(&root(now, Duration::from_secs(2), true, 1)),
+        Recorded::Counted
+    );
+    assert_eq!(next.record_completeness(now, false, 1), Recorded::Counted);
+    // The window also holds the previous minute's root (weight 2, fast, no error).
+    assert_eq!(
+        all_counts(&next, Window::Last(MINUTE), now),
+        vec![c(3, 1), c(1, 1), c(3, 1)]
+    );
+}

@@ -1,0 +1,336 @@
+//! Config reload: `POST /api/v1/config/reload` and SIGHUP. The file the running config came from
+//! is read again and validated whole; an invalid file, or one that changes what only a restart
+//! can change, is refused with every error and the running config stays in force. A valid one is
+//! applied at once and recorded in `config_versions`:
+//!
+//! - journeys and SLOs: [`Pipeline::reconfigure`](engine::pipeline::Pipeline::reconfigure) keeps
+//!   the windows, exemplars and blame of every kept SLO (same journey, name and SLI);
+//! - alerting: [`Alerter::reconfigure`](alerting::alerter::Alerter::reconfigure) keeps alerts,
+//!   groups and silences; receivers get new notifiers; policies, routes, inhibit rules, reports
+//!   apply from the next evaluation cycle;
+//! - `[server]` tokens and `protect_reads` apply to the next request.
+//!
+//! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, and `[alerting]`
+//! `eval_interval` and `give_up_after`.
+//!
+//! A reload holds [`AlertRuntime::reconfig`](crate::alerts::AlertRuntime) exclusively (it waits
+//! for a running evaluation cycle), then the alerter and the pipeline, and swaps the pipeline's
+//! journeys and the live config under the pipeline lock (see [`AppState::view`]).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use engine::receiver::wall_clock;
+use engine::store::db::ConfigVersion;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::config::{Config, LoadError};
+use crate::http::AppState;
+use crate::silences::check_token;
+
+/// A reload that took effect (or found the file unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reloaded {
+    pub reloaded: bool,
+    pub sha256: String,
+    /// False when the file's content is the running one (nothing was done).
+    pub changed: bool,
+    pub journeys: usize,
+    pub slos: usize,
+    pub added_slos: Vec<String>,
+    pub removed_slos: Vec<String>,
+}
+
+/// A refused reload: the running config stays in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    #[serde(skip)]
+    pub status: StatusCode,
+    #[serde(skip)]
+    pub outcome: &'static str,
+    pub error: String,
+    pub errors: Vec<Problem>,
+}
+
+/// One reason a reload was refused, with its place in the file when it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl Problem {
+    fn plain(message: impl Into<String>) -> Problem {
+        Problem {
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+}
+
+/// Reload outcomes, in /metrics: `tracebudget_config_reloads_total{outcome}` and whether the last
+/// reload applied (`tracebudget_config_last_reload_successful`, 1 until a reload fails).
+#[derive(Debug)]
+pub struct ReloadMetrics {
+    pub reloads: Family<OutcomeLabels, Counter>,
+    pub last_successful: Gauge,
+    pub last_success_seconds: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+impl Default for ReloadMetrics {
+    fn default() -> Self {
+        let m = ReloadMetrics {
+            reloads: Family::default(),
+            last_successful: Gauge::default(),
+            last_success_seconds: Gauge::default(),
+        };
+        m.last_successful.set(1);
+        m.last_success_seconds.set(wall_clock().unix_secs());
+        m
+    }
+}
+
+impl ReloadMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "config_reloads",
+            "Config reloads by outcome (applied, unchanged, invalid, restart_required, unreadable, store_failed)",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last config reload applied (1) or was refused (0)",
+            self.last_successful.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the running config was loaded (start-up or the last applied reload), in Unix seconds",
+            self.last_success_seconds.clone(),
+        );
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/config/reload", post(reload_route))
+}
+
+async fn reload_route(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(denied) = check_token(&headers, state.config().server.api_token.as_deref()) {
+        return denied;
+    }
+    match reload(&state).await {
+        Ok(done) => axum::Json(done).into_response(),
+        Err(refused) => (refused.status, axum::Json(refused)).into_response(),
+    }
+}
+
+/// Reads the running config's file again and applies it, or says why not. Logs and counts the
+/// outcome.
+pub async fn reload(state: &AppState) -> Result<Reloaded, Refused> {
+    let _exclusive = state.alerts.reconfig.write().await;
+    let result = apply(state).await;
+    let metrics = &state.reloads;
+    match &result {
+        Ok(r) if !r.changed => {
+            metrics.count("unchanged");
+            metrics.last_successful.set(1);
+            tracing::info!(sha256 = %r.sha256, "config reload: the file is unchanged");
+        }
+        Ok(r) => {
+            metrics.count("applied");
+            metrics.last_successful.set(1);
+            metrics.last_success_seconds.set(wall_clock().unix_secs());
+            tracing::info!(
+                sha256 = %r.sha256,
+                journeys = r.journeys,
+                slos = r.slos,
+                added = ?r.added_slos,
+                removed = ?r.removed_slos,
+                "config reloaded"
+            );
+        }
+        Err(e) => {
+            metrics.count(e.outcome);
+            metrics.last_successful.set(0);
+            let problems: Vec<String> = e.errors.iter().map(|p| p.to_string()).collect();
+            tracing::error!(error = %e.error, problems = ?problems, "config reload refused; the running config stays in force");
+        }
+    }
+    result
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{l}:{c}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+async fn apply(state: &AppState) -> Result<Reloaded, Refused> {
+    let current = state.config();
+    let path = std::path::Path::new(&current.source.file);
+    let refuse = |status, outcome, error: String, errors| Refused {
+        status,
+        outcome,
+        error,
+        errors,
+    };
+    let next = match crate::config::load(path) {
+        Ok(c) => c,
+        Err(LoadError::Read { path, source }) => {
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unreadable",
+                format!("cannot read config {path}: {source}; the running config stays in force"),
+                vec![],
+            ));
+        }
+        Err(LoadError::Invalid(d)) => {
+            let mut errors: Vec<(usize, Problem)> = d
+                .errors
+                .iter()
+                .map(|e| match &e.span {
+                    Some(span) => {
+                        let (line, col) = d.line_col(span.start);
+                        (
+                            span.start,
+                            Problem {
+                                message: e.message.clone(),
+                                line: Some(line),
+                                column: Some(col),
+                            },
+                        )
+                    }
+                    None => (usize::MAX, Problem::plain(e.message.clone())),
+                })
+                .collect();
+            errors.sort_by_key(|(at, _)| *at);
+            let n = errors.len();
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!(
+                    "{}: {n} error{} in the new config; the running config stays in force",
+                    d.file,
+                    if n == 1 { "" } else { "s" }
+                ),
+                errors.into_iter().map(|(_, p)| p).collect(),
+            ));
+        }
+    };
+    if next.source.sha256 == current.source.sha256 {
+        return Ok(summary(&current, &current, false));
+    }
+    let restart = restart_only_changes(&current, &next);
+    if !restart.is_empty() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "restart_required",
+            "the new config changes settings that need a restart; the running config stays in force".into(),
+            restart.into_iter().map(Problem::plain).collect(),
+        ));
+    }
+    let notifiers = crate::alerts::notifiers(&next.alerting).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "a receiver of the new config cannot be built; the running config stays in force".into(),
+            vec![Problem::plain(format!("{e:#}"))],
+        )
+    })?;
+    let actor = engine::store::db::local_actor();
+    let version = ConfigVersion {
+        sha256: &next.source.sha256,
+        applied_at_ms: wall_clock().unix_millis(),
+        applied_by: &actor,
+        source: &next.source.file,
+        content: &next.source.text,
+    };
+    state.db.record_config(&version).await.map_err(|e| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_failed",
+            format!(
+                "cannot record the new config in {}: {e}; the running config stays in force",
+                state.db.url
+            ),
+            vec![],
+        )
+    })?;
+
+    let next = Arc::new(next);
+    let model = Arc::new(next.alerting.clone());
+    let journeys: Vec<String> = next.journeys.0.iter().map(|j| j.name.clone()).collect();
+    let mut alerter = state.alerts.alerter.lock().await;
+    {
+        let mut pipeline = state.pipeline.lock().expect("pipeline lock poisoned");
+        let changed = pipeline.reconfigure(next.journeys.clone(), &next.alerting.slos);
+        state.live.set(next.clone());
+        drop(pipeline);
+        tracing::info!(?changed, "journeys and SLOs reconfigured");
+    }
+    alerter.reconfigure(model, journeys);
+    drop(alerter);
+    *state.alerts.notifiers.write().expect("notifiers lock poisoned") = Arc::new(notifiers);
+    Ok(summary(&current, &next, true))
+}
+
+fn summary(old: &Config, new: &Config, changed: bool) -> Reloaded {
+    let names = |c: &Config| -> Vec<String> { c.alerting.slos.iter().map(|s| s.name.clone()).collect() };
+    let (before, after) = (names(old), names(new));
+    Reloaded {
+        reloaded: true,
+        sha256: new.source.sha256.clone(),
+        changed,
+        journeys: new.journeys.0.len(),
+        slos: after.len(),
+        added_slos: after.iter().filter(|n| !before.contains(n)).cloned().collect(),
+        removed_slos: before.iter().filter(|n| !after.contains(n)).cloned().collect(),
+    }
+}
+
+/// What differs between two configs among the settings only a restart applies.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    // Compared by their parsed values (Debug), so reformatting the file is no change.
+    fn differs<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+        format!("{a:?}") != format!("{b:?}")
+    }
+    let (a, b) = (&old.alerting.settings, &new.alerting.settings);
+    [
+        ("[server] listen", differs(&old.server.listen, &new.server.listen)),
+        (
+            "[server] external_url",
+            differs(&old.server.external_url, &new.server.external_url),
+        ),
+        ("[storage]", differs(&old.storage, &new.storage)),
+        ("[ingest]", differs(&old.ingest, &new.ingest)),
+        ("[alerting] eval_interval", differs(&a.eval_interval, &b.eval_interval)),
+        ("[alerting] give_up_after", differs(&a.give_up_after, &b.give_up_after)),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(what, _)| format!("{what} changed: it applies only at a restart (tracebudget serve)"))
+    .collect()
+}
