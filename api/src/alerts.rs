@@ -37,6 +37,8 @@ pub struct AlertRuntime {
     /// Wakes the deliverer when a cycle queued notifications.
     pub wake: tokio::sync::Notify,
     pub external_url: String,
+    /// Alerts firing per (SLO, severity) after the last cycle, for `/metrics`.
+    pub firing_by_slo: Arc<crate::metrics::FiringSnapshot>,
     /// The receivers' notifiers; a reload replaces them whole.
     pub notifiers: std::sync::RwLock<Arc<Notifiers>>,
     /// A whole evaluation cycle holds it shared and a reload exclusively, so a cycle never mixes
@@ -87,6 +89,7 @@ pub async fn start(
         external_url,
         notifiers: std::sync::RwLock::new(Arc::new(notifiers)),
         reconfig: tokio::sync::RwLock::new(()),
+        firing_by_slo: Arc::default(),
     }))
 }
 
@@ -145,6 +148,30 @@ pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<Sl
         .collect()
 }
 
+/// Per SLO of the model in force, the page and ticket alerts firing now (zeros included).
+fn firing_by_slo(model: &Alerting, alerter: &Alerter) -> Vec<crate::metrics::SloFiring> {
+    let mut rows = Vec::with_capacity(model.slos.len() * 2);
+    for slo in &model.slos {
+        for severity in ["page", "ticket"] {
+            let firing = alerter
+                .alerts
+                .values()
+                .filter(|a| {
+                    a.firing
+                        && a.labels.get("slo").is_some_and(|s| *s == slo.name)
+                        && a.labels.get("severity").is_some_and(|s| s == severity)
+                })
+                .count();
+            rows.push(crate::metrics::SloFiring {
+                slo: slo.name.clone(),
+                severity,
+                firing: firing as u64,
+            });
+        }
+    }
+    rows
+}
+
 impl AlertRuntime {
     /// One evaluation cycle at `now`. The alerter's lock is held for the decision only; the
     /// database work (`pending`, owned by the evaluator) happens after it is released, so the API
@@ -194,6 +221,7 @@ impl AlertRuntime {
                 .get_or_create(&SeverityLabels { severity: sev.into() })
                 .set(firing as i64);
         }
+        self.firing_by_slo.set(firing_by_slo(&model, &st));
         let active = st
             .silences
             .iter()

@@ -4,8 +4,10 @@
 pub mod alerts;
 pub mod check;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod loadgen;
+pub mod metrics;
 pub mod reload;
 pub mod serve;
 pub mod silence_cli;

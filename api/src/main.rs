@@ -37,6 +37,10 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run the engine on a fresh SQLite file with the demo config and drive it with the load
+    /// generator, a scripted incident repeating, so burn rates climb and a page fires and
+    /// resolves within minutes; prints the dashboard URL. Ctrl-C stops.
+    Demo(api::demo::Args),
     /// Send realistic traces over OTLP (gRPC or HTTP) for benchmarks, demos and capacity tests.
     Loadgen(api::loadgen::Args),
     /// Create, list and expire silences of a running server (through its API).
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         },
         Command::Serve { config } => exit(api::serve::run(&config)),
         Command::Migrate { config } => exit(api::serve::migrate(&config)),
+        Command::Demo(args) => exit(api::demo::run(args)),
         Command::Loadgen(args) => exit(api::loadgen::run(args)),
         Command::Silence(args) => exit(api::silence_cli::run(args)),
     }

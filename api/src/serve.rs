@@ -25,12 +25,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics::SloCollector;
 use crate::reload::{self, ReloadMetrics};
 use crate::{alerts, http};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = crate::config::load(path)?;
-    init_logging();
+    init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,9 +80,10 @@ async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-fn init_logging() {
+/// Logs to stderr at `TRACEBUDGET_LOG`, else at `default` (e.g. `info`).
+pub(crate) fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRACEBUDGET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("TRACEBUDGET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -177,16 +179,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.journeys.0.iter().map(|j| j.name.clone()).collect(),
         external_url,
         AlertStore::new(db.pool.clone()),
-        alerting_metrics,
+        alerting_metrics.clone(),
     )
     .await?;
+    let sources: Vec<&'static str> = bound.iter().map(|(s, _)| s.as_str()).collect();
+    let receivers: Vec<String> = config
+        .alerting
+        .receivers
+        .iter()
+        .map(|r| r.name.get_ref().clone())
+        .collect();
+    crate::metrics::initialise(&metrics, &storage_metrics, &alerting_metrics, &sources, &receivers);
+    let config = Arc::new(config);
+    let live = Arc::new(http::Live::new(config.clone()));
+    registry.register_collector(Box::new(SloCollector {
+        pipeline: pipeline.clone(),
+        live: live.clone(),
+        firing: alert_runtime.firing_by_slo.clone(),
+        clock: wall_clock,
+    }));
     let reloads = Arc::new(ReloadMetrics::default());
     reloads.register(&mut registry);
-    let config = Arc::new(config);
     let state = http::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
-        live: Arc::new(http::Live::new(config.clone())),
+        live,
         alerts: alert_runtime.clone(),
         db: db.clone(),
         reloads,

@@ -3,8 +3,11 @@
 mod alerting;
 mod api;
 mod check;
+mod demo;
+mod grafana;
 mod ingest;
 mod load;
+mod prometheus;
 mod reload;
 mod restart;
 mod storage;

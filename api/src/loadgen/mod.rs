@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use self::incident::{Incident, error_rate_at, parse_rate};
 use self::pace::{Pacer, per_sec};
 use self::send::{Outcome, Protocol, Sender, backoff};
+use crate::config::Config;
 
 /// The example shop config, whose journeys `--journeys-default` uses.
 const DEFAULT_CONFIG: &str = include_str!("../../../examples/tracebudget.toml");
@@ -168,12 +169,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The shape of the traffic: journeys from the config, thresholds from its latency SLOs.
-fn shape(config: Option<&Path>, args: &Traffic) -> anyhow::Result<Shape> {
-    let config = match config {
+/// The config whose journeys the traffic follows: `--config`, else the built-in example.
+fn load_config(config: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match config {
         Some(path) => crate::config::load(path)?,
         None => crate::config::parse(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG).map_err(|d| anyhow::anyhow!("{d}"))?,
-    };
+    })
+}
+
+/// The shape of the traffic: journeys from the config, thresholds from its latency SLOs.
+fn shape(config: &Config, args: &Traffic) -> anyhow::Result<Shape> {
     let journeys = &config.journeys;
     let mut slow_thresholds = HashMap::new();
     if args.slow_threshold.is_none() {
@@ -339,7 +344,14 @@ fn wall_clock() -> Timestamp {
 /// Runs the load until `--duration`, `--traces` or Ctrl-C (when `ctrl_c`), then waits for the
 /// requests in flight.
 pub(crate) async fn execute(args: Args, ctrl_c: bool) -> anyhow::Result<Summary> {
-    let shape = shape(args.config.as_deref(), &args.traffic)?;
+    let config = load_config(args.config.as_deref())?;
+    execute_on(&config, args, ctrl_c, true).await
+}
+
+/// [`execute`] with the journeys of `config` (`args.config` is not read); `verbose` prints the
+/// start, incidents and progress on stderr.
+pub(crate) async fn execute_on(config: &Config, args: Args, ctrl_c: bool, verbose: bool) -> anyhow::Result<Summary> {
+    let shape = shape(config, &args.traffic)?;
     let (delivery, traffic) = (*args.delivery, *args.traffic);
     let names: Vec<(String, Duration)> = shape
         .journeys
@@ -357,7 +369,12 @@ pub(crate) async fn execute(args: Args, ctrl_c: bool) -> anyhow::Result<Summary>
         accepted_tally: Mutex::new(vec![Tally::default(); names.len()]),
         ..Stats::default()
     });
-    eprintln!(
+    let say = |line: String| {
+        if verbose {
+            eprintln!("{line}");
+        }
+    };
+    say(format!(
         "loadgen: sending {} over {} to {endpoint} at {}, until {}",
         names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
         delivery.protocol.name(),
@@ -372,10 +389,10 @@ pub(crate) async fn execute(args: Args, ctrl_c: bool) -> anyhow::Result<Summary>
             (None, Some(n)) => format!("{n} traces"),
             (None, None) => unreachable!("a duration is set when no trace count is"),
         },
-    );
+    ));
 
     let start = Instant::now();
-    let progress = tokio::spawn(progress(stats.clone(), start));
+    let progress = tokio::spawn(progress(stats.clone(), start, verbose));
     let interrupted = async {
         if ctrl_c {
             let _ = tokio::signal::ctrl_c().await;
@@ -407,8 +424,11 @@ pub(crate) async fn execute(args: Args, ctrl_c: bool) -> anyhow::Result<Summary>
         let rate = error_rate_at(&traffic.incidents, elapsed);
         if rate != incident_rate {
             match rate {
-                Some(r) => eprintln!("loadgen: {:.1}s: incident, error rate {r}", elapsed.as_secs_f64()),
-                None => eprintln!("loadgen: {:.1}s: incident over", elapsed.as_secs_f64()),
+                Some(r) => say(format!(
+                    "loadgen: {:.1}s: incident, error rate {r}",
+                    elapsed.as_secs_f64()
+                )),
+                None => say(format!("loadgen: {:.1}s: incident over", elapsed.as_secs_f64())),
             }
             generator.set_error_rate(rate);
             incident_rate = rate;
@@ -514,7 +534,10 @@ async fn deliver(sender: &Sender, batch: Batch, max_retries: u32, stats: &Stats)
 }
 
 /// A line on stderr every [`PROGRESS_EVERY`].
-async fn progress(stats: Arc<Stats>, start: Instant) {
+async fn progress(stats: Arc<Stats>, start: Instant, verbose: bool) {
+    if !verbose {
+        return;
+    }
     let mut tick = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
     loop {
         tick.tick().await;
