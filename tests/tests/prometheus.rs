@@ -1,6 +1,7 @@
 //! A real Prometheus (Debian's `prometheus`, a process this test starts) scrapes the real
-//! binary's /metrics every second (issue #6): the target is up without a scrape error, and a
-//! PromQL query returns the example config's objectives exactly.
+//! binary's /metrics every second (issue #6), with the bearer token `protect_reads` asks for:
+//! the target is up without a scrape error, and a PromQL query returns the example config's
+//! objectives exactly.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tracebudget_tests::{Json, Server, TempDir, example_config, free_addrs, http_get, repo_root};
+use tracebudget_tests::{Json, Server, TempDir, example_config_with, free_addrs, http_get, repo_root};
 
 /// The Prometheus binary: `TRACEBUDGET_PROMETHEUS`, else `prometheus` on the PATH. Missing, it
 /// fails under `CI=true` (the test command installs it); on a developer's machine it runs
@@ -125,13 +126,25 @@ fn prometheus_scrapes_metrics_and_reads_the_objectives() {
     let [api, grpc, http, zipkin, prom] = free_addrs(5)[..] else {
         unreachable!()
     };
-    let config = example_config(&dir, api, grpc, http, zipkin);
+    let db = format!("sqlite://{}", dir.path().join("tracebudget.db").display());
+    let config = example_config_with(
+        &dir,
+        [api, grpc, http, zipkin],
+        &db,
+        &[(
+            "# api_token = \"…\"",
+            "api_token = \"prom-scrape-token\"\nprotect_reads = true\n#",
+        )],
+    );
     let mut server = Server::start(&config, api);
+    let denied = server.get("/metrics").unwrap();
+    assert_eq!(denied.status, 401, "protect_reads guards /metrics: {}", denied.body);
     let scrape = dir.write(
         "prometheus.yml",
         &format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: tracebudget\n    metrics_path: /metrics\n    \
+             authorization:\n      credentials: prom-scrape-token\n    \
              static_configs:\n      - targets: ['{api}']\n"
         ),
     );
