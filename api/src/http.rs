@@ -72,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(|| async { "ready" }))
         .route("/api/v1/slos", get(slos))
         .merge(silences::routes())
+        .merge(crate::dashboards::routes())
         .with_state(state)
 }
 

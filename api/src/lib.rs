@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod check;
 pub mod config;
+pub mod dashboards;
 pub mod http;
 pub mod loadgen;
 pub mod serve;
