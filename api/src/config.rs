@@ -22,7 +22,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Bearer token required by write endpoints (silences, reload). Never logged.
     pub api_token: Option<String>,
-    /// Also require the token for reads.
+    /// Also require the token for reads: every `GET /api/v1/…` but the OpenAPI document, and
+    /// `/metrics`. Needs `api_token`.
     pub protect_reads: bool,
     /// The URL people reach this instance at, used for links in notifications.
     pub external_url: Option<String>,
@@ -118,7 +119,15 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     for (key, value) in root.into_inner() {
         let e = &mut errors;
         match key.get_ref().as_ref() {
-            "server" => server = one(value, e).unwrap_or_default(),
+            "server" => {
+                server = one(value, e).unwrap_or_default();
+                if server.protect_reads && server.api_token.is_none() {
+                    e.push(ConfigError::at(
+                        key.span(),
+                        "server.protect_reads needs server.api_token: nobody could read the API",
+                    ));
+                }
+            }
             "ingest" => ingest = one(value, e).unwrap_or_default(),
             "storage" => storage = one(value, e).unwrap_or_default(),
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),

@@ -185,6 +185,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pipeline: pipeline.clone(),
         live: Arc::new(http::Live::new(config.clone())),
         alerts: alert_runtime.clone(),
+        clock: wall_clock,
     });
     alerts::spawn(
         alert_runtime,

@@ -1,7 +1,8 @@
 //! `/api/v1/alerts`, `/api/v1/alerts/history`, `/api/v1/notifications` and `/api/v1/silences`:
 //! what is firing (with exemplars and top contributors), what fired, what was sent, and the
 //! silences, created and expired here or with `tracebudget silence add|list|expire`.
-//! Writes need `Authorization: Bearer <server.api_token>` when a token is configured.
+//! Writes follow [`authorize_write`]: the bearer token when one is configured, else only on a
+//! loopback listen address.
 
 use std::time::Duration;
 
@@ -9,17 +10,19 @@ use alerting::labels::LabelMatcher;
 use alerting::mute::Silence;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use chrono::{DateTime, Utc};
-use engine::receiver::wall_clock;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slis::Timestamp;
 
-use crate::http::AppState;
+use crate::http::auth::authorize_write;
+use crate::http::params::JsonQuery;
+use crate::http::{AppState, rfc3339};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -57,10 +60,6 @@ pub fn check_token(headers: &HeaderMap, token: Option<&str>) -> Option<Response>
     })
 }
 
-fn rfc3339(t: Timestamp) -> String {
-    alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 async fn alerts(State(s): State<AppState>) -> Json<Value> {
     let st = s.alerts.alerter.lock().await;
     let alerts: Vec<Value> = st
@@ -79,13 +78,13 @@ struct HistoryQuery {
     limit: Option<i64>,
 }
 
-async fn history(State(s): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+async fn history(State(s): State<AppState>, JsonQuery(q): JsonQuery<HistoryQuery>) -> Response {
     let since = match q.since.as_deref().map(slis::parse_duration).transpose() {
         Ok(d) => d.unwrap_or(Duration::from_secs(7 * 86_400)),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
     };
     let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
-    match s.alerts.store.history(wall_clock() - since, limit).await {
+    match s.alerts.store.history(s.now() - since, limit).await {
         Ok(rows) => Json(json!({
             "events": rows.iter().map(|h| json!({
                 "fingerprint": h.fingerprint,
@@ -108,7 +107,7 @@ struct LimitQuery {
     limit: Option<i64>,
 }
 
-async fn notifications(State(s): State<AppState>, Query(q): Query<LimitQuery>) -> Response {
+async fn notifications(State(s): State<AppState>, JsonQuery(q): JsonQuery<LimitQuery>) -> Response {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
     match s.alerts.store.log(limit).await {
         Ok(rows) => Json(json!({
@@ -143,7 +142,7 @@ fn silence_json(s: &Silence, now: Timestamp) -> Value {
 }
 
 async fn silences(State(s): State<AppState>) -> Response {
-    let now = wall_clock();
+    let now = s.now();
     match s.alerts.store.silences().await {
         Ok(list) => Json(json!({
             "silences": list.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
@@ -214,14 +213,14 @@ pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
 }
 
 async fn create_silence(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Some(denied) = check_token(&headers, s.config().server.api_token.as_deref()) {
+    if let Some(denied) = authorize_write(&headers, &s.config().server) {
         return denied;
     }
     let new: NewSilence = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")),
     };
-    let now = wall_clock();
+    let now = s.now();
     let silence = match build_silence(new, now) {
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -238,11 +237,19 @@ async fn create_silence(State(s): State<AppState>, headers: HeaderMap, body: axu
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-async fn expire_silence(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Some(denied) = check_token(&headers, s.config().server.api_token.as_deref()) {
+async fn expire_silence(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    if let Some(denied) = authorize_write(&headers, &s.config().server) {
         return denied;
     }
-    let now = wall_clock();
+    let id = match path {
+        Ok(Path(id)) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence id: {}", e.body_text())),
+    };
+    let now = s.now();
     match s.alerts.store.expire_silence(&id, now).await {
         Ok(true) => {
             let mut st = s.alerts.alerter.lock().await;

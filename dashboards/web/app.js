@@ -278,7 +278,7 @@ async function executivePage() {
         "td",
         {},
         sparkline(values, {
-          label: `Budget remaining of ${s.name} over the last ${fmt.window(s.period.seconds)}`,
+          label: `Budget remaining of ${s.name} over its period (${s.period.label})`,
           testid: "trend",
           max: 1,
           min: 0,
@@ -640,8 +640,8 @@ async function sloPage(route) {
           "tr",
           { dataset: { testid: "rule-row", severity: r.severity, long: r.long_window_seconds, short: r.short_window_seconds } },
           h("td", {}, severityBadge(r.severity)),
-          figure("td", "long-window", r.long_window_seconds, fmt.window(r.long_window_seconds)),
-          figure("td", "short-window", r.short_window_seconds, fmt.window(r.short_window_seconds)),
+          figure("td", "long-window", r.long_window_seconds, r.long_window),
+          figure("td", "short-window", r.short_window_seconds, r.short_window),
           figure("td", "factor", r.factor, fmt.factor(r.factor), { class: "num" }),
           figure("td", "long-burn", r.long_burn_rate, fmt.burn(r.long_burn_rate), { class: `num ${r.long_burn_rate > r.factor ? "over" : ""}` }),
           figure("td", "short-burn", r.short_burn_rate, fmt.burn(r.short_burn_rate), { class: `num ${r.short_burn_rate > r.factor ? "over" : ""}` }),
@@ -653,8 +653,9 @@ async function sloPage(route) {
   );
 
   const burnCharts = s.burn_rates.map((r, i) => {
-    const long = fmt.window(r.long_window_seconds);
-    const short = fmt.window(r.short_window_seconds);
+    // The series keys its burn rates by these window labels.
+    const long = r.long_window;
+    const short = r.short_window;
     const pick = (key) => series.points.map((p) => [at(p), p.burn_rates?.[key] ?? null]);
     return lineChart(
       [

@@ -210,6 +210,25 @@ impl RootMatcher {
     }
 }
 
+/// The matcher as text, every condition joined by `and`, e.g.
+/// `service.name = "frontend" and http.request.method = "POST" and http.route = "/api/checkout"`.
+impl fmt::Display for RootMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fixed = [
+            ("service.name", &self.service),
+            ("span.name", &self.span_name),
+            ("http.request.method", &self.http_method),
+            ("http.route", &self.http_route),
+        ];
+        let mut parts: Vec<String> = fixed
+            .iter()
+            .filter_map(|(key, v)| v.as_ref().map(|v| format!("{key} = {v:?}")))
+            .collect();
+        parts.extend(self.attributes.iter().map(ToString::to_string));
+        f.write_str(&parts.join(" and "))
+    }
+}
+
 /// OpenTracing's (and Zipkin's) way of saying a span failed: a tag `error` set to `true`. The
 /// OpenTracing shim over OpenTelemetry passes it on as an attribute and leaves the status unset.
 pub const ERROR_TAG: &str = "error";
@@ -284,6 +303,22 @@ mod tests {
 
     fn s(v: &str) -> AttrValue {
         AttrValue::Str(v.into())
+    }
+
+    #[test]
+    fn root_matcher_reads_back_as_text() {
+        let m = RootMatcher {
+            service: Some("frontend".into()),
+            span_name: None,
+            http_route: Some("/api/checkout".into()),
+            http_method: Some("POST".into()),
+            attributes: vec![AttrMatcher::parse("deployment.environment = prod").unwrap()],
+        };
+        assert_eq!(
+            m.to_string(),
+            r#"service.name = "frontend" and http.request.method = "POST" and http.route = "/api/checkout" and deployment.environment = "prod""#
+        );
+        assert_eq!(RootMatcher::default().to_string(), "");
     }
 
     #[test]

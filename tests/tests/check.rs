@@ -186,6 +186,12 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "invalid matcher \"http.response.status_code >= high\": operator >= needs a number, got \"high\"",
     ),
     (
+        "protect_reads without a token (issue 6)",
+        "[server]\nlisten = \"127.0.0.1:8080\"\nprotect_reads = true\n",
+        "1:2",
+        "server.protect_reads needs server.api_token: nobody could read the API",
+    ),
+    (
         "toml syntax",
         "[[journeys]]\nname = \"j\n",
         "2:10",
