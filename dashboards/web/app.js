@@ -157,7 +157,18 @@ function showTokenForm(reason) {
           sessionStorage.setItem(TOKEN_KEY, input.value.trim());
           box.hidden = true;
           box.replaceChildren();
-          render();
+          // Someone filling in a form keeps it: they submit it again. Otherwise reload the view.
+          const pending = document.querySelector("#view form");
+          if (!pending) {
+            render();
+            return;
+          }
+          const message = pending.querySelector(".form-message");
+          if (message) {
+            message.className = "form-message";
+            message.textContent = "Token saved: submit again.";
+          }
+          pending.querySelector("[type=submit]")?.focus();
         },
       },
     },
@@ -263,7 +274,7 @@ async function executivePage() {
   const head = h(
     "tr",
     {},
-    ["Status", "SLO", "Journey", "Objective", "SLI", "Budget remaining", "Budget consumed", "Trend", "Events (bad)", "Budget lasts"].map(
+    ["Status", "SLO", "Journey", "Objective", "Period", "SLI", "Budget remaining", "Budget consumed", "Trend", "Events (bad)", "Budget lasts"].map(
       (t) => h("th", { scope: "col" }, t),
     ),
   );
@@ -290,9 +301,10 @@ async function executivePage() {
       "tr",
       { dataset: { testid: "slo-row", slo: s.name } },
       h("td", {}, statusBadge(s.status)),
-      h("th", { scope: "row" }, sloLink(s.name, { dataset: { testid: "slo-link" } })),
+      h("th", { scope: "row", class: "name" }, sloLink(s.name, { dataset: { testid: "slo-link" } })),
       figure("td", "journey", s.journey, s.journey),
-      h("td", {}, figure("span", "objective", s.objective, fmt.objective(s.objective)), h("span", { class: "muted" }, ` / ${s.period.label}`)),
+      figure("td", "objective", s.objective, fmt.objective(s.objective), { class: "num" }),
+      figure("td", "period", s.period.label, s.period.label),
       figure("td", "sli", s.sli_ratio, fmt.sli(s.sli_ratio), { class: "num" }),
       h(
         "td",
@@ -701,7 +713,7 @@ async function sloPage(route) {
 
   return [
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Executive"), " › ", name),
-    h("h1", { dataset: { testid: "slo-title", value: s.name } }, s.name, " ", statusBadge(s.status)),
+    h("h1", {}, figure("span", "slo-title", s.name, s.name), statusBadge(s.status)),
     h(
       "p",
       { class: "muted" },

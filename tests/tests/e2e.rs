@@ -2,6 +2,7 @@
 
 mod alerting;
 mod check;
+mod dashboards;
 mod ingest;
 mod load;
 mod restart;
