@@ -429,19 +429,28 @@ function alertCard(a) {
 
   const exemplars = d.exemplars.length
     ? h(
-        "ul",
+        "table",
         { class: "exemplars" },
-        d.exemplars.map((x) =>
-          h(
-            "li",
-            { dataset: { testid: "exemplar", value: x.trace_id } },
-            x.url
-              ? h("a", { href: x.url, target: "_blank", rel: "noopener noreferrer" }, h("code", {}, x.trace_id))
-              : h("code", {}, x.trace_id),
-            " ",
-            figure("span", "exemplar-latency", seconds(x.latency), fmt.latency(seconds(x.latency)), { class: "muted" }),
-            x.error ? h("span", { class: "tag" }, "error") : null,
-            h("span", { class: "muted" }, ` ${fmt.instant(x.at)}`),
+        h("caption", {}, "Exemplar traces, worst first"),
+        h("thead", {}, h("tr", {}, ["Trace", "Latency", "", "Started (UTC)"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "tbody",
+          {},
+          d.exemplars.map((x) =>
+            h(
+              "tr",
+              { dataset: { testid: "exemplar", value: x.trace_id } },
+              h(
+                "td",
+                {},
+                x.url
+                  ? h("a", { href: x.url, target: "_blank", rel: "noopener noreferrer" }, h("code", {}, x.trace_id))
+                  : h("code", {}, x.trace_id),
+              ),
+              figure("td", "exemplar-latency", seconds(x.latency), fmt.latency(seconds(x.latency)), { class: "num" }),
+              h("td", {}, x.error ? h("span", { class: "tag" }, "error") : null),
+              figure("td", "exemplar-at", x.at, fmt.instant(x.at).slice(11, 19), { class: "muted" }),
+            ),
           ),
         ),
       )
@@ -482,7 +491,7 @@ function alertCard(a) {
     { class: `alert severity-${d.severity}`, dataset: { testid: "alert", fingerprint: a.fingerprint, slo: d.slo } },
     h("header", {},
       severityBadge(d.severity),
-      h("h3", {}, a.labels.alertname ?? d.slo),
+      h("h3", {}, d.slo, h("span", { class: "muted alertname" }, ` ${a.labels.alertname ?? ""}`)),
       h("span", { class: "muted" }, "firing since ", figure("time", "alert-since", a.starts_at, fmt.instant(a.starts_at), { datetime: a.starts_at }),
         ` (${fmt.duration(Math.max(0, (Date.now() - since) / 1000))})`),
       button,
@@ -491,7 +500,7 @@ function alertCard(a) {
     h(
       "dl",
       { class: "facts" },
-      h("div", {}, h("dt", {}, "SLO"), h("dd", {}, sloLink(d.slo), h("span", { class: "muted" }, ` (${d.journey}, objective ${fmt.objective(d.objective)})`))),
+      h("div", {}, h("dt", {}, "SLO"), h("dd", {}, sloLink(d.slo), h("span", { class: "muted plain" }, ` ${d.journey}, objective ${fmt.objective(d.objective)}`))),
       h("div", {}, h("dt", {}, "Rule"), h("dd", {}, `burn over ${fmt.window(long)} and ${fmt.window(short)} above `, figure("span", "alert-factor", d.factor, fmt.factor(d.factor)))),
       h("div", {}, h("dt", {}, `Burn ${fmt.window(long)}`), figure("dd", "burn-long", d.burn_long, fmt.burn(d.burn_long), { class: "num" })),
       h("div", {}, h("dt", {}, `Burn ${fmt.window(short)}`), figure("dd", "burn-short", d.burn_short, fmt.burn(d.burn_short), { class: "num" })),
@@ -499,7 +508,7 @@ function alertCard(a) {
       h("div", {}, h("dt", {}, "Budget lasts"), figure("dd", "alert-exhaustion", seconds(d.time_to_exhaustion), fmt.exhaustion(seconds(d.time_to_exhaustion)), { class: "num" })),
     ),
     labels,
-    h("div", { class: "two" }, h("section", {}, h("h4", {}, "Exemplar traces (worst first)"), exemplars), h("section", {}, contributors)),
+    h("div", { class: "two" }, h("section", {}, exemplars), h("section", {}, contributors)),
     slot,
   );
 }

@@ -104,11 +104,18 @@ export function lineChart(series, thresholds, options) {
   thresholds.forEach((t) => {
     const g = el("g", { class: "threshold", "data-threshold": t.value });
     g.append(el("line", { x1: m.left, x2: width - m.right, y1: y(t.value), y2: y(t.value) }));
-    g.append(el("text", { x: width - m.right - 4, y: y(t.value) - 4, "text-anchor": "end" }, t.label));
+    g.append(el("text", { x: m.left + 6, y: y(t.value) - 4, "text-anchor": "start" }, t.label));
     svg.append(g);
   });
 
   series.forEach((s, i) => {
+    // A point without a neighbour has no line: mark it.
+    s.points.forEach(([t, v], k) => {
+      const has = (j) => j >= 0 && j < s.points.length && Number.isFinite(s.points[j][1]);
+      if (Number.isFinite(v) && !has(k - 1) && !has(k + 1)) {
+        svg.append(el("circle", { cx: x(t), cy: y(v), r: 3, class: `dot series-${i}` }));
+      }
+    });
     const last = lastValue(s.points);
     svg.append(
       el("path", {

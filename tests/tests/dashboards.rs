@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 use tracebudget_tests::{Server, TempDir, chromedriver, free_addr, free_addrs, loadgen, repo_root};
 
 const TOKEN: &str = "dash-e2e-token";
+/// The browser window.
+const WIDTH: u32 = 1400;
+const HEIGHT: u32 = 1000;
 
 /// Four journeys' worth of SLOs: one breached hard (its page fires), one with a ticket rule
 /// that fires (warning), one healthy, one without traffic (no data, calendar month).
@@ -359,7 +362,7 @@ async fn browser(driver: &Driver) -> Client {
             "--no-sandbox",
             "--disable-gpu",
             "--disable-dev-shm-usage",
-            "--window-size=1400,1000",
+            format!("--window-size={WIDTH},{HEIGHT}"),
             "--lang=en-US",
         ],
     });
@@ -392,25 +395,32 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
-/// The console entries at level SEVERE since the last call, but for the `allowed` ones.
-async fn console_errors(c: &Client, allowed: &[&str]) -> Vec<String> {
+/// The console entries at level SEVERE since the last call.
+async fn console_errors(c: &Client) -> Vec<String> {
     let log = c.issue_cmd(BrowserLog).await.expect("read the browser log");
     log.as_array()
         .expect("log entries")
         .iter()
         .filter(|e| e["level"] == "SEVERE")
         .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-        .filter(|m| !allowed.iter().any(|a| m.contains(a)))
         .collect()
 }
 
 /// No script error (the page's own `window.__tbErrors`: errors, rejections, CSP violations) and
-/// nothing at level SEVERE in the console but the `allowed`.
-async fn assert_no_errors(c: &Client, page: &str, allowed: &[&str]) {
+/// nothing at level SEVERE in the console but what `expected` names, each exactly once.
+async fn assert_no_errors(c: &Client, page: &str, expected: &[&str]) {
     let caught = c.execute("return window.__tbErrors;", vec![]).await.unwrap();
     assert_eq!(caught, json!([]), "{page}: script errors");
-    let console = console_errors(c, allowed).await;
-    assert!(console.is_empty(), "{page}: console errors {console:#?}");
+    let console = console_errors(c).await;
+    let unexpected: Vec<&String> = console.iter().filter(|m| !expected.iter().any(|x| m.contains(x))).collect();
+    assert!(unexpected.is_empty(), "{page}: console errors {unexpected:#?}");
+    for x in expected {
+        assert_eq!(
+            console.iter().filter(|m| m.contains(x)).count(),
+            1,
+            "{page}: the console shows {x:?} once: {console:#?}"
+        );
+    }
 }
 
 /// Everything the page loaded and every element that loads something is of this origin; links
@@ -460,13 +470,26 @@ async fn assert_same_origin(c: &Client, server: &Server, page: &str) {
     }
 }
 
+/// A PNG of the whole page (the window grown to the page's height, then restored).
 async fn screenshot(c: &Client, page: &str) {
+    let sizes = c
+        .execute(
+            "window.scrollTo(0, 0); return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (height, frame) = (sizes[0].as_u64().unwrap() as u32, sizes[1].as_u64().unwrap() as u32);
+    c.set_window_size(WIDTH, height.clamp(HEIGHT - frame, 4000) + frame).await.unwrap();
+    // Let the resize lay the page out before the capture.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let png = c.screenshot().await.expect("screenshot");
+    c.set_window_size(WIDTH, HEIGHT).await.unwrap();
     let dir = repo_root().join("tests/artefacts");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{page}.png"));
     std::fs::write(&path, png).unwrap();
-    println!("screenshot: {}", path.display());
+    println!("screenshot: {} (page height {height} px)", path.display());
 }
 
 /// Waits until the view shows `route`, rendered (`data-state="ready"`).
@@ -792,7 +815,7 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
         assert_figure(&card, "alert-exhaustion", &tte, &exhaustion(&tte), &what).await;
 
         let exemplars = d["exemplars"].as_array().unwrap();
-        let items = card.find_all(Locator::Css(r#"[data-testid="exemplar"]"#)).await.unwrap();
+        let items = card.find_all(Locator::Css(r#"tr[data-testid="exemplar"]"#)).await.unwrap();
         assert_eq!(items.len(), exemplars.len(), "{what} exemplars");
         for (li, x) in items.iter().zip(exemplars) {
             let id = x["trace_id"].as_str().unwrap();
@@ -802,6 +825,8 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
             assert_eq!(text(&link).await, id);
             let l = seconds(&x["latency"]);
             assert_figure(li, "exemplar-latency", &l, &latency(&l), &what).await;
+            let at = x["at"].as_str().unwrap();
+            assert_figure(li, "exemplar-at", &x["at"], &instant(at)[11..19], &what).await;
         }
         let contributors = d["contributors"].as_array().unwrap();
         let rows = card.find_all(Locator::Css(r#"tr[data-testid="contributor"]"#)).await.unwrap();
@@ -878,7 +903,7 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
     assert_eq!(at("ends_at") - at("starts_at"), 90 * 60 * 1000, "{s}");
     assert_figure(&row, "silence-author", &s["created_by"], "dash-e2e", "silence").await;
     assert_figure(&row, "silence-ends", &s["ends_at"], &instant(s["ends_at"].as_str().unwrap()), "silence").await;
-    // The only SEVERE console entry: the refused POST.
+    // The only SEVERE console entry: the refused POST (which also shows the log is read).
     assert_no_errors(c, "oncall", &["/api/v1/silences - Failed to load resource: the server responded with a status of 401"]).await;
     screenshot(c, "oncall").await;
 
