@@ -42,6 +42,8 @@ impl TestApp {
     pub async fn new(text: &str, clock: fn() -> Timestamp) -> TestApp {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
+        // As `serve` does: the notifiers' TLS runs on ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = std::env::temp_dir().join(format!(
             "tracebudget-api-{}-{}",
             std::process::id(),
