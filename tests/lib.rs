@@ -1188,7 +1188,10 @@ pub fn chromedriver() -> PathBuf {
             return if p.is_file() {
                 Ok(p)
             } else {
-                Err(format!("TRACEBUDGET_CHROMEDRIVER={} does not exist ({hint})", p.display()))
+                Err(format!(
+                    "TRACEBUDGET_CHROMEDRIVER={} does not exist ({hint})",
+                    p.display()
+                ))
             };
         }
         let script = repo_root().join(".ci/setup-chromium.sh");

@@ -69,9 +69,7 @@ const ASSETS: &[Asset] = &[
 
 /// `/` and `/assets/{file}`; they read no state, so any router can take them.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/", get(index))
-        .route("/assets/{file}", get(asset))
+    Router::new().route("/", get(index)).route("/assets/{file}", get(asset))
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -165,10 +163,26 @@ mod tests {
     async fn pages_and_assets_with_their_types_policy_and_cache_headers() {
         let cases = [
             ("/", "text/html; charset=utf-8", "<!doctype html>"),
-            ("/assets/app.js", "text/javascript; charset=utf-8", "// tracebudget dashboards"),
-            ("/assets/chart.js", "text/javascript; charset=utf-8", "// A small SVG line chart"),
-            ("/assets/format.js", "text/javascript; charset=utf-8", "// How the dashboards write"),
-            ("/assets/style.css", "text/css; charset=utf-8", "/* tracebudget dashboards."),
+            (
+                "/assets/app.js",
+                "text/javascript; charset=utf-8",
+                "// tracebudget dashboards",
+            ),
+            (
+                "/assets/chart.js",
+                "text/javascript; charset=utf-8",
+                "// A small SVG line chart",
+            ),
+            (
+                "/assets/format.js",
+                "text/javascript; charset=utf-8",
+                "// How the dashboards write",
+            ),
+            (
+                "/assets/style.css",
+                "text/css; charset=utf-8",
+                "/* tracebudget dashboards.",
+            ),
             ("/assets/favicon.svg", "image/svg+xml", "<svg"),
         ];
         for (path, content_type, starts) in cases {
@@ -201,10 +215,7 @@ mod tests {
         let r = get("/assets/jquery.js", None).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(header_of(&r, header::CONTENT_TYPE), "application/json");
-        assert_eq!(
-            body_of(r).await,
-            r#"{"error":"no dashboard asset \"jquery.js\""}"#
-        );
+        assert_eq!(body_of(r).await, r#"{"error":"no dashboard asset \"jquery.js\""}"#);
     }
 
     #[test]
@@ -212,12 +223,18 @@ mod tests {
         let index = std::str::from_utf8(INDEX.body).unwrap();
         for piece in index.split("/assets/").skip(1) {
             let name = piece.split('"').next().unwrap();
-            assert!(ASSETS.iter().any(|a| a.name == name), "index.html loads {name}, not embedded");
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "index.html loads {name}, not embedded"
+            );
         }
         let app = std::str::from_utf8(ASSETS[0].body).unwrap();
         for piece in app.split("from \"./").skip(1) {
             let name = piece.split('"').next().unwrap();
-            assert!(ASSETS.iter().any(|a| a.name == name), "app.js imports {name}, not embedded");
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "app.js imports {name}, not embedded"
+            );
         }
     }
 }

@@ -247,7 +247,12 @@ async fn expire_silence(
     }
     let id = match path {
         Ok(Path(id)) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence id: {}", e.body_text())),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid silence id: {}", e.body_text()),
+            );
+        }
     };
     let now = s.now();
     match s.alerts.store.expire_silence(&id, now).await {

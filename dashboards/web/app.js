@@ -23,7 +23,13 @@ document.addEventListener("securitypolicyviolation", (e) =>
 
 const TOKEN_KEY = "tracebudget.token";
 const AUTHOR_KEY = "tracebudget.author";
-const REFRESH_MS = 30000;
+// `?refresh=SECONDS` in the URL (before the #): how often the view reloads, default 30, at least
+// 5; `?refresh=0` never (the browser tests use it so the page holds still while they read it).
+const REFRESH_MS = (() => {
+  const asked = new URLSearchParams(location.search).get("refresh");
+  const seconds = asked === null ? 30 : Number(asked);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.max(5, seconds) * 1000 : 0;
+})();
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers.
@@ -238,7 +244,7 @@ window.addEventListener("hashchange", () => {
   render().then(() => document.getElementById("view").focus({ preventScroll: true }));
 });
 document.getElementById("refresh").addEventListener("click", () => render());
-setInterval(refreshIfIdle, REFRESH_MS);
+if (REFRESH_MS > 0) setInterval(refreshIfIdle, REFRESH_MS);
 render();
 
 // ---------------------------------------------------------------------------------------------

@@ -27,18 +27,20 @@ const HEIGHT: u32 = 1000;
 
 /// Four journeys' worth of SLOs: one breached hard (its page fires), one with a ticket rule
 /// that fires (warning), one healthy, one without traffic (no data, calendar month).
-fn config(dir: &TempDir, ports: &[SocketAddr]) -> PathBuf {
+/// `server_extra` goes into `[server]`; `tag` names the file and its database.
+fn config(dir: &TempDir, tag: &str, ports: &[SocketAddr], server_extra: &str) -> PathBuf {
     let [api, grpc, http, zipkin] = ports[..] else {
         unreachable!()
     };
-    let db = dir.path().join("tracebudget.db");
+    let db = dir.path().join(format!("{tag}.db"));
     dir.write(
-        "dashboards.toml",
+        &format!("{tag}.toml"),
         &format!(
             r#"
 [server]
 listen = "{api}"
 api_token = "{TOKEN}"
+{server_extra}
 
 [ingest]
 otlp_grpc = "{grpc}"
@@ -195,7 +197,11 @@ fn ratio(v: &Value) -> String {
 }
 
 fn sli(v: &Value) -> String {
-    if v.is_null() { "no data".into() } else { format!("{} %", to_fixed(num(v) * 100.0, 3)) }
+    if v.is_null() {
+        "no data".into()
+    } else {
+        format!("{} %", to_fixed(num(v) * 100.0, 3))
+    }
 }
 
 fn objective(v: &Value) -> String {
@@ -212,7 +218,11 @@ fn factor(v: &Value) -> String {
 }
 
 fn latency(v: &Value) -> String {
-    if v.is_null() { "—".into() } else { format!("{} ms", to_fixed(num(v) * 1000.0, 1)) }
+    if v.is_null() {
+        "—".into()
+    } else {
+        format!("{} ms", to_fixed(num(v) * 1000.0, 1))
+    }
 }
 
 fn count(v: &Value) -> String {
@@ -338,7 +348,11 @@ impl Driver {
             {
                 return driver;
             }
-            assert!(Instant::now() < deadline, "chromedriver not ready in 30 s\n{}", driver.output());
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver not ready in 30 s\n{}",
+                driver.output()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -412,7 +426,10 @@ async fn assert_no_errors(c: &Client, page: &str, expected: &[&str]) {
     let caught = c.execute("return window.__tbErrors;", vec![]).await.unwrap();
     assert_eq!(caught, json!([]), "{page}: script errors");
     let console = console_errors(c).await;
-    let unexpected: Vec<&String> = console.iter().filter(|m| !expected.iter().any(|x| m.contains(x))).collect();
+    let unexpected: Vec<&String> = console
+        .iter()
+        .filter(|m| !expected.iter().any(|x| m.contains(x)))
+        .collect();
     assert!(unexpected.is_empty(), "{page}: console errors {unexpected:#?}");
     for x in expected {
         assert_eq!(
@@ -457,7 +474,12 @@ async fn assert_same_origin(c: &Client, server: &Server, page: &str) {
         .filter_map(Value::as_str)
         .filter(|p| p.starts_with("/assets/"))
         .collect();
-    for want in ["/assets/app.js", "/assets/chart.js", "/assets/format.js", "/assets/style.css"] {
+    for want in [
+        "/assets/app.js",
+        "/assets/chart.js",
+        "/assets/format.js",
+        "/assets/style.css",
+    ] {
         assert!(loaded.contains(&want), "{page}: {want} not loaded ({loaded:?})");
     }
     for path in loaded {
@@ -480,7 +502,9 @@ async fn screenshot(c: &Client, page: &str) {
         .await
         .unwrap();
     let (height, frame) = (sizes[0].as_u64().unwrap() as u32, sizes[1].as_u64().unwrap() as u32);
-    c.set_window_size(WIDTH, height.clamp(HEIGHT - frame, 4000) + frame).await.unwrap();
+    c.set_window_size(WIDTH, height.clamp(HEIGHT - frame, 4000) + frame)
+        .await
+        .unwrap();
     // Let the resize lay the page out before the capture.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let png = c.screenshot().await.expect("screenshot");
@@ -504,7 +528,10 @@ async fn wait_view(c: &Client, route: &str) -> Element {
 }
 
 async fn find(scope: &Element, css: &str) -> Element {
-    scope.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
+    scope
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
 }
 
 async fn text(e: &Element) -> String {
@@ -526,7 +553,9 @@ async fn assert_figure(scope: &Element, testid: &str, raw: &Value, want: &str, w
     match raw {
         Value::Null => assert_eq!(value, "null", "{what} {testid}: raw"),
         Value::Number(n) => assert_eq!(
-            value.parse::<f64>().unwrap_or_else(|_| panic!("{what} {testid}: {value:?}")),
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("{what} {testid}: {value:?}")),
             n.as_f64().unwrap(),
             "{what} {testid}: raw"
         ),
@@ -546,7 +575,10 @@ fn api(server: &Server, path: &str) -> Value {
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -559,7 +591,11 @@ const STATUS_TEXT: [(&str, &str); 4] = [
 ];
 
 fn status_text(status: &str) -> &'static str {
-    STATUS_TEXT.iter().find(|(s, _)| *s == status).map(|(_, t)| *t).expect("a known status")
+    STATUS_TEXT
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map(|(_, t)| *t)
+        .expect("a known status")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,8 +604,8 @@ fn status_text(status: &str) -> &'static str {
 fn dashboards_show_the_apis_figures_in_chromium() {
     let dir = TempDir::new("dashboards");
     let ports = free_addrs(4);
-    let config = config(&dir, &ports);
-    let mut server = Server::start(&config, ports[0]);
+    let open = config(&dir, "open-reads", &ports, "");
+    let mut server = Server::start(&open, ports[0]);
     let base = format!("http://{}", ports[0]);
 
     // The known data set: 2000 traces of checkout and search (login gets none), 0.5 % failing,
@@ -578,7 +614,7 @@ fn dashboards_show_the_apis_figures_in_chromium() {
     let tally = loadgen(
         &[
             "--config",
-            config.to_str().unwrap(),
+            open.to_str().unwrap(),
             "--endpoint",
             &format!("http://{}", ports[2]),
             "--traces",
@@ -596,9 +632,17 @@ fn dashboards_show_the_apis_figures_in_chromium() {
         ],
         Duration::from_secs(60),
     );
-    let journey = |name: &str, field: &str| tally.at(&["journeys", name, field]).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let journey = |name: &str, field: &str| {
+        tally
+            .at(&["journeys", name, field])
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
     let (checkout, search) = (journey("checkout", "traces"), journey("search", "traces"));
-    assert!(checkout > 0.0 && search > 0.0 && journey("login", "traces") == 0.0, "{tally:?}");
+    assert!(
+        checkout > 0.0 && search > 0.0 && journey("login", "traces") == 0.0,
+        "{tally:?}"
+    );
 
     // Every trace recorded, the page firing with its exemplars and contributors.
     wait_until("every trace recorded", Duration::from_secs(30), || {
@@ -615,44 +659,162 @@ fn dashboards_show_the_apis_figures_in_chromium() {
         events("search-availability") == search && events("checkout-latency") == checkout
     });
     let slos = api(&server, "/api/v1/slos");
-    let by_name = |name: &str| slos["slos"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
-    assert_eq!(num(&by_name("search-availability")["period"]["bad_events"]), journey("search", "errors"));
-    assert_eq!(num(&by_name("checkout-latency")["period"]["bad_events"]), journey("checkout", "slow"));
-    wait_until("the page with its contributors", Duration::from_secs(30), || {
-        let alerts = api(&server, "/api/v1/alerts");
-        alerts["alerts"].as_array().unwrap().iter().any(|a| {
-            a["labels"]["severity"] == "page"
-                && a["status"] == "firing"
-                && !a["detail"]["contributors"].as_array().unwrap().is_empty()
-        })
-    });
+    let by_name = |name: &str| {
+        slos["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        num(&by_name("search-availability")["period"]["bad_events"]),
+        journey("search", "errors")
+    );
+    assert_eq!(
+        num(&by_name("checkout-latency")["period"]["bad_events"]),
+        journey("checkout", "slow")
+    );
+    // Three alerts fire (search's page and ticket, checkout-latency's ticket), each with the
+    // blame of its closed traces; then nothing changes any more: the pages must show what the
+    // API shows.
+    let settled = |alerts: &Value| {
+        let list = alerts["alerts"].as_array().unwrap();
+        list.len() == 3
+            && list
+                .iter()
+                .all(|a| a["status"] == "firing" && !a["detail"]["contributors"].as_array().unwrap().is_empty())
+    };
+    let mut last = Value::Null;
+    wait_until(
+        "three alerts with their contributors, unchanged for 2 s",
+        Duration::from_secs(60),
+        || {
+            let now = api(&server, "/api/v1/alerts");
+            let done = settled(&now) && now == last;
+            last = now;
+            if !done {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            done
+        },
+    );
     server.assert_running();
 
+    // A second server whose reads need the token too.
+    let guarded_ports = free_addrs(4);
+    let guarded_config = config(&dir, "guarded-reads", &guarded_ports, "protect_reads = true");
+    let guarded = Server::start(&guarded_config, guarded_ports[0]);
+
     let driver = Driver::start(&dir);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let c = browser(&driver).await;
-        let result = scenario(&c, &server, &base).await;
+        executive(&c, &server, &base).await;
+        detail(&c, &server).await;
+        unknown_slo(&c, &base).await;
+        oncall(&c, &server).await;
+        guarded_reads(&c, &guarded).await;
         let _ = c.close().await;
-        result
     });
     server.assert_running();
 }
 
-async fn scenario(c: &Client, server: &Server, base: &str) {
-    executive(c, server, base).await;
-    detail(c, server).await;
-    oncall(c, server, base).await;
+/// An SLO that does not exist: the API's 404 message in the view.
+async fn unknown_slo(c: &Client, base: &str) {
+    c.goto(&format!("{base}/?refresh=0#/slo/nope")).await.unwrap();
+    let view = wait_view(c, "slo").await;
+    let error = find(&view, r#"[data-testid="error"]"#).await;
+    assert_eq!(
+        text(&error).await,
+        r#"Cannot load this view. GET /api/v1/slos/nope: 404 unknown SLO "nope""#
+    );
+    // The two requests the view makes (the SLO and its series) both answer 404.
+    let console = console_errors(c).await;
+    assert_eq!(console.len(), 2, "{console:#?}");
+    assert!(
+        console
+            .iter()
+            .all(|m| m.contains("/api/v1/slos/nope") && m.contains("status of 404")),
+        "{console:#?}"
+    );
+    assert_no_errors(c, "unknown SLO", &[]).await;
+}
+
+/// With `protect_reads`, the first view answers 401: the page asks for the token, keeps it for
+/// the tab and shows the view.
+async fn guarded_reads(c: &Client, server: &Server) {
+    let base = format!("http://{}", server.addr());
+    assert_eq!(server.get("/api/v1/slos").unwrap().status, 401);
+    // A new origin: nothing stored for it yet.
+    c.goto(&format!("{base}/?refresh=0")).await.unwrap();
+    let view = wait_view(c, "executive").await;
+    let error = find(&view, r#"[data-testid="error"]"#).await;
+    assert!(
+        text(&error).await.contains("GET /api/v1/slos: 401"),
+        "{}",
+        text(&error).await
+    );
+    let form = find(
+        &c.find(Locator::Css("#auth")).await.unwrap(),
+        r#"[data-testid="token-form"]"#,
+    )
+    .await;
+    assert_eq!(
+        text(&find(&form, "p").await).await,
+        "This server needs an API token. It is kept for this browser tab only."
+    );
+    assert_no_errors(
+        c,
+        "guarded",
+        &["/api/v1/slos - Failed to load resource: the server responded with a status of 401"],
+    )
+    .await;
+    find(&form, r#"[data-testid="token-input"]"#)
+        .await
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    find(&form, r#"button[type="submit"]"#).await.click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(
+            r#"#view[data-state="ready"][data-route="executive"] tr[data-testid="slo-row"]"#,
+        ))
+        .await
+        .expect("the executive view once the token is given");
+    let rows = c.find_all(Locator::Css(r#"tr[data-testid="slo-row"]"#)).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(
+        c.find(Locator::Css("#auth"))
+            .await
+            .unwrap()
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_no_errors(c, "guarded", &[]).await;
+    screenshot(c, "guarded-token").await;
 }
 
 /// Every SLO's row against `GET /api/v1/slos`, and the click through to a detail.
 async fn executive(c: &Client, server: &Server, base: &str) {
-    c.goto(&format!("{base}/")).await.unwrap();
+    // `?refresh=0`: the page does not reload itself while the test reads it.
+    c.goto(&format!("{base}/?refresh=0#/")).await.unwrap();
     let view = wait_view(c, "executive").await;
     let slos = api(server, "/api/v1/slos");
     let slos = slos["slos"].as_array().unwrap();
 
-    let rows = view.find_all(Locator::Css(r#"tr[data-testid="slo-row"]"#)).await.unwrap();
+    let rows = view
+        .find_all(Locator::Css(r#"tr[data-testid="slo-row"]"#))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), slos.len(), "one row per SLO");
     let mut statuses = std::collections::BTreeMap::new();
     for (row, s) in rows.iter().zip(slos) {
@@ -663,13 +825,55 @@ async fn executive(c: &Client, server: &Server, base: &str) {
         assert_figure(row, "status", &s["status"], status_text(status), name).await;
         assert_figure(row, "journey", &s["journey"], s["journey"].as_str().unwrap(), name).await;
         assert_figure(row, "objective", &s["objective"], &objective(&s["objective"]), name).await;
-        assert_figure(row, "period", &s["period"]["label"], s["period"]["label"].as_str().unwrap(), name).await;
+        assert_figure(
+            row,
+            "period",
+            &s["period"]["label"],
+            s["period"]["label"].as_str().unwrap(),
+            name,
+        )
+        .await;
         assert_figure(row, "sli", &s["sli_ratio"], &sli(&s["sli_ratio"]), name).await;
-        assert_figure(row, "budget-remaining", &s["budget_remaining"], &ratio(&s["budget_remaining"]), name).await;
-        assert_figure(row, "budget-consumed", &s["budget_consumed"], &ratio(&s["budget_consumed"]), name).await;
-        assert_figure(row, "events", &s["period"]["events"], &count(&s["period"]["events"]), name).await;
-        assert_figure(row, "bad-events", &s["period"]["bad_events"], &count(&s["period"]["bad_events"]), name).await;
-        assert_figure(row, "exhaustion", &s["exhaustion_seconds"], &exhaustion(&s["exhaustion_seconds"]), name).await;
+        assert_figure(
+            row,
+            "budget-remaining",
+            &s["budget_remaining"],
+            &ratio(&s["budget_remaining"]),
+            name,
+        )
+        .await;
+        assert_figure(
+            row,
+            "budget-consumed",
+            &s["budget_consumed"],
+            &ratio(&s["budget_consumed"]),
+            name,
+        )
+        .await;
+        assert_figure(
+            row,
+            "events",
+            &s["period"]["events"],
+            &count(&s["period"]["events"]),
+            name,
+        )
+        .await;
+        assert_figure(
+            row,
+            "bad-events",
+            &s["period"]["bad_events"],
+            &count(&s["period"]["bad_events"]),
+            name,
+        )
+        .await;
+        assert_figure(
+            row,
+            "exhaustion",
+            &s["exhaustion_seconds"],
+            &exhaustion(&s["exhaustion_seconds"]),
+            name,
+        )
+        .await;
         assert_eq!(text(&find(row, r#"[data-testid="slo-link"]"#).await).await, name);
 
         // The trend: budget remaining over the period, as the series answers it.
@@ -724,16 +928,65 @@ async fn detail(c: &Client, server: &Server) {
     let s = api(server, &format!("/api/v1/slos/{name}"));
     let series = api(server, &format!("/api/v1/slos/{name}/series?range=6h&step=5m"));
     assert_figure(&view, "slo-title", &s["name"], name, name).await;
-    assert_figure(&view, "status", &s["status"], status_text(s["status"].as_str().unwrap()), name).await;
+    assert_figure(
+        &view,
+        "status",
+        &s["status"],
+        status_text(s["status"].as_str().unwrap()),
+        name,
+    )
+    .await;
     assert_figure(&view, "journey", &s["journey"], "search", name).await;
     assert_figure(&view, "objective", &s["objective"], &objective(&s["objective"]), name).await;
     assert_figure(&view, "sli", &s["sli_ratio"], &sli(&s["sli_ratio"]), name).await;
-    assert_figure(&view, "budget-remaining", &s["budget_remaining"], &ratio(&s["budget_remaining"]), name).await;
-    assert_figure(&view, "budget-consumed", &s["budget_consumed"], &ratio(&s["budget_consumed"]), name).await;
-    assert_figure(&view, "current-burn", &s["current_burn_rate"], &burn(&s["current_burn_rate"]), name).await;
-    assert_figure(&view, "exhaustion", &s["exhaustion_seconds"], &exhaustion(&s["exhaustion_seconds"]), name).await;
-    assert_figure(&view, "events", &s["period"]["events"], &count(&s["period"]["events"]), name).await;
-    assert_figure(&view, "bad-events", &s["period"]["bad_events"], &count(&s["period"]["bad_events"]), name).await;
+    assert_figure(
+        &view,
+        "budget-remaining",
+        &s["budget_remaining"],
+        &ratio(&s["budget_remaining"]),
+        name,
+    )
+    .await;
+    assert_figure(
+        &view,
+        "budget-consumed",
+        &s["budget_consumed"],
+        &ratio(&s["budget_consumed"]),
+        name,
+    )
+    .await;
+    assert_figure(
+        &view,
+        "current-burn",
+        &s["current_burn_rate"],
+        &burn(&s["current_burn_rate"]),
+        name,
+    )
+    .await;
+    assert_figure(
+        &view,
+        "exhaustion",
+        &s["exhaustion_seconds"],
+        &exhaustion(&s["exhaustion_seconds"]),
+        name,
+    )
+    .await;
+    assert_figure(
+        &view,
+        "events",
+        &s["period"]["events"],
+        &count(&s["period"]["events"]),
+        name,
+    )
+    .await;
+    assert_figure(
+        &view,
+        "bad-events",
+        &s["period"]["bad_events"],
+        &count(&s["period"]["bad_events"]),
+        name,
+    )
+    .await;
     for p in ["p50", "p95", "p99"] {
         let v = &s["latency"][format!("{p}_seconds")];
         assert!(v.is_number(), "{name} has latency: {s}");
@@ -742,16 +995,47 @@ async fn detail(c: &Client, server: &Server) {
 
     // The per-rule table.
     let rules = s["burn_rates"].as_array().unwrap();
-    let rows = view.find_all(Locator::Css(r#"tr[data-testid="rule-row"]"#)).await.unwrap();
+    let rows = view
+        .find_all(Locator::Css(r#"tr[data-testid="rule-row"]"#))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), rules.len());
     assert!(rules.iter().any(|r| r["firing"] == true), "the page rule fires: {s}");
     for (row, r) in rows.iter().zip(rules) {
         let what = format!("{name} rule {}", r["long_window"]);
-        assert_figure(row, "long-window", &r["long_window_seconds"], r["long_window"].as_str().unwrap(), &what).await;
-        assert_figure(row, "short-window", &r["short_window_seconds"], r["short_window"].as_str().unwrap(), &what).await;
+        assert_figure(
+            row,
+            "long-window",
+            &r["long_window_seconds"],
+            r["long_window"].as_str().unwrap(),
+            &what,
+        )
+        .await;
+        assert_figure(
+            row,
+            "short-window",
+            &r["short_window_seconds"],
+            r["short_window"].as_str().unwrap(),
+            &what,
+        )
+        .await;
         assert_figure(row, "factor", &r["factor"], &factor(&r["factor"]), &what).await;
-        assert_figure(row, "long-burn", &r["long_burn_rate"], &burn(&r["long_burn_rate"]), &what).await;
-        assert_figure(row, "short-burn", &r["short_burn_rate"], &burn(&r["short_burn_rate"]), &what).await;
+        assert_figure(
+            row,
+            "long-burn",
+            &r["long_burn_rate"],
+            &burn(&r["long_burn_rate"]),
+            &what,
+        )
+        .await;
+        assert_figure(
+            row,
+            "short-burn",
+            &r["short_burn_rate"],
+            &burn(&r["short_burn_rate"]),
+            &what,
+        )
+        .await;
         let firing = if r["firing"] == true { "Firing" } else { "No" };
         assert_figure(row, "firing", &r["firing"], firing, &what).await;
     }
@@ -762,7 +1046,11 @@ async fn detail(c: &Client, server: &Server) {
     let last = |f: &dyn Fn(&Value) -> Value| points.iter().rev().map(f).find(|v| !v.is_null()).unwrap_or(Value::Null);
     let present = |f: &dyn Fn(&Value) -> Value| points.iter().filter(|p| !f(p).is_null()).count().to_string();
     let check = async |chart: &str, label: &str, f: &dyn Fn(&Value) -> Value| {
-        let path = find(&view, &format!(r#"svg[data-testid="{chart}"] path[data-series="{label}"]"#)).await;
+        let path = find(
+            &view,
+            &format!(r#"svg[data-testid="{chart}"] path[data-series="{label}"]"#),
+        )
+        .await;
         assert_eq!(data(&path, "points").await, present(f), "{chart} {label}: points");
         let want = last(f);
         let got = data(&path, "last").await;
@@ -771,13 +1059,19 @@ async fn detail(c: &Client, server: &Server) {
     for (i, r) in rules.iter().enumerate() {
         let chart = format!("chart-burn-{i}");
         let threshold = find(&view, &format!(r#"svg[data-testid="{chart}"] [data-threshold]"#)).await;
-        assert_eq!(data(&threshold, "threshold").await.parse::<f64>().unwrap(), num(&r["factor"]));
+        assert_eq!(
+            data(&threshold, "threshold").await.parse::<f64>().unwrap(),
+            num(&r["factor"])
+        );
         for key in ["long_window", "short_window"] {
             let w = r[key].as_str().unwrap().to_owned();
             check(&chart, &format!("{w} window"), &|p: &Value| p["burn_rates"][&w].clone()).await;
         }
     }
-    check("chart-budget", "budget remaining", &|p: &Value| p["budget_remaining"].clone()).await;
+    check("chart-budget", "budget remaining", &|p: &Value| {
+        p["budget_remaining"].clone()
+    })
+    .await;
     check("chart-latency", "P50", &|p: &Value| p["p50_seconds"].clone()).await;
     check("chart-latency", "P95", &|p: &Value| p["p95_seconds"].clone()).await;
     check("chart-latency", "P99", &|p: &Value| p["p99_seconds"].clone()).await;
@@ -789,33 +1083,70 @@ async fn detail(c: &Client, server: &Server) {
 
 /// The firing alerts against `GET /api/v1/alerts`; a silence created from the page (through
 /// the token prompt) and expired again, each checked through `GET /api/v1/silences`.
-async fn oncall(c: &Client, server: &Server, base: &str) {
+async fn oncall(c: &Client, server: &Server) {
     // Through the navigation, as a person would.
-    c.find(Locator::Css(r#"nav a[data-nav="oncall"]"#)).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(r#"nav a[data-nav="oncall"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let view = wait_view(c, "oncall").await;
     let alerts = api(server, "/api/v1/alerts");
-    let firing: Vec<&Value> = alerts["alerts"].as_array().unwrap().iter().filter(|a| a["status"] == "firing").collect();
+    let firing: Vec<&Value> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "firing")
+        .collect();
     assert!(!firing.is_empty());
     let shown = find(&view, r#"[data-testid="firing-count"]"#).await;
     assert_eq!(data(&shown, "value").await, firing.len().to_string());
-    let cards = view.find_all(Locator::Css(r#"article[data-testid="alert"]"#)).await.unwrap();
+    let cards = view
+        .find_all(Locator::Css(r#"article[data-testid="alert"]"#))
+        .await
+        .unwrap();
     assert_eq!(cards.len(), firing.len());
     for a in &firing {
         let fp = a["fingerprint"].as_str().unwrap();
         let card = find(&view, &format!(r#"article[data-fingerprint="{fp}"]"#)).await;
         let d = &a["detail"];
         let what = format!("alert {}", a["labels"]["alertname"]);
-        assert_figure(&card, "alert-severity", &d["severity"], if d["severity"] == "page" { "Page" } else { "Ticket" }, &what).await;
-        assert_figure(&card, "alert-since", &a["starts_at"], &instant(a["starts_at"].as_str().unwrap()), &what).await;
+        assert_figure(
+            &card,
+            "alert-severity",
+            &d["severity"],
+            if d["severity"] == "page" { "Page" } else { "Ticket" },
+            &what,
+        )
+        .await;
+        assert_figure(
+            &card,
+            "alert-since",
+            &a["starts_at"],
+            &instant(a["starts_at"].as_str().unwrap()),
+            &what,
+        )
+        .await;
         assert_figure(&card, "alert-factor", &d["factor"], &factor(&d["factor"]), &what).await;
         assert_figure(&card, "burn-long", &d["burn_long"], &burn(&d["burn_long"]), &what).await;
         assert_figure(&card, "burn-short", &d["burn_short"], &burn(&d["burn_short"]), &what).await;
-        assert_figure(&card, "alert-budget-remaining", &d["budget_remaining"], &ratio(&d["budget_remaining"]), &what).await;
+        assert_figure(
+            &card,
+            "alert-budget-remaining",
+            &d["budget_remaining"],
+            &ratio(&d["budget_remaining"]),
+            &what,
+        )
+        .await;
         let tte = seconds(&d["time_to_exhaustion"]);
         assert_figure(&card, "alert-exhaustion", &tte, &exhaustion(&tte), &what).await;
 
         let exemplars = d["exemplars"].as_array().unwrap();
-        let items = card.find_all(Locator::Css(r#"tr[data-testid="exemplar"]"#)).await.unwrap();
+        let items = card
+            .find_all(Locator::Css(r#"tr[data-testid="exemplar"]"#))
+            .await
+            .unwrap();
         assert_eq!(items.len(), exemplars.len(), "{what} exemplars");
         for (li, x) in items.iter().zip(exemplars) {
             let id = x["trace_id"].as_str().unwrap();
@@ -829,13 +1160,23 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
             assert_figure(li, "exemplar-at", &x["at"], &instant(at)[11..19], &what).await;
         }
         let contributors = d["contributors"].as_array().unwrap();
-        let rows = card.find_all(Locator::Css(r#"tr[data-testid="contributor"]"#)).await.unwrap();
+        let rows = card
+            .find_all(Locator::Css(r#"tr[data-testid="contributor"]"#))
+            .await
+            .unwrap();
         assert_eq!(rows.len(), contributors.len(), "{what} contributors");
         for (row, x) in rows.iter().zip(contributors) {
             assert_eq!(data(row, "service").await, x["service"].as_str().unwrap());
             assert_eq!(data(row, "operation").await, x["operation"].as_str().unwrap());
             assert_figure(row, "share", &x["share"], &ratio(&x["share"]), &what).await;
-            assert_figure(row, "contributor-bad-events", &x["bad_events"], &count(&x["bad_events"]), &what).await;
+            assert_figure(
+                row,
+                "contributor-bad-events",
+                &x["bad_events"],
+                &count(&x["bad_events"]),
+                &what,
+            )
+            .await;
         }
     }
     assert_same_origin(c, server, "oncall").await;
@@ -845,7 +1186,11 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
     let page = firing.iter().find(|a| a["labels"]["severity"] == "page").unwrap();
     let fp = page["fingerprint"].as_str().unwrap();
     let card = find(&view, &format!(r#"article[data-fingerprint="{fp}"]"#)).await;
-    find(&card, r#"[data-testid="silence-button"]"#).await.click().await.unwrap();
+    find(&card, r#"[data-testid="silence-button"]"#)
+        .await
+        .click()
+        .await
+        .unwrap();
     let form = find(&card, r#"form[data-testid="silence-form"]"#).await;
     let want_matchers: Vec<String> = page["labels"]
         .as_object()
@@ -854,14 +1199,30 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
         .map(|(k, v)| format!("{k} = {}", serde_json::to_string(v).unwrap()))
         .collect();
     let matchers = find(&form, r#"[name="matchers"]"#).await;
-    assert_eq!(matchers.prop("value").await.unwrap().unwrap(), want_matchers.join("\n"), "prefilled from the labels");
+    assert_eq!(
+        matchers.prop("value").await.unwrap().unwrap(),
+        want_matchers.join("\n"),
+        "prefilled from the labels"
+    );
     let duration = find(&form, r#"[name="duration"]"#).await;
     duration.clear().await.unwrap();
     duration.send_keys("90m").await.unwrap();
-    find(&form, r#"[name="created_by"]"#).await.send_keys("dash-e2e").await.unwrap();
-    find(&form, r#"[name="comment"]"#).await.send_keys("browser test: known incident").await.unwrap();
+    find(&form, r#"[name="created_by"]"#)
+        .await
+        .send_keys("dash-e2e")
+        .await
+        .unwrap();
+    find(&form, r#"[name="comment"]"#)
+        .await
+        .send_keys("browser test: known incident")
+        .await
+        .unwrap();
     screenshot(c, "oncall-silence-form").await;
-    find(&form, r#"[data-testid="silence-submit"]"#).await.click().await.unwrap();
+    find(&form, r#"[data-testid="silence-submit"]"#)
+        .await
+        .click()
+        .await
+        .unwrap();
 
     // No token yet: the server answers 401, the page asks for the token and keeps the form.
     let token_form = c
@@ -875,18 +1236,39 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
         text(&message).await,
         "This server needs an API token: enter it above, then create the silence again."
     );
-    assert_eq!(api(server, "/api/v1/silences")["silences"], json!([]), "nothing created without the token");
-    find(&token_form, r#"[data-testid="token-input"]"#).await.send_keys(TOKEN).await.unwrap();
-    find(&token_form, r#"button[type="submit"]"#).await.click().await.unwrap();
-    let stored = c.execute(r#"return sessionStorage.getItem("tracebudget.token");"#, vec![]).await.unwrap();
+    assert_eq!(
+        api(server, "/api/v1/silences")["silences"],
+        json!([]),
+        "nothing created without the token"
+    );
+    find(&token_form, r#"[data-testid="token-input"]"#)
+        .await
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    find(&token_form, r#"button[type="submit"]"#)
+        .await
+        .click()
+        .await
+        .unwrap();
+    let stored = c
+        .execute(r#"return sessionStorage.getItem("tracebudget.token");"#, vec![])
+        .await
+        .unwrap();
     assert_eq!(stored, json!(TOKEN));
-    find(&form, r#"[data-testid="silence-submit"]"#).await.click().await.unwrap();
+    find(&form, r#"[data-testid="silence-submit"]"#)
+        .await
+        .click()
+        .await
+        .unwrap();
 
     // Created: the list shows it, and so does the API.
     let row = c
         .wait()
         .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(r#"#view[data-state="ready"] tr[data-testid="silence-row"][data-state="active"]"#))
+        .for_element(Locator::Css(
+            r#"#view[data-state="ready"] tr[data-testid="silence-row"][data-state="active"]"#,
+        ))
         .await
         .expect("the new silence in the list");
     let id = data(&row, "id").await;
@@ -902,13 +1284,29 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
     let at = |k: &str| epoch_millis(s[k].as_str().unwrap());
     assert_eq!(at("ends_at") - at("starts_at"), 90 * 60 * 1000, "{s}");
     assert_figure(&row, "silence-author", &s["created_by"], "dash-e2e", "silence").await;
-    assert_figure(&row, "silence-ends", &s["ends_at"], &instant(s["ends_at"].as_str().unwrap()), "silence").await;
+    assert_figure(
+        &row,
+        "silence-ends",
+        &s["ends_at"],
+        &instant(s["ends_at"].as_str().unwrap()),
+        "silence",
+    )
+    .await;
     // The only SEVERE console entry: the refused POST (which also shows the log is read).
-    assert_no_errors(c, "oncall", &["/api/v1/silences - Failed to load resource: the server responded with a status of 401"]).await;
+    assert_no_errors(
+        c,
+        "oncall",
+        &["/api/v1/silences - Failed to load resource: the server responded with a status of 401"],
+    )
+    .await;
     screenshot(c, "oncall").await;
 
     // Expire it from the list.
-    find(&row, r#"[data-testid="expire-button"]"#).await.click().await.unwrap();
+    find(&row, r#"[data-testid="expire-button"]"#)
+        .await
+        .click()
+        .await
+        .unwrap();
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(&format!(
@@ -918,7 +1316,6 @@ async fn oncall(c: &Client, server: &Server, base: &str) {
         .expect("the silence expired in the list");
     assert_eq!(api(server, "/api/v1/silences")["silences"][0]["state"], "expired");
     assert_no_errors(c, "oncall", &[]).await;
-    let _ = base;
 }
 
 /// "YYYY-MM-DD HH:MM:SS UTC" of an RFC 3339 instant in UTC (`…Z`), as format.js writes it.

@@ -25,7 +25,10 @@ pub fn authorize_write(headers: &HeaderMap, server: &ServerConfig) -> Option<Res
     match server.api_token.as_deref() {
         Some(token) => check_token(headers, Some(token)),
         None if server.listen.ip().is_loopback() => None,
-        None => Some(error(StatusCode::FORBIDDEN, "writes are disabled: set server.api_token")),
+        None => Some(error(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: set server.api_token",
+        )),
     }
 }
 

@@ -29,7 +29,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for JsonQuery<T> {
 
 /// A 400 naming the parameter and its value.
 pub fn bad_param(name: &str, value: &str, why: impl std::fmt::Display) -> Response {
-    error(StatusCode::BAD_REQUEST, format!("{name}: invalid value {value:?}: {why}"))
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("{name}: invalid value {value:?}: {why}"),
+    )
 }
 
 /// An instant: RFC 3339 (`2026-03-01T12:00:00Z`, any offset) or unix seconds (`1772366400`,
@@ -61,13 +64,8 @@ pub fn duration(name: &str, value: &str) -> Result<Duration, Response> {
     if let Ok(secs) = v.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    slis::parse_duration(v).map_err(|_| {
-        bad_param(
-            name,
-            value,
-            "expected a duration such as 5m or 1h30m, or whole seconds",
-        )
-    })
+    slis::parse_duration(v)
+        .map_err(|_| bad_param(name, value, "expected a duration such as 5m or 1h30m, or whole seconds"))
 }
 
 #[cfg(test)]
@@ -77,7 +75,12 @@ mod tests {
     #[test]
     fn instants_and_durations() {
         let t = Timestamp::from_unix_secs(1_772_366_400);
-        for text in ["1772366400", "2026-03-01T12:00:00Z", "2026-03-01T13:00:00+01:00", " 1772366400.0 "] {
+        for text in [
+            "1772366400",
+            "2026-03-01T12:00:00Z",
+            "2026-03-01T13:00:00+01:00",
+            " 1772366400.0 ",
+        ] {
             assert_eq!(instant("from", text).ok(), Some(t), "{text}");
         }
         assert_eq!(

@@ -95,7 +95,12 @@ fn ratio(c: Counts) -> Option<f64> {
 
 /// Labels as a JSON object.
 pub fn labels_json(labels: &[(String, String)]) -> Value {
-    Value::Object(labels.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
+    Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect(),
+    )
 }
 
 fn secs(d: Duration) -> f64 {
@@ -229,7 +234,11 @@ fn plan(q: &SeriesQuery, now: Timestamp) -> Result<Plan, Response> {
         (Some(v), None) => {
             let from = instant("from", v)?;
             if from >= to {
-                return Err(bad_param("from", v, format_args!("must be before to ({})", rfc3339(to))));
+                return Err(bad_param(
+                    "from",
+                    v,
+                    format_args!("must be before to ({})", rfc3339(to)),
+                ));
             }
             from
         }

@@ -129,13 +129,22 @@ fn load(p: &mut Pipeline) {
     for k in 0..60 {
         let at = Timestamp::from_unix_secs(M - 3_600 + k * 60 + 15);
         let spans = (0..10)
-            .map(|i| root(id + i, at, if i == 9 { 800 } else { 100 }, (40..50).contains(&k) && i < 2))
+            .map(|i| {
+                root(
+                    id + i,
+                    at,
+                    if i == 9 { 800 } else { 100 },
+                    (40..50).contains(&k) && i < 2,
+                )
+            })
             .collect();
         id += 10;
         ingest(p, spans, at);
     }
     let at = Timestamp::from_unix_secs(M + 20);
-    let spans = (0..10).map(|i| root(id + i, at, if i < 5 { 800 } else { 100 }, false)).collect();
+    let spans = (0..10)
+        .map(|i| root(id + i, at, if i < 5 { 800 } else { 100 }, false))
+        .collect();
     ingest(p, spans, at);
     p.tick(now());
     p.close_all();
@@ -193,7 +202,12 @@ async fn slos_report_exact_counts_budgets_burn_rates_and_status() {
     let names: Vec<&str> = slos.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["checkout-availability", "checkout-latency", "checkout-latency-strict", "search-availability"]
+        [
+            "checkout-availability",
+            "checkout-latency",
+            "checkout-latency-strict",
+            "search-availability"
+        ]
     );
 
     // Availability, 95% over 30 days, the Workbook's rules unscaled: 1,610 events, 20 errors.
@@ -233,7 +247,12 @@ async fn slos_report_exact_counts_budgets_burn_rates_and_status() {
             (&json!(sev), &json!(factor), &json!(long), &json!(short))
         );
         assert_eq!(
-            [&r["long_events"], &r["long_bad_events"], &r["short_events"], &r["short_bad_events"]],
+            [
+                &r["long_events"],
+                &r["long_bad_events"],
+                &r["short_events"],
+                &r["short_bad_events"]
+            ],
             [&json!(lt), &json!(lb), &json!(st), &json!(sb)],
             "{long}/{short}"
         );
@@ -280,10 +299,22 @@ async fn slos_report_exact_counts_budgets_burn_rates_and_status() {
         json!({"label": "calendar_month", "seconds": 2_678_400.0, "from": "2026-05-01T00:00:00.000Z", "events": 0, "bad_events": 0})
     );
     assert_eq!(
-        [&q["sli_ratio"], &q["budget_remaining"], &q["budget_consumed"], &q["exhaustion_seconds"], &q["latency"]],
+        [
+            &q["sli_ratio"],
+            &q["budget_remaining"],
+            &q["budget_consumed"],
+            &q["exhaustion_seconds"],
+            &q["latency"]
+        ],
         [&Value::Null, &json!(1.0), &json!(0.0), &Value::Null, &Value::Null]
     );
-    assert!(q["burn_rates"].as_array().unwrap().iter().all(|r| r["long_burn_rate"] == 0.0));
+    assert!(
+        q["burn_rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["long_burn_rate"] == 0.0)
+    );
 
     // One SLO is the same object as in the list.
     for slo in slos {
@@ -301,7 +332,10 @@ async fn series_points_tile_the_range_with_exact_counts_budgets_and_burn_rates()
     let t = loaded(CONFIG).await;
     // Six 10-minute steps over the hour before M, as unix seconds and as RFC 3339.
     let paths = [
-        format!("/api/v1/slos/checkout-availability/series?from={}&to={M}&step=10m", M - 3_600),
+        format!(
+            "/api/v1/slos/checkout-availability/series?from={}&to={M}&step=10m",
+            M - 3_600
+        ),
         "/api/v1/slos/checkout-availability/series?from=2026-05-28T19:27:00Z&to=2026-05-28T21:27:00%2B01:00&step=600"
             .to_owned(),
     ];
@@ -337,7 +371,11 @@ async fn series_points_tile_the_range_with_exact_counts_budgets_and_burn_rates()
         // so the 10 checkouts of the minute M are in none.
         let bad = [0, 0, 0, 0, 20, 0];
         for (k, (p, bad)) in points.iter().zip(bad).enumerate() {
-            assert_eq!((&p["events"], &p["bad_events"]), (&json!(100), &json!(bad)), "point {k}");
+            assert_eq!(
+                (&p["events"], &p["bad_events"]),
+                (&json!(100), &json!(bad)),
+                "point {k}"
+            );
             assert_close(&p["sli"], (100 - bad) as f64 / 100.0, "sli");
             assert_about(&p["p50_seconds"], 0.1, "p50");
             assert_about(&p["p95_seconds"], 0.8, "p95");
@@ -349,7 +387,12 @@ async fn series_points_tile_the_range_with_exact_counts_budgets_and_burn_rates()
         let last = &points[5]["burn_rates"];
         assert_eq!(
             last.as_object().unwrap().keys().collect::<BTreeSet<_>>(),
-            ["1h", "30m", "3d", "5m", "6h"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>().iter().collect()
+            ["1h", "30m", "3d", "5m", "6h"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<BTreeSet<_>>()
+                .iter()
+                .collect()
         );
         assert_close(&last["5m"], 0.0, "5m");
         assert_close(&last["30m"], burn(20.0, 300.0, 0.95), "30m");
@@ -369,7 +412,10 @@ async fn series_points_tile_the_range_with_exact_counts_budgets_and_burn_rates()
         "/api/v1/slos/checkout-availability/series?range=3600&step=1m",
     ] {
         let b = get(&t, path).await.body;
-        assert_eq!((&b["from"], &b["to"]), (&json!("2026-05-28T19:27:30.000Z"), &json!("2026-05-28T20:27:30.000Z")));
+        assert_eq!(
+            (&b["from"], &b["to"]),
+            (&json!("2026-05-28T19:27:30.000Z"), &json!("2026-05-28T20:27:30.000Z"))
+        );
         assert_eq!(b["step_seconds"], 60.0);
         let points = b["points"].as_array().unwrap();
         assert_eq!(points.len(), 60);
@@ -384,14 +430,24 @@ async fn series_points_tile_the_range_with_exact_counts_budgets_and_burn_rates()
     }
     // A 6-hour range defaults to 6-minute steps; exactly 1,440 points is allowed.
     let b = get(&t, "/api/v1/slos/checkout-latency/series?range=6h").await.body;
-    assert_eq!((&b["step_seconds"], b["points"].as_array().unwrap().len()), (&json!(360.0), 60));
+    assert_eq!(
+        (&b["step_seconds"], b["points"].as_array().unwrap().len()),
+        (&json!(360.0), 60)
+    );
     assert_eq!(b["windows"], json!(["10m", "1h", "6h"]));
-    let b = get(&t, "/api/v1/slos/search-availability/series?range=1d&step=1m").await.body;
+    let b = get(&t, "/api/v1/slos/search-availability/series?range=1d&step=1m")
+        .await
+        .body;
     let points = b["points"].as_array().unwrap();
     assert_eq!(points.len(), 1_440);
     // No traffic: SLI and percentiles null, budget whole, burn 0.
     assert_eq!(
-        [&points[0]["sli"], &points[0]["p99_seconds"], &points[0]["budget_remaining"], &points[0]["burn_rates"]["5m"]],
+        [
+            &points[0]["sli"],
+            &points[0]["p99_seconds"],
+            &points[0]["budget_remaining"],
+            &points[0]["burn_rates"]["5m"]
+        ],
         [&Value::Null, &Value::Null, &json!(1.0), &json!(0.0)]
     );
 }
@@ -403,8 +459,14 @@ async fn series_parameters_are_refused_with_the_parameter_and_value_named() {
     let rfc = "expected RFC 3339 (e.g. 2026-03-01T12:00:00Z) or unix seconds";
     let dur = "expected a duration such as 5m or 1h30m, or whole seconds";
     let cases = [
-        ("from=yesterday".to_owned(), format!("from: invalid value \"yesterday\": {rfc}")),
-        ("to=2026-13-01T00:00:00Z".to_owned(), format!("to: invalid value \"2026-13-01T00:00:00Z\": {rfc}")),
+        (
+            "from=yesterday".to_owned(),
+            format!("from: invalid value \"yesterday\": {rfc}"),
+        ),
+        (
+            "to=2026-13-01T00:00:00Z".to_owned(),
+            format!("to: invalid value \"2026-13-01T00:00:00Z\": {rfc}"),
+        ),
         (
             format!("from={M}&to={}", M - 60),
             format!("from: invalid value \"{M}\": must be before to (2026-05-28T20:26:00.000Z)"),
@@ -413,12 +475,24 @@ async fn series_parameters_are_refused_with_the_parameter_and_value_named() {
             format!("from={M}&to={M}"),
             format!("from: invalid value \"{M}\": must be before to (2026-05-28T20:27:00.000Z)"),
         ),
-        ("step=30s".to_owned(), "step: invalid value \"30s\": the smallest step is 1m".to_owned()),
+        (
+            "step=30s".to_owned(),
+            "step: invalid value \"30s\": the smallest step is 1m".to_owned(),
+        ),
         ("step=fast".to_owned(), format!("step: invalid value \"fast\": {dur}")),
         ("range=-1h".to_owned(), format!("range: invalid value \"-1h\": {dur}")),
-        ("range=0s".to_owned(), "range: invalid value \"0s\": must be longer than 0".to_owned()),
-        ("range=30s".to_owned(), "step: invalid value \"1m\": longer than the range (30s)".to_owned()),
-        ("range=5m&step=10m".to_owned(), "step: invalid value \"10m\": longer than the range (5m)".to_owned()),
+        (
+            "range=0s".to_owned(),
+            "range: invalid value \"0s\": must be longer than 0".to_owned(),
+        ),
+        (
+            "range=30s".to_owned(),
+            "step: invalid value \"1m\": longer than the range (30s)".to_owned(),
+        ),
+        (
+            "range=5m&step=10m".to_owned(),
+            "step: invalid value \"10m\": longer than the range (5m)".to_owned(),
+        ),
         (
             "range=2d&step=1m".to_owned(),
             "step: invalid value \"1m\": 2880 points over 2d, at most 1440".to_owned(),
@@ -433,7 +507,10 @@ async fn series_parameters_are_refused_with_the_parameter_and_value_named() {
     let r = get(&t, &format!("{base}?stpe=5m")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let e = r.body["error"].as_str().unwrap();
-    assert!(e.starts_with("invalid query: ") && e.contains("unknown field `stpe`"), "{e}");
+    assert!(
+        e.starts_with("invalid query: ") && e.contains("unknown field `stpe`"),
+        "{e}"
+    );
     let r = get(&t, "/api/v1/slos/nope/series?step=5m").await;
     assert_eq!(
         (r.status, r.body),
@@ -491,7 +568,10 @@ async fn config_is_served_with_every_secret_redacted() {
     assert_eq!(r.status, StatusCode::OK);
     let config = t.state.config();
     assert_eq!(r.body["sha256"], config.source.sha256.as_str());
-    assert_eq!((&r.body["file"], &r.body["journeys"], &r.body["slos"]), (&json!("test.toml"), &json!(2), &json!(4)));
+    assert_eq!(
+        (&r.body["file"], &r.body["journeys"], &r.body["slos"]),
+        (&json!("test.toml"), &json!(2), &json!(4))
+    );
     let text = r.body["text"].as_str().unwrap();
     assert!(text.contains("api_token = \"<redacted>\""), "{text}");
     assert!(text.contains("headers = { Authorization = \"<redacted>\" }"), "{text}");
@@ -521,7 +601,10 @@ async fn writes_need_the_token_when_one_is_set() {
         let r = call(&t, Method::POST, "/api/v1/silences", token, Some(SILENCE)).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(r.headers["www-authenticate"], "Bearer");
-        assert_eq!(r.body, json!({"error": "this endpoint needs Authorization: Bearer <api_token>"}));
+        assert_eq!(
+            r.body,
+            json!({"error": "this endpoint needs Authorization: Bearer <api_token>"})
+        );
         let r = call(&t, Method::DELETE, "/api/v1/silences/abc", token, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
     }
@@ -543,28 +626,61 @@ async fn writes_need_the_token_when_one_is_set() {
     ];
     for (body, want) in cases {
         let r = call(&t, Method::POST, "/api/v1/silences", Some(TOKEN), Some(body)).await;
-        assert_eq!((r.status, &r.body), (StatusCode::BAD_REQUEST, &json!({"error": want})), "{body}");
+        assert_eq!(
+            (r.status, &r.body),
+            (StatusCode::BAD_REQUEST, &json!({"error": want})),
+            "{body}"
+        );
     }
-    let r = call(&t, Method::POST, "/api/v1/silences", Some(TOKEN), Some(r#"{"matchers": ["slo = a"], "bogus": 1}"#)).await;
+    let r = call(
+        &t,
+        Method::POST,
+        "/api/v1/silences",
+        Some(TOKEN),
+        Some(r#"{"matchers": ["slo = a"], "bogus": 1}"#),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["error"].as_str().unwrap().starts_with("invalid silence: unknown field `bogus`"));
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid silence: unknown field `bogus`")
+    );
 
     let created = call(&t, Method::POST, "/api/v1/silences", Some(TOKEN), Some(SILENCE)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let id = created.body["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        (&created.body["starts_at"], &created.body["ends_at"], &created.body["state"]),
-        (&json!("2026-05-28T20:27:30.000Z"), &json!("2026-05-28T22:27:30.000Z"), &json!("active"))
+        (
+            &created.body["starts_at"],
+            &created.body["ends_at"],
+            &created.body["state"]
+        ),
+        (
+            &json!("2026-05-28T20:27:30.000Z"),
+            &json!("2026-05-28T22:27:30.000Z"),
+            &json!("active")
+        )
     );
     let list = get(&t, "/api/v1/silences").await;
     assert_eq!(list.body["silences"], json!([created.body]));
     let gone = call(&t, Method::DELETE, &format!("/api/v1/silences/{id}"), Some(TOKEN), None).await;
-    assert_eq!((gone.status, &gone.body), (StatusCode::OK, &json!({"id": id, "state": "expired"})));
-    assert_eq!(get(&t, "/api/v1/silences").await.body["silences"][0]["state"], "expired");
+    assert_eq!(
+        (gone.status, &gone.body),
+        (StatusCode::OK, &json!({"id": id, "state": "expired"}))
+    );
+    assert_eq!(
+        get(&t, "/api/v1/silences").await.body["silences"][0]["state"],
+        "expired"
+    );
     let again = call(&t, Method::DELETE, &format!("/api/v1/silences/{id}"), Some(TOKEN), None).await;
     assert_eq!(
         (again.status, again.body),
-        (StatusCode::NOT_FOUND, json!({"error": format!("no active or pending silence {id:?}")}))
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no active or pending silence {id:?}")})
+        )
     );
 }
 
@@ -676,8 +792,18 @@ async fn alerts_history_and_notifications_after_an_evaluation() {
     assert_eq!(history.status, StatusCode::OK);
     let events = history.body["events"].as_array().unwrap();
     assert_eq!(events.len(), 3);
-    assert!(events.iter().all(|e| e["event"] == "firing" && e["at"] == "2026-05-28T20:27:30.000Z"));
-    assert_eq!(get(&t, "/api/v1/alerts/history?since=1h&limit=1").await.body["events"].as_array().unwrap().len(), 1);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"] == "firing" && e["at"] == "2026-05-28T20:27:30.000Z")
+    );
+    assert_eq!(
+        get(&t, "/api/v1/alerts/history?since=1h&limit=1").await.body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let notifications = get(&t, "/api/v1/notifications").await;
     assert_eq!(notifications.status, StatusCode::OK);
@@ -686,10 +812,7 @@ async fn alerts_history_and_notifications_after_an_evaluation() {
     let groups: BTreeSet<&str> = n.iter().map(|n| n["group_key"].as_str().unwrap()).collect();
     assert_eq!(
         groups,
-        BTreeSet::from([
-            "{}:{slo=\"checkout-latency\"}",
-            "{}:{slo=\"checkout-latency-strict\"}"
-        ])
+        BTreeSet::from(["{}:{slo=\"checkout-latency\"}", "{}:{slo=\"checkout-latency-strict\"}"])
     );
     assert!(n.iter().all(|n| n["receiver"] == "hook"
         && n["state"] == "pending"
@@ -697,16 +820,29 @@ async fn alerts_history_and_notifications_after_an_evaluation() {
         && n["attempts"] == 0
         && n["created_at"] == "2026-05-28T20:27:30.000Z"));
 
-    for (path, want) in [
-        ("/api/v1/alerts/history?since=forever", "since: invalid duration \"forever\": expected a number followed by a unit (ns, us, ms, s, m, h, d, w)"),
+    for (path, want) in [(
+        "/api/v1/alerts/history?since=forever",
+        "since: invalid duration \"forever\": expected a number followed by a unit (ns, us, ms, s, m, h, d, w)",
+    )] {
+        let r = get(&t, path).await;
+        assert_eq!(
+            (r.status, &r.body),
+            (StatusCode::BAD_REQUEST, &json!({"error": want})),
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/v1/alerts/history?limit=ten",
+        "/api/v1/notifications?limit=1.5",
+        "/api/v1/notifications?since=1h",
     ] {
         let r = get(&t, path).await;
-        assert_eq!((r.status, &r.body), (StatusCode::BAD_REQUEST, &json!({"error": want})), "{path}");
-    }
-    for path in ["/api/v1/alerts/history?limit=ten", "/api/v1/notifications?limit=1.5", "/api/v1/notifications?since=1h"] {
-        let r = get(&t, path).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
-        assert!(r.body["error"].as_str().unwrap().starts_with("invalid query: "), "{path}: {}", r.text);
+        assert!(
+            r.body["error"].as_str().unwrap().starts_with("invalid query: "),
+            "{path}: {}",
+            r.text
+        );
     }
 }
 
@@ -714,11 +850,17 @@ async fn alerts_history_and_notifications_after_an_evaluation() {
 async fn unknown_paths_and_methods_answer_json() {
     let t = TestApp::new(CONFIG, now).await;
     let r = get(&t, "/api/v1/nope").await;
-    assert_eq!((r.status, r.body), (StatusCode::NOT_FOUND, json!({"error": "no route GET /api/v1/nope"})));
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::NOT_FOUND, json!({"error": "no route GET /api/v1/nope"}))
+    );
     let r = call(&t, Method::PUT, "/api/v1/slos", None, None).await;
     assert_eq!(
         (r.status, r.body),
-        (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "/api/v1/slos does not take PUT"}))
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": "/api/v1/slos does not take PUT"})
+        )
     );
     let r = get(&t, "/healthz").await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "ok"));
@@ -758,7 +900,10 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
         }
     }
     let mut files = Vec::new();
-    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let mut routes = BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -817,7 +962,10 @@ async fn the_document_and_the_router_list_the_same_routes() {
         );
         assert!(in_doc.remove(&route), "{m} {p} is documented");
     }
-    assert_eq!(in_source, in_doc, "routes in the router (left) and in api/openapi.json (right)");
+    assert_eq!(
+        in_source, in_doc,
+        "routes in the router (left) and in api/openapi.json (right)"
+    );
 
     // And each documented route answers through the app (not the router's 404 or 405).
     let t = TestApp::new(CONFIG, now).await;
@@ -864,8 +1012,12 @@ fn the_document_is_openapi_3_1_and_every_reference_resolves() {
     for (name, s) in doc["components"]["schemas"].as_object().unwrap() {
         schema::validate(&doc, s, &Value::Null).err();
         assert!(
-            schema::validate(&doc, &json!({"$ref": format!("#/components/schemas/{name}")}), &json!(0))
-                .is_err_and(|e| !e.contains("does not compile")),
+            schema::validate(
+                &doc,
+                &json!({"$ref": format!("#/components/schemas/{name}")}),
+                &json!(0)
+            )
+            .is_err_and(|e| !e.contains("does not compile")),
             "{name}"
         );
     }

@@ -75,7 +75,10 @@ pub fn check(doc: &Value, method: &Method, path: &str, reply: &Reply) {
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
         .unwrap_or_default();
     let Some(t) = template(doc, path) else {
-        assert_eq!(media, "application/json", "{method} {path}: an undocumented path answers JSON");
+        assert_eq!(
+            media, "application/json",
+            "{method} {path}: an undocumented path answers JSON"
+        );
         validate(doc, &json!({"$ref": "#/components/schemas/Error"}), &reply.body)
             .unwrap_or_else(|e| panic!("{method} {path} → {}: {e}\n{}", reply.status, reply.text));
         return;
@@ -106,6 +109,10 @@ pub fn check(doc: &Value, method: &Method, path: &str, reply: &Reply) {
     } else {
         Value::String(reply.text.clone())
     };
-    validate(doc, &content["schema"], &instance)
-        .unwrap_or_else(|e| panic!("{method} {path} → {}: the body does not match the document: {e}\n{}", reply.status, reply.text));
+    validate(doc, &content["schema"], &instance).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path} → {}: the body does not match the document: {e}\n{}",
+            reply.status, reply.text
+        )
+    });
 }
