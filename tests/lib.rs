@@ -96,23 +96,53 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// An HTTP response: the status and the body as text.
+/// An HTTP response: the status, the headers (names lowercase) and the body as text.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// `GET path` on `addr` with a plain `TcpStream` (HTTP/1.1, `Connection: close`); reads a
 /// `Content-Length`, chunked or close-delimited body.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<HttpResponse> {
+    http_request(addr, "GET", path, &[], None, timeout)
+}
+
+/// `METHOD path` on `addr` with extra `headers` and an optional JSON `body`, as [`http_get`].
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    head.push_str(body.unwrap_or_default());
+    stream.write_all(head.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_http_response(&raw).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -134,11 +164,13 @@ fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
         .ok_or_else(|| format!("bad status line {status_line:?}"))?;
     let mut chunked = false;
     let mut length = None;
+    let mut headers = Vec::new();
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let value = value.trim();
+        headers.push((name.trim().to_ascii_lowercase(), value.to_owned()));
         if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.to_ascii_lowercase().contains("chunked");
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -173,6 +205,7 @@ fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
     };
     Ok(HttpResponse {
         status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }

@@ -1,43 +1,66 @@
-//! Query parameters that answer JSON when they are wrong: the [`JsonQuery`] extractor, instants
-//! (RFC 3339 or unix seconds) and durations (`5m`, `1h30m`, or seconds).
+//! Query parameters that answer JSON when they are wrong: [`ApiError`], the [`JsonQuery`]
+//! extractor, instants (RFC 3339 or unix seconds) and durations (`5m`, `1h30m`, or seconds).
 
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use serde::de::DeserializeOwned;
 use slis::Timestamp;
 
 use crate::silences::error;
 
+/// A refused request: its status and what was wrong; `{"error": message}` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, self.message)
+    }
+}
+
 /// Like [`Query`], but a bad query string answers 400 `{"error": "invalid query: ..."}`.
 #[derive(Debug)]
 pub struct JsonQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for JsonQuery<T> {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(q)| JsonQuery(q))
-            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid query: {}", e.body_text())))
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))
     }
 }
 
 /// A 400 naming the parameter and its value.
-pub fn bad_param(name: &str, value: &str, why: impl std::fmt::Display) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        format!("{name}: invalid value {value:?}: {why}"),
-    )
+pub fn bad_param(name: &str, value: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("{name}: invalid value {value:?}: {why}"))
 }
 
 /// An instant: RFC 3339 (`2026-03-01T12:00:00Z`, any offset) or unix seconds (`1772366400`,
 /// fractions allowed).
-pub fn instant(name: &str, value: &str) -> Result<Timestamp, Response> {
+pub fn instant(name: &str, value: &str) -> Result<Timestamp, ApiError> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>() {
         if !secs.is_finite() || secs <= 0.0 || secs > 1e10 {
@@ -59,7 +82,7 @@ pub fn instant(name: &str, value: &str) -> Result<Timestamp, Response> {
 }
 
 /// A duration: `5m`, `1h30m` (units ns, us, ms, s, m, h, d, w) or whole seconds (`300`).
-pub fn duration(name: &str, value: &str) -> Result<Duration, Response> {
+pub fn duration(name: &str, value: &str) -> Result<Duration, ApiError> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Ok(Duration::from_secs(secs));

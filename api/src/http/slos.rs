@@ -28,7 +28,6 @@ use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use engine::pipeline::Pipeline;
 use serde::Deserialize;
@@ -40,10 +39,9 @@ use slis::slo::{Period, Slo};
 use slis::window::{Counts, Percentiles, Window};
 use slis::{Timestamp, format_duration};
 
-use super::params::{JsonQuery, bad_param, duration, instant};
+use super::params::{ApiError, JsonQuery, bad_param, duration, instant};
 use super::{AppState, rfc3339};
 use crate::config::Config;
-use crate::silences::error;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -81,13 +79,6 @@ pub fn period_label(p: &Period) -> String {
     }
 }
 
-fn window_start(w: Window, now: Timestamp) -> Timestamp {
-    match w {
-        Window::Last(d) => now - d,
-        Window::Since(t) => t,
-    }
-}
-
 /// Good over all events; `None` without events.
 fn ratio(c: Counts) -> Option<f64> {
     (c.total > 0).then(|| (c.total - c.bad.min(c.total)) as f64 / c.total as f64)
@@ -119,18 +110,18 @@ pub fn latency_json(pc: Option<Percentiles>) -> Value {
     })
 }
 
-fn find(config: &Config, name: &str) -> Result<usize, Response> {
+fn find(config: &Config, name: &str) -> Result<usize, ApiError> {
     config
         .alerting
         .slos
         .iter()
         .position(|s| s.name == name)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("unknown SLO {name:?}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown SLO {name:?}")))
 }
 
-fn slo_name(path: Result<Path<String>, PathRejection>) -> Result<String, Response> {
+fn slo_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(name)| name)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid SLO name: {}", e.body_text())))
+        .map_err(|e| ApiError::bad_request(format!("invalid SLO name: {}", e.body_text())))
 }
 
 /// SLO `i` at `now`: its definition, period counts, budget, status, burn per rule and latency.
@@ -152,7 +143,6 @@ fn slo_json(p: &Pipeline, config: &Config, i: usize, now: Timestamp) -> Value {
         "period": {
             "label": period_label(&slo.period),
             "seconds": secs(slo.period.length_at(now)),
-            "from": rfc3339(window_start(period_window, now)),
             "events": status.period.total,
             "bad_events": status.period.bad,
         },
@@ -196,17 +186,15 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "slos": slos }))
 }
 
-async fn one(State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Response {
+async fn one(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
     let now = state.now();
-    let name = match slo_name(path) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
+    let name = slo_name(path)?;
     let (p, config) = state.view();
-    match find(&config, &name) {
-        Ok(i) => Json(slo_json(&p, &config, i, now)).into_response(),
-        Err(r) => r,
-    }
+    let i = find(&config, &name)?;
+    Ok(Json(slo_json(&p, &config, i, now)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,10 +215,10 @@ pub struct Plan {
     pub points: u64,
 }
 
-fn plan(q: &SeriesQuery, now: Timestamp) -> Result<Plan, Response> {
+fn plan(q: &SeriesQuery, now: Timestamp) -> Result<Plan, ApiError> {
     let to = q.to.as_deref().map(|v| instant("to", v)).transpose()?.unwrap_or(now);
     let from = match (q.from.as_deref(), q.range.as_deref()) {
-        (Some(_), Some(_)) => return Err(error(StatusCode::BAD_REQUEST, "give from or range, not both")),
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give from or range, not both")),
         (Some(v), None) => {
             let from = instant("from", v)?;
             if from >= to {
@@ -297,21 +285,12 @@ async fn series(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     JsonQuery(q): JsonQuery<SeriesQuery>,
-) -> Response {
+) -> Result<Json<Value>, ApiError> {
     let now = state.now();
-    let name = match slo_name(path) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let plan = match plan(&q, now) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let name = slo_name(path)?;
+    let plan = plan(&q, now)?;
     let (p, config) = state.view();
-    let i = match find(&config, &name) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let i = find(&config, &name)?;
     let slo = &config.alerting.slos[i];
     let windows = &p.windows()[slo.journey];
     let slot = p.slot(i);
@@ -346,7 +325,7 @@ async fn series(
             })
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "slo": slo.name,
         "objective": slo.objective,
         "from": rfc3339(plan.from),
@@ -354,6 +333,5 @@ async fn series(
         "step_seconds": secs(plan.step),
         "windows": labels,
         "points": points,
-    }))
-    .into_response()
+    })))
 }
