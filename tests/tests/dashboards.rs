@@ -157,10 +157,7 @@ fn to_fixed(x: f64, digits: usize) -> String {
     let (int, frac) = exact.split_once('.').expect("a fraction");
     let (kept, rest) = frac.split_at(digits);
     let mut out: Vec<u8> = format!("{int}{kept}").into_bytes();
-    let up = match rest.as_bytes()[0] {
-        b'5'..=b'9' => true,
-        _ => false,
-    };
+    let up = matches!(rest.as_bytes()[0], b'5'..=b'9');
     if up {
         let mut i = out.len();
         loop {
@@ -229,7 +226,7 @@ fn count(v: &Value) -> String {
     let digits = v.as_u64().unwrap_or_else(|| panic!("not a count: {v}")).to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
