@@ -1205,3 +1205,49 @@ fn serve_one(mut stream: std::net::TcpStream) -> Option<Received> {
         .ok()?;
     Some(Received { path, headers, body })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Chromium's WebDriver, for the dashboard tests.
+
+/// Debian's `chromedriver`: `$TRACEBUDGET_CHROMEDRIVER`, or whatever `.ci/setup-chromium.sh`
+/// prints (it installs `chromium` and `chromium-driver` on first use). A missing driver is a test
+/// failure, never a skip — under `CI=true` as everywhere else.
+pub fn chromedriver() -> PathBuf {
+    static DRIVER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = DRIVER.get_or_init(|| {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let hint = if ci {
+            "CI=true: the browser tests are required, a missing chromedriver fails the run"
+        } else {
+            "`bash .ci/run` (or `bash .ci/setup-chromium.sh`, as root) installs it"
+        };
+        if let Some(p) = std::env::var_os("TRACEBUDGET_CHROMEDRIVER") {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!(
+                    "TRACEBUDGET_CHROMEDRIVER={} does not exist ({hint})",
+                    p.display()
+                ))
+            };
+        }
+        let script = repo_root().join(".ci/setup-chromium.sh");
+        let out = output_within(Command::new("bash").arg(&script), Duration::from_secs(1200));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let path = stdout.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
+        match path {
+            Some(p) if out.status.success() && Path::new(p).is_file() => Ok(PathBuf::from(p)),
+            _ => Err(format!(
+                "no chromedriver: `bash {}` failed ({}) ({hint})\n--- its output ---\n{stdout}{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -1,9 +1,10 @@
 //! The `tracebudget` binary's library: the whole config file (each section's struct is owned by
-//! its crate; this crate assembles them), the CLI commands, and later the HTTP server.
+//! its crate; this crate assembles them), the CLI commands, the HTTP API and the dashboards.
 
 pub mod alerts;
 pub mod check;
 pub mod config;
+pub mod dashboards;
 pub mod demo;
 pub mod http;
 pub mod loadgen;

@@ -3,6 +3,7 @@
 mod alerting;
 mod api;
 mod check;
+mod dashboards;
 mod demo;
 mod grafana;
 mod ingest;

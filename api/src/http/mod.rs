@@ -100,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(config::routes())
         .merge(silences::routes())
         .merge(reload::routes())
+        .merge(crate::dashboards::routes())
         // Unknown API paths answer JSON too (specific routes win over this catch-all).
         .route("/api/v1/{*rest}", any(no_route))
         .method_not_allowed_fallback(method_not_allowed)
