@@ -91,7 +91,9 @@ impl<'de> Visitor<'de> for SecondsVisitor {
             match key.as_str() {
                 "secs" if secs.is_none() => secs = Some(map.next_value()?),
                 "nanos" if nanos.is_none() => nanos = Some(map.next_value()?),
-                "secs" | "nanos" => return Err(de::Error::duplicate_field(if key == "secs" { "secs" } else { "nanos" })),
+                "secs" | "nanos" => {
+                    return Err(de::Error::duplicate_field(if key == "secs" { "secs" } else { "nanos" }));
+                }
                 other => return Err(de::Error::unknown_field(other, &["secs", "nanos"])),
             }
         }
@@ -130,17 +132,18 @@ mod tests {
             d: Duration::from_secs(3_600),
             o: Some(Duration::from_nanos(1_250_000_001)),
         };
-        assert_eq!(
-            serde_json::to_string(&t).unwrap(),
-            r#"{"d":3600.0,"o":1.250000001}"#
-        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"d":3600.0,"o":1.250000001}"#);
     }
 
     #[test]
     fn reads_seconds_and_the_older_object() {
         let cases = [
             (json!({"d": 3600.0, "o": null}), Duration::from_secs(3_600), None),
-            (json!({"d": 3600, "o": 2.5}), Duration::from_secs(3_600), Some(Duration::from_millis(2_500))),
+            (
+                json!({"d": 3600, "o": 2.5}),
+                Duration::from_secs(3_600),
+                Some(Duration::from_millis(2_500)),
+            ),
             (
                 json!({"d": {"secs": 2, "nanos": 500_000_000}, "o": {"secs": 10_440, "nanos": 0}}),
                 Duration::from_millis(2_500),
@@ -153,7 +156,11 @@ mod tests {
             ),
         ];
         for (input, d, o) in cases {
-            assert_eq!(serde_json::from_value::<T>(input.clone()).unwrap(), T { d, o }, "{input}");
+            assert_eq!(
+                serde_json::from_value::<T>(input.clone()).unwrap(),
+                T { d, o },
+                "{input}"
+            );
         }
     }
 
@@ -163,8 +170,14 @@ mod tests {
             (json!({"d": -1, "o": null}), "a duration cannot be negative: -1 seconds"),
             (json!({"d": -0.5, "o": null}), "invalid duration: -0.5 seconds"),
             (json!({"d": {"secs": 1}, "o": null}), "missing field `nanos`"),
-            (json!({"d": {"secs": 1, "nanos": 1_000_000_000}, "o": null}), "nanos out of range: 1000000000"),
-            (json!({"d": {"secs": 1, "nanos": 0, "x": 1}, "o": null}), "unknown field `x`, expected `secs` or `nanos`"),
+            (
+                json!({"d": {"secs": 1, "nanos": 1_000_000_000}, "o": null}),
+                "nanos out of range: 1000000000",
+            ),
+            (
+                json!({"d": {"secs": 1, "nanos": 0, "x": 1}, "o": null}),
+                "unknown field `x`, expected `secs` or `nanos`",
+            ),
             (
                 json!({"d": "1h", "o": null}),
                 "invalid type: string \"1h\", expected a duration in seconds (a non-negative number) or {\"secs\", \"nanos\"}",

@@ -499,7 +499,10 @@ mod tests {
                 ]
             })
         );
-        assert_eq!(v["alerts"][1]["detail"]["time_to_exhaustion_seconds"], serde_json::Value::Null);
+        assert_eq!(
+            v["alerts"][1]["detail"]["time_to_exhaustion_seconds"],
+            serde_json::Value::Null
+        );
         assert_eq!(v["alerts"][1]["detail"]["long_window_seconds"], 259_200.0);
         let back: Notification = serde_json::from_value(v).unwrap();
         assert_eq!(back, n);
