@@ -42,7 +42,7 @@ mod render;
 pub mod webhook;
 
 #[cfg(test)]
-pub(crate) mod fixture;
+mod fixture;
 
 pub use alertmanager::AlertmanagerNotifier;
 pub use email::EmailNotifier;
