@@ -325,6 +325,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
             differs(&old.server.external_url, &new.server.external_url),
         ),
         ("[storage]", differs(&old.storage, &new.storage)),
+        ("[cluster]", differs(&old.cluster, &new.cluster)),
         ("[ingest]", differs(&old.ingest, &new.ingest)),
         ("[alerting] eval_interval", differs(&a.eval_interval, &b.eval_interval)),
         ("[alerting] give_up_after", differs(&a.give_up_after, &b.give_up_after)),
