@@ -412,7 +412,11 @@ pub fn spawn(
         let stop = stop.clone();
         let leading = leading.clone();
         async move {
-            let tick = if leader.shared() { eval_interval / 2 } else { eval_interval };
+            let tick = if leader.shared() {
+                eval_interval / 2
+            } else {
+                eval_interval
+            };
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pending = Pending::default();

@@ -34,10 +34,17 @@ impl Others {
                 "failed"
             }
         };
-        self.metrics.others_reads.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.metrics
+            .others_reads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
-    async fn read(&self, pipeline: &Mutex<Pipeline>, now: Timestamp) -> Result<&'static str, engine::store::StoreError> {
+    async fn read(
+        &self,
+        pipeline: &Mutex<Pipeline>,
+        now: Timestamp,
+    ) -> Result<&'static str, engine::store::StoreError> {
         if !self.store.others_exist().await? {
             let mut p = pipeline.lock().expect("pipeline lock poisoned");
             if p.has_others() {
@@ -54,7 +61,9 @@ impl Others {
         }
         let installed = pipeline.lock().expect("pipeline lock poisoned").set_others(windows);
         debug_assert!(installed, "reloads wait for the evaluation cycle");
-        self.metrics.others_read_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .others_read_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics
             .others_rows
             .set(i64::try_from(read.count_blocks + read.legacy_rows + read.latency_rows).unwrap_or(i64::MAX));

@@ -178,7 +178,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     if let Some(span) = cluster_span.clone() {
         let mut seen = std::collections::BTreeSet::new();
         if let Some(p) = cluster.partitions.iter().find(|p| !seen.insert(**p)) {
-            errors.push(ConfigError::at(span.clone(), format!("cluster.partitions lists {p} twice")));
+            errors.push(ConfigError::at(
+                span.clone(),
+                format!("cluster.partitions lists {p} twice"),
+            ));
         }
         if cluster.lock_poll.0.is_zero() {
             errors.push(ConfigError::at(span, "cluster.lock_poll must be longer than 0"));

@@ -181,7 +181,9 @@ impl LockSession {
         if self.conn.is_none() {
             return false;
         }
-        self.run("check the lock session", async |c| c.ping().await).await.is_ok()
+        self.run("check the lock session", async |c| c.ping().await)
+            .await
+            .is_ok()
     }
 }
 

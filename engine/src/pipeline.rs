@@ -777,8 +777,7 @@ impl Pipeline {
     /// that no longer matches is refused and `false` returned). An empty vector: none.
     pub fn set_others(&mut self, others: Vec<JourneyWindows>) -> bool {
         let fits = others.is_empty()
-            || (others.len() == self.windows.len()
-                && others.iter().zip(&self.windows).all(|(o, w)| o.same_layout(w)));
+            || (others.len() == self.windows.len() && others.iter().zip(&self.windows).all(|(o, w)| o.same_layout(w)));
         if fits {
             self.others = others;
         }

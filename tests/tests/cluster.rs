@@ -83,7 +83,10 @@ fn json(server: &Server, path: &str) -> Json {
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -131,7 +134,9 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
     let config_b = config(&dir, "b", &ports[4..8], &db.url, hook);
     let mut a = Server::start(&config_a, ports[0]);
     // A takes the evaluator lock at its first tick, before B starts.
-    wait_for(&mut a, Duration::from_secs(10), |m| m.get("tracebudget_cluster_leader", &[]) == Some(1.0));
+    wait_for(&mut a, Duration::from_secs(10), |m| {
+        m.get("tracebudget_cluster_leader", &[]) == Some(1.0)
+    });
     let mut b = Server::start(&config_b, ports[4]);
     let m = wait_for(&mut b, Duration::from_secs(5), |m| {
         m.sum("tracebudget_cluster_others_reads_total", &[]) >= 2.0
@@ -144,9 +149,11 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
     let want = (traces_a + traces_b, errors_a + errors_b);
     assert!(errors_a > 0.0 && errors_b > 0.0, "faults were injected");
     for (name, server) in [("a", &a), ("b", &b)] {
-        wait_until(&format!("{name} shows the merged totals"), Duration::from_secs(20), || {
-            period(server) == want
-        });
+        wait_until(
+            &format!("{name} shows the merged totals"),
+            Duration::from_secs(20),
+            || period(server) == want,
+        );
     }
     // /metrics says what the API says, on both instances, over the merged windows.
     for (name, server) in [("a", &mut a), ("b", &mut b)] {
@@ -182,7 +189,16 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
     let mut incident = Command::new(bin())
         .args(["loadgen", "--config", config_b.to_str().unwrap(), "--protocol", "http"])
         .args(["--endpoint", &format!("http://{}", ports[6])])
-        .args(["--rate", "40", "--duration", "130s", "--incident", "5s:40s:1.0", "--seed", "3"])
+        .args([
+            "--rate",
+            "40",
+            "--duration",
+            "130s",
+            "--incident",
+            "5s:40s:1.0",
+            "--seed",
+            "3",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -195,9 +211,16 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
     // The leader dies mid-incident: B leads within two eval intervals and pages nobody again.
     a.signal("KILL");
     let killed = Instant::now();
-    let m = wait_for(&mut b, 4 * EVAL, |m| m.get("tracebudget_cluster_leader", &[]) == Some(1.0));
+    let m = wait_for(&mut b, 4 * EVAL, |m| {
+        m.get("tracebudget_cluster_leader", &[]) == Some(1.0)
+    });
     let took = killed.elapsed();
-    assert_eq!(m.get("tracebudget_cluster_leader", &[]), Some(1.0), "{}", b.output_block());
+    assert_eq!(
+        m.get("tracebudget_cluster_leader", &[]),
+        Some(1.0),
+        "{}",
+        b.output_block()
+    );
     assert!(took <= 2 * EVAL, "B led {took:?} after the kill");
     assert_eq!(
         m.get("tracebudget_cluster_leadership_changes_total", &[("to", "leader")]),
@@ -207,7 +230,9 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
     // The incident ends; B resolves the page on its own traffic and A's last rows.
     let _ = incident.wait();
     wait_until("the resolved notice from B", Duration::from_secs(120), || {
-        sink.received().iter().any(|r| r.body.contains("\"status\":\"resolved\""))
+        sink.received()
+            .iter()
+            .any(|r| r.body.contains("\"status\":\"resolved\""))
     });
     std::thread::sleep(3 * EVAL);
     let received = sink.received();

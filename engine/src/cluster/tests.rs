@@ -35,7 +35,8 @@ async fn a_dead_holders_partitions_are_taken_within_one_poll() {
     let [_, url] = dbs.urls();
     let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
     let metrics_b = ClusterMetrics::default();
-    let (a, task_a) = PartitionLocks::spawn(&url, "S", 4, &[0, 1], POLL, ClusterMetrics::default(), stop_a.clone()).unwrap();
+    let (a, task_a) =
+        PartitionLocks::spawn(&url, "S", 4, &[0, 1], POLL, ClusterMetrics::default(), stop_a.clone()).unwrap();
     let (b, task_b) = PartitionLocks::spawn(&url, "S", 4, &[2, 3], POLL, metrics_b.clone(), stop_b.clone()).unwrap();
     let (mut ra, mut rb) = (a.subscribe(), b.subscribe());
     owns(&mut ra, &[0, 1], Duration::from_secs(5)).await;
@@ -56,7 +57,8 @@ async fn a_dead_holders_partitions_are_taken_within_one_poll() {
 
     // A comes back preferring 0 and 1: they stay with B.
     let stop_a2 = CancellationToken::new();
-    let (a2, task_a2) = PartitionLocks::spawn(&url, "S", 4, &[0, 1], POLL, ClusterMetrics::default(), stop_a2.clone()).unwrap();
+    let (a2, task_a2) =
+        PartitionLocks::spawn(&url, "S", 4, &[0, 1], POLL, ClusterMetrics::default(), stop_a2.clone()).unwrap();
     tokio::time::sleep(3 * POLL).await;
     assert!(a2.subscribe().borrow().is_empty());
 
@@ -87,7 +89,12 @@ async fn a_dead_holders_partitions_are_taken_within_one_poll() {
     tokio::time::sleep(2 * POLL).await;
     let started = Instant::now();
     while !(whole(&ra2, &rb) && ra2.borrow().len() + rb.borrow().len() == 4) {
-        assert!(started.elapsed() < 2 * POLL + QUERY_TIMEOUT, "{:?} {:?}", *ra2.borrow(), *rb.borrow());
+        assert!(
+            started.elapsed() < 2 * POLL + QUERY_TIMEOUT,
+            "{:?} {:?}",
+            *ra2.borrow(),
+            *rb.borrow()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let settled = (ra2.borrow_and_update().clone(), rb.borrow_and_update().clone());

@@ -401,8 +401,18 @@ impl SliStore {
         const SQL: &str = "SELECT EXISTS (SELECT 1 FROM sli_count_blocks WHERE instance < $1) \
                            OR EXISTS (SELECT 1 FROM sli_count_blocks WHERE instance > $1)";
         let found = match &self.typed {
-            Typed::Sqlite(pool) => sqlx::query_scalar::<_, bool>(SQL).bind(&self.instance).fetch_one(pool).await,
-            Typed::Postgres(pool) => sqlx::query_scalar::<_, bool>(SQL).bind(&self.instance).fetch_one(pool).await,
+            Typed::Sqlite(pool) => {
+                sqlx::query_scalar::<_, bool>(SQL)
+                    .bind(&self.instance)
+                    .fetch_one(pool)
+                    .await
+            }
+            Typed::Postgres(pool) => {
+                sqlx::query_scalar::<_, bool>(SQL)
+                    .bind(&self.instance)
+                    .fetch_one(pool)
+                    .await
+            }
         };
         found.map_err(err("look for other instances' rows"))
     }

@@ -393,7 +393,11 @@ async fn instances_restore_their_own_rows_and_read_the_others() {
         for window in [Duration::from_secs(300), HOUR, 6 * HOUR, 7 * 24 * HOUR] {
             let window = Window::Last(window);
             for slot in 0..w.slots() {
-                assert_eq!(m.counts(slot, window, at), w.counts(slot, window, at), "{url} {window:?}");
+                assert_eq!(
+                    m.counts(slot, window, at),
+                    w.counts(slot, window, at),
+                    "{url} {window:?}"
+                );
                 assert_eq!(m.lifetime(slot), w.lifetime(slot), "{url}");
             }
             assert_eq!(m.percentiles(window, at), w.percentiles(window, at), "{url} {window:?}");

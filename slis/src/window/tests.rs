@@ -1428,10 +1428,18 @@ fn merged_windows_answer_like_one_store_of_every_sample() {
     for window in [5 * MINUTE, HOUR, 6 * HOUR, DAY, 3 * DAY, 30 * DAY] {
         let window = Window::Last(window);
         for slot in 0..4 {
-            assert_eq!(merged.counts(slot, window, now), all.counts(slot, window, now), "{window:?}");
+            assert_eq!(
+                merged.counts(slot, window, now),
+                all.counts(slot, window, now),
+                "{window:?}"
+            );
             assert_eq!(Merged::from(&a).counts(slot, window, now), a.counts(slot, window, now));
         }
-        assert_eq!(merged.percentiles(window, now), all.percentiles(window, now), "{window:?}");
+        assert_eq!(
+            merged.percentiles(window, now),
+            all.percentiles(window, now),
+            "{window:?}"
+        );
         assert_eq!(Merged::from(&b).percentiles(window, now), b.percentiles(window, now));
     }
     for slot in 0..4 {
