@@ -148,6 +148,18 @@ pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<Sl
         .collect()
 }
 
+/// Takes the stored silences (those made or expired through any instance's API) as the ones in
+/// force, keeping those this instance's API added after the read (stored too, so the next read
+/// has them). Silences are never deleted, so one known here and missing from the read is new.
+fn merge_silences(known: &mut Vec<alerting::mute::Silence>, stored: Vec<alerting::mute::Silence>) {
+    let newer: Vec<_> = known
+        .drain(..)
+        .filter(|k| !stored.iter().any(|s| s.id == k.id))
+        .collect();
+    *known = stored;
+    known.extend(newer);
+}
+
 /// Per SLO of the model in force, the page and ticket alerts firing now (zeros included).
 fn firing_by_slo(model: &Alerting, alerter: &Alerter) -> Vec<crate::metrics::SloFiring> {
     let mut rows = Vec::with_capacity(model.slos.len() * 2);
@@ -203,8 +215,8 @@ impl AlertRuntime {
             None => None,
         };
         let mut st = self.alerter.lock().await;
-        if let Some(silences) = silences {
-            st.silences = silences;
+        if let Some(stored) = silences {
+            merge_silences(&mut st.silences, stored);
         }
         let model = Arc::clone(st.model_arc());
         let journeys = st.journeys().to_vec();
