@@ -36,6 +36,9 @@ pub struct AlertRuntime {
     pub metrics: Arc<AlertingMetrics>,
     /// Wakes the deliverer when a cycle queued notifications.
     pub wake: tokio::sync::Notify,
+    /// Wakes the evaluator loop after a config reload: the other instances' windows (laid out
+    /// for the old config) were dropped and are read again at once.
+    pub relayout: tokio::sync::Notify,
     pub external_url: String,
     /// Alerts firing per (SLO, severity) after the last cycle, for `/metrics`.
     pub firing_by_slo: Arc<crate::metrics::FiringSnapshot>,
@@ -86,6 +89,7 @@ pub async fn start(
         store,
         metrics,
         wake: tokio::sync::Notify::new(),
+        relayout: tokio::sync::Notify::new(),
         external_url,
         notifiers: std::sync::RwLock::new(Arc::new(notifiers)),
         reconfig: tokio::sync::RwLock::new(()),
@@ -434,7 +438,14 @@ pub fn spawn(
             let mut pending = Pending::default();
             let mut pruned_at = Timestamp::EPOCH;
             let mut last_cycle: Option<Instant> = None;
-            while stop.run_until_cancelled(interval.tick()).await.is_some() {
+            loop {
+                let woken = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = interval.tick() => false,
+                    _ = runtime.relayout.notified() => true,
+                };
+                // Alone (SQLite) there is nothing to read again: the loop keeps its pace.
+                let woken = woken && others.is_some();
                 let state = leader.poll().await;
                 leading.store(state.leads(), std::sync::atomic::Ordering::SeqCst);
                 match state {
@@ -449,8 +460,9 @@ pub fn spawn(
                     engine::cluster::Leading::Lost => pending = Pending::default(),
                     _ => {}
                 }
-                // A cycle every eval_interval (ticks are half of it when competing).
-                if last_cycle.is_some_and(|t| t.elapsed() + tick / 2 < eval_interval) {
+                // A cycle every eval_interval (ticks are half of it when competing), and at once
+                // after a reload.
+                if !woken && last_cycle.is_some_and(|t| t.elapsed() + tick / 2 < eval_interval) {
                     continue;
                 }
                 last_cycle = Some(Instant::now());

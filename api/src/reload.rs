@@ -294,6 +294,8 @@ async fn apply(state: &AppState) -> Result<Reloaded, Refused> {
     alerter.reconfigure(model, journeys);
     drop(alerter);
     *state.alerts.notifiers.write().expect("notifiers lock poisoned") = Arc::new(notifiers);
+    // The other instances' windows were dropped with the old layout: read them again now.
+    state.alerts.relayout.notify_one();
     Ok(summary(&current, &next, true))
 }
 

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tracebudget_tests::{Json, PgDatabase, Server, TempDir, WebhookSink, bin, free_addrs, loadgen, wait_for};
+use tracebudget_tests::{
+    Json, PgDatabase, Server, TempDir, WebhookSink, bin, free_addrs, http_request, loadgen, wait_for,
+};
 
 const EVAL: Duration = Duration::from_secs(1);
 
@@ -185,6 +187,29 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
         assert_eq!((j.num(&["roots"]), j.num(&["error_roots"])), want, "{name}");
     }
 
+    // A config reload drops the others' windows (laid out for the old config) and reads them
+    // again at once: the merged figures come back without waiting for the next cycle's pace.
+    let text = std::fs::read_to_string(&config_a).unwrap().replace(
+        "name = \"checkout-availability\"\n",
+        "name = \"checkout-availability\"\ndescription = \"Checkouts that succeed\"\n",
+    );
+    std::fs::write(&config_a, text).unwrap();
+    let r = http_request(
+        ports[0],
+        "POST",
+        "/api/v1/config/reload",
+        &[],
+        None,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until(
+        "A shows the merged totals after the reload",
+        Duration::from_secs(5),
+        || period(&a) == want,
+    );
+
     // An incident on B's traffic: A, the leader, sees it only through B's rows, and pages.
     let mut incident = Command::new(bin())
         .args(["loadgen", "--config", config_b.to_str().unwrap(), "--protocol", "http"])
@@ -207,6 +232,15 @@ fn two_instances_merge_their_counts_and_the_standby_takes_over_without_a_second_
         sink.received().iter().any(|r| r.body.contains("\"status\":\"firing\""))
     });
     assert_eq!(b.metrics().get("tracebudget_cluster_leader", &[]), Some(0.0));
+    // A marked it delivered (else the next leader sends it again, under the same key).
+    wait_until("A stored the delivery", Duration::from_secs(10), || {
+        let log = json(&a, "/api/v1/notifications");
+        let list = log.get("notifications").unwrap().as_array().unwrap();
+        !list.is_empty()
+            && list
+                .iter()
+                .all(|n| n.get("state").and_then(Json::as_str) == Some("delivered"))
+    });
 
     // The leader dies mid-incident: B leads within two eval intervals and pages nobody again.
     a.signal("KILL");
