@@ -445,7 +445,9 @@ pub fn spawn(
                     _ = runtime.relayout.notified() => true,
                 };
                 // Alone (SQLite) there is nothing to read again: the loop keeps its pace.
-                let woken = woken && others.is_some();
+                if woken && others.is_none() {
+                    continue;
+                }
                 let state = leader.poll().await;
                 leading.store(state.leads(), std::sync::atomic::Ordering::SeqCst);
                 match state {
