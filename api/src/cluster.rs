@@ -25,7 +25,7 @@ impl Others {
     /// Reads every other instance's rows and installs them in the pipeline as of `now`. Call it
     /// holding `AlertRuntime::reconfig` (shared), so the layout read under the pipeline lock is
     /// still the one in force when the windows are installed. Without other instances' rows
-    /// (two index probes) nothing is read; on a failure the previous read stays in place.
+    /// (one index probe) nothing is read; on a failure the previous read stays in place.
     pub async fn refresh(&self, pipeline: &Mutex<Pipeline>, now: Timestamp) {
         let outcome = match self.read(pipeline, now).await {
             Ok(outcome) => outcome,
@@ -45,7 +45,8 @@ impl Others {
         pipeline: &Mutex<Pipeline>,
         now: Timestamp,
     ) -> Result<&'static str, engine::store::StoreError> {
-        if !self.store.others_exist().await? {
+        let instances = self.store.other_instances().await?;
+        if instances.is_empty() {
             let mut p = pipeline.lock().expect("pipeline lock poisoned");
             if p.has_others() {
                 p.set_others(Vec::new());
@@ -54,19 +55,29 @@ impl Others {
             return Ok("none");
         }
         let started = Instant::now();
-        let (mut windows, names, series) = pipeline.lock().expect("pipeline lock poisoned").others_layout();
-        let read = self.store.read_others(&mut windows, &names, series, now).await?;
-        for problem in &read.corrupt {
-            tracing::error!(%problem, "skipped another instance's bucket that does not decode");
+        let (blank, names, series) = pipeline.lock().expect("pipeline lock poisoned").others_layout();
+        // One set of windows per instance: each read keeps the stored histograms as they are
+        // (no decoding), which summing instances into one set could not.
+        let mut by_instance = Vec::with_capacity(instances.len());
+        let mut rows = 0;
+        for instance in &instances {
+            let mut windows = blank.clone();
+            let read = self
+                .store
+                .read_instance(instance, &mut windows, &names, series.clone(), now)
+                .await?;
+            for problem in &read.corrupt {
+                tracing::error!(%instance, %problem, "skipped another instance's bucket that does not decode");
+            }
+            rows += read.count_blocks + read.legacy_rows + read.latency_rows;
+            by_instance.push(windows);
         }
-        let installed = pipeline.lock().expect("pipeline lock poisoned").set_others(windows);
+        let installed = pipeline.lock().expect("pipeline lock poisoned").set_others(by_instance);
         debug_assert!(installed, "reloads wait for the evaluation cycle");
         self.metrics
             .others_read_seconds
             .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .others_rows
-            .set(i64::try_from(read.count_blocks + read.legacy_rows + read.latency_rows).unwrap_or(i64::MAX));
+        self.metrics.others_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
         Ok("ok")
     }
 }

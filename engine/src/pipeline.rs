@@ -134,9 +134,9 @@ pub struct Pipeline {
     last_now: Timestamp,
     /// How long the windows keep buckets: the longest SLO period and a margin.
     retention: Duration,
-    /// Per journey, what the other instances sharing the database counted, summed and laid out
-    /// like `windows` (see [`set_others`](Self::set_others)); empty on a single instance.
-    others: Vec<JourneyWindows>,
+    /// Per journey, what each other instance sharing the database counted, laid out like
+    /// `windows` (see [`set_others`](Self::set_others)); empty on a single instance.
+    others: Vec<Vec<JourneyWindows>>,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -751,7 +751,10 @@ impl Pipeline {
     /// Journey `journey`'s windows with what the other instances counted (see
     /// [`set_others`](Self::set_others)): what evaluation, the API and `/metrics` read.
     pub fn merged(&self, journey: usize) -> Merged<'_> {
-        Merged::new(&self.windows[journey], self.others.get(journey))
+        Merged::new(
+            &self.windows[journey],
+            self.others.get(journey).map_or(&[], Vec::as_slice),
+        )
     }
 
     /// Weighted roots and error roots per journey over the merged windows' lifetime.
@@ -772,16 +775,30 @@ impl Pipeline {
         )
     }
 
-    /// Installs what the other instances counted, laid out by [`others_layout`](Self::others_layout)
-    /// under the config still in force (the caller keeps reloads out between the two; a layout
-    /// that no longer matches is refused and `false` returned). An empty vector: none.
-    pub fn set_others(&mut self, others: Vec<JourneyWindows>) -> bool {
-        let fits = others.is_empty()
-            || (others.len() == self.windows.len() && others.iter().zip(&self.windows).all(|(o, w)| o.same_layout(w)));
-        if fits {
-            self.others = others;
+    /// Installs what the other instances counted: per instance, windows laid out by
+    /// [`others_layout`](Self::others_layout) under the config still in force (the caller keeps
+    /// reloads out between the two; a layout that no longer matches is refused and `false`
+    /// returned). An empty vector: none.
+    pub fn set_others(&mut self, by_instance: Vec<Vec<JourneyWindows>>) -> bool {
+        let fits = by_instance.iter().all(|windows| {
+            windows.len() == self.windows.len() && windows.iter().zip(&self.windows).all(|(o, w)| o.same_layout(w))
+        });
+        if !fits {
+            return false;
         }
-        fits
+        self.others.clear();
+        if !by_instance.is_empty() {
+            let mut per_journey: Vec<Vec<JourneyWindows>> = (0..self.windows.len())
+                .map(|_| Vec::with_capacity(by_instance.len()))
+                .collect();
+            for windows in by_instance {
+                for (j, w) in windows.into_iter().enumerate() {
+                    per_journey[j].push(w);
+                }
+            }
+            self.others = per_journey;
+        }
+        true
     }
 
     /// Whether other instances' counts are merged in.

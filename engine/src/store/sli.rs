@@ -384,7 +384,7 @@ impl SliStore {
         let names: Vec<String> = pipeline.journeys().0.iter().map(|j| j.name.clone()).collect();
         let series: Vec<Vec<String>> = (0..names.len()).map(|j| pipeline.series(j).to_vec()).collect();
         pipeline.begin_restore(now);
-        let (out, legacy_journeys) = self.load(Rows::Own, pipeline, &names, series).await?;
+        let (out, legacy_journeys) = self.load(&self.instance, pipeline, &names, series).await?;
         let mut legacy = Vec::new();
         for j in legacy_journeys {
             pipeline.mark_counts_changed(j);
@@ -395,34 +395,31 @@ impl SliStore {
         Ok(out)
     }
 
-    /// Whether another instance has stored count rows (two index probes, however many rows
-    /// there are): without them there is nothing to merge.
-    pub async fn others_exist(&self) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT EXISTS (SELECT 1 FROM sli_count_blocks WHERE instance < $1) \
-                           OR EXISTS (SELECT 1 FROM sli_count_blocks WHERE instance > $1)";
-        let found = match &self.typed {
-            Typed::Sqlite(pool) => {
-                sqlx::query_scalar::<_, bool>(SQL)
-                    .bind(&self.instance)
-                    .fetch_one(pool)
-                    .await
-            }
-            Typed::Postgres(pool) => {
-                sqlx::query_scalar::<_, bool>(SQL)
-                    .bind(&self.instance)
-                    .fetch_one(pool)
-                    .await
-            }
+    /// The other instances with stored count rows, by name: a loose index scan (one index
+    /// probe per instance, however many rows there are), so it doubles as the cheap check that
+    /// there is nothing to merge.
+    pub async fn other_instances(&self) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "WITH RECURSIVE i(name) AS ( \
+             SELECT min(instance) FROM sli_count_blocks \
+             UNION ALL \
+             SELECT (SELECT min(instance) FROM sli_count_blocks WHERE instance > i.name) FROM i WHERE i.name IS NOT NULL \
+           ) SELECT name FROM i WHERE name IS NOT NULL";
+        let names: Result<Vec<String>, sqlx::Error> = match &self.typed {
+            Typed::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
+            Typed::Postgres(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
         };
-        found.map_err(err("look for other instances' rows"))
+        let mut names = names.map_err(err("list the instances"))?;
+        names.retain(|n| *n != self.instance);
+        Ok(names)
     }
 
-    /// Reads every *other* instance's rows into `windows` (one per journey, `names[j]` with the
-    /// slots `series[j]`, empty and laid out like this instance's), summed, as of `now`: what
-    /// merged evaluation adds to this instance's own windows. Each table is read in one
-    /// statement, so each instance's counts are those of one of its committed flushes.
-    pub async fn read_others(
+    /// Reads instance `instance`'s rows into `windows` (one per journey, `names[j]` with the
+    /// slots `series[j]`, empty and laid out like this instance's) as of `now`: what merged
+    /// evaluation adds to this instance's own windows. Each table is read in one statement, so
+    /// the counts are those of one of that instance's committed flushes.
+    pub async fn read_instance(
         &self,
+        instance: &str,
         windows: &mut [JourneyWindows],
         names: &[String],
         series: Vec<Vec<String>>,
@@ -431,18 +428,19 @@ impl SliStore {
         for w in windows.iter_mut() {
             w.advance(now);
         }
-        let (out, _) = self.load(Rows::Others, windows, names, series).await?;
+        let (out, _) = self.load(instance, windows, names, series).await?;
         for w in windows.iter_mut() {
             w.advance(now);
         }
         Ok(out)
     }
 
-    /// Adds the rows of `rows` to `target`: counts read and decoded by a task of their own while
-    /// the histograms stream in. Returns what was found and the journeys with 0002 count rows.
+    /// Adds the rows of `instance` to `target`: counts read and decoded by a task of their own
+    /// while the histograms stream in. Returns what was found and the journeys with 0002 count
+    /// rows.
     async fn load<T: Target + ?Sized>(
         &self,
-        rows: Rows,
+        instance: &str,
         target: &mut T,
         names: &[String],
         series: Vec<Vec<String>>,
@@ -452,13 +450,12 @@ impl SliStore {
         let widths: Vec<usize> = series.iter().map(Vec::len).collect();
         let reader = tokio::spawn(read_counts(
             self.typed.clone(),
-            rows,
-            self.instance.clone(),
+            instance.to_owned(),
             Arc::new(index.clone()),
             Arc::new(series),
         ));
         let mut out = Restored::default();
-        if let Err(e) = restore_latencies(&self.typed, rows, &self.instance, &index, target, &mut out).await {
+        if let Err(e) = restore_latencies(&self.typed, instance, &index, target, &mut out).await {
             reader.abort();
             return Err(err("read latency buckets")(e));
         }
@@ -482,22 +479,6 @@ impl SliStore {
         out.corrupt.extend(counts.corrupt);
         out.counts_elapsed = started.elapsed();
         Ok((out, counts.legacy_journeys))
-    }
-}
-
-/// Whose rows a read takes: this instance's (a restore) or every other's (merged evaluation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Rows {
-    Own,
-    Others,
-}
-
-impl Rows {
-    fn pick(self, own: &'static str, others: &'static str) -> &'static str {
-        match self {
-            Rows::Own => own,
-            Rows::Others => others,
-        }
     }
 }
 
@@ -577,7 +558,6 @@ macro_rules! for_each_row {
 
 async fn read_counts(
     typed: Typed,
-    rows: Rows,
     instance: String,
     index: Arc<HashMap<String, usize>>,
     series: Arc<Vec<Vec<String>>>,
@@ -585,12 +565,8 @@ async fn read_counts(
     let mut out = DecodedCounts::default();
     for_each_row!(
         &typed,
-        rows.pick(
-            "SELECT journey, block_ms, width_ms, data FROM sli_count_blocks WHERE instance = $1 \
-             ORDER BY journey, block_ms, width_ms DESC",
-            "SELECT journey, block_ms, width_ms, data FROM sli_count_blocks WHERE instance <> $1 \
-             ORDER BY journey, block_ms, width_ms DESC",
-        ),
+        "SELECT journey, block_ms, width_ms, data FROM sli_count_blocks WHERE instance = $1 \
+         ORDER BY journey, block_ms, width_ms DESC",
         &instance,
         |row| {
             let journey: &str = row.try_get(0)?;
@@ -618,10 +594,7 @@ async fn read_counts(
     );
     for_each_row!(
         &typed,
-        rows.pick(
-            "SELECT journey, start_ms, width_ms, counts FROM sli_counts WHERE instance = $1 ORDER BY journey, start_ms",
-            "SELECT journey, start_ms, width_ms, counts FROM sli_counts WHERE instance <> $1 ORDER BY journey, start_ms",
-        ),
+        "SELECT journey, start_ms, width_ms, counts FROM sli_counts WHERE instance = $1 ORDER BY journey, start_ms",
         &instance,
         |row| {
             let journey: &str = row.try_get(0)?;
@@ -651,7 +624,6 @@ async fn read_counts(
 
 async fn restore_latencies<T: Target + ?Sized>(
     typed: &Typed,
-    rows: Rows,
     instance: &str,
     index: &HashMap<String, usize>,
     target: &mut T,
@@ -660,10 +632,7 @@ async fn restore_latencies<T: Target + ?Sized>(
     for_each_row!(
         typed,
         // In storage order: ascending starts are faster but not needed.
-        rows.pick(
-            "SELECT journey, start_ms, width_ms, histogram FROM sli_latency WHERE instance = $1",
-            "SELECT journey, start_ms, width_ms, histogram FROM sli_latency WHERE instance <> $1",
-        ),
+        "SELECT journey, start_ms, width_ms, histogram FROM sli_latency WHERE instance = $1",
         instance,
         |row| {
             let journey: &str = row.try_get(0)?;

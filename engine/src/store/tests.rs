@@ -362,14 +362,24 @@ async fn instances_restore_their_own_rows_and_read_the_others() {
         }
         let store_a = SliStore::new(&db, "a");
         let store_b = SliStore::new(&db, "b");
-        assert!(!store_a.others_exist().await.unwrap(), "{url}: an empty database");
+        assert!(
+            store_a.other_instances().await.unwrap().is_empty(),
+            "{url}: an empty database"
+        );
         let a = Arc::new(Mutex::new(a));
         Flusher::new(store_a.clone(), a.clone(), Arc::new(StorageMetrics::default()))
             .flush()
             .await
             .unwrap();
-        assert!(!store_a.others_exist().await.unwrap(), "{url}: only a's rows");
-        assert!(store_b.others_exist().await.unwrap(), "{url}: b sees a's rows");
+        assert!(
+            store_a.other_instances().await.unwrap().is_empty(),
+            "{url}: only a's rows"
+        );
+        assert_eq!(
+            store_b.other_instances().await.unwrap(),
+            ["a"],
+            "{url}: b sees a's rows"
+        );
         let b = Arc::new(Mutex::new(b));
         Flusher::new(store_b.clone(), b.clone(), Arc::new(StorageMetrics::default()))
             .flush()
@@ -383,11 +393,15 @@ async fn instances_restore_their_own_rows_and_read_the_others() {
         assert_eq!(view(&restored_a, at), view(&a.lock().unwrap(), at), "{url}");
 
         // a reads b's rows; merged, they answer like one pipeline of both.
+        assert_eq!(store_a.other_instances().await.unwrap(), ["b"], "{url}");
         let (mut others, names, series) = restored_a.others_layout();
-        let read = store_a.read_others(&mut others, &names, series, at).await.unwrap();
+        let read = store_a
+            .read_instance("b", &mut others, &names, series, at)
+            .await
+            .unwrap();
         assert_eq!((read.count_blocks, read.corrupt.len()), (2, 0), "{url}: {read:?}");
         assert!(!restored_a.has_others());
-        assert!(restored_a.set_others(others));
+        assert!(restored_a.set_others(vec![others]));
         assert!(restored_a.has_others());
         let (m, w) = (restored_a.merged(0), &both.windows()[0]);
         for window in [Duration::from_secs(300), HOUR, 6 * HOUR, 7 * 24 * HOUR] {
@@ -409,7 +423,7 @@ async fn instances_restore_their_own_rows_and_read_the_others() {
         // Its own windows are untouched: what a writes stays a's.
         assert_eq!(view(&restored_a, at), view(&a.lock().unwrap(), at), "{url}");
         // Windows of another layout are refused; none clears.
-        assert!(!restored_a.set_others(vec![slis::window::JourneyWindows::new(vec![], HOUR)]));
+        assert!(!restored_a.set_others(vec![vec![slis::window::JourneyWindows::new(vec![], HOUR)]]));
         assert!(restored_a.set_others(Vec::new()));
         assert!(!restored_a.has_others());
         db.close().await;

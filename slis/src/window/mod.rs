@@ -484,40 +484,34 @@ fn percentiles_of(h: &Histogram<u64>) -> Option<Percentiles> {
     })
 }
 
-/// A read-only view of one journey's windows as several instances counted them: its own and,
-/// when other instances share the database, the sum of theirs (laid out alike: the same SLO
+/// A read-only view of one journey's windows as several instances counted them: its own and
+/// those of the other instances sharing the database (each laid out alike: the same SLO
 /// slots). Counts add; latency histograms merge, so percentiles are those of all the samples.
 /// Without others it answers exactly as the own windows, at the cost of one branch.
 #[derive(Clone, Copy, Debug)]
 pub struct Merged<'a> {
     own: &'a JourneyWindows,
-    others: Option<&'a JourneyWindows>,
+    others: &'a [JourneyWindows],
 }
 
 impl<'a> Merged<'a> {
     /// `others` must be laid out like `own` (checked in debug builds).
-    pub fn new(own: &'a JourneyWindows, others: Option<&'a JourneyWindows>) -> Self {
-        debug_assert!(others.is_none_or(|o| own.same_layout(o)), "windows laid out alike");
+    pub fn new(own: &'a JourneyWindows, others: &'a [JourneyWindows]) -> Self {
+        debug_assert!(others.iter().all(|o| own.same_layout(o)), "windows laid out alike");
         Merged { own, others }
     }
 
     /// See [`JourneyWindows::counts`]: the sum over every part.
     pub fn counts(&self, slo: usize, window: Window, now: Timestamp) -> Counts {
         let own = self.own.counts(slo, window, now);
-        match self.others {
-            None => own,
-            Some(o) => sum(own, o.counts(slo, window, now)),
-        }
+        self.others.iter().fold(own, |c, o| sum(c, o.counts(slo, window, now)))
     }
 
     /// See [`JourneyWindows::lifetime`]: the sum over every part (the others' since they were
     /// last read).
     pub fn lifetime(&self, slo: usize) -> Counts {
         let own = self.own.lifetime(slo);
-        match self.others {
-            None => own,
-            Some(o) => sum(own, o.lifetime(slo)),
-        }
+        self.others.iter().fold(own, |c, o| sum(c, o.lifetime(slo)))
     }
 
     pub fn slots(&self) -> usize {
@@ -527,7 +521,7 @@ impl<'a> Merged<'a> {
     /// See [`JourneyWindows::latency_histogram`]: every part's samples.
     pub fn latency_histogram(&self, window: Window, now: Timestamp) -> Histogram<u64> {
         let mut h = self.own.latency_histogram(window, now);
-        if let Some(o) = self.others {
+        for o in self.others {
             hist::add(&mut h, &o.latency_histogram(window, now));
         }
         h
@@ -535,16 +529,16 @@ impl<'a> Merged<'a> {
 
     /// See [`JourneyWindows::percentiles`]: over every part's samples.
     pub fn percentiles(&self, window: Window, now: Timestamp) -> Option<Percentiles> {
-        match self.others {
-            None => self.own.percentiles(window, now),
-            Some(_) => percentiles_of(&self.latency_histogram(window, now)),
+        if self.others.is_empty() {
+            return self.own.percentiles(window, now);
         }
+        percentiles_of(&self.latency_histogram(window, now))
     }
 }
 
 impl<'a> From<&'a JourneyWindows> for Merged<'a> {
     fn from(own: &'a JourneyWindows) -> Self {
-        Merged { own, others: None }
+        Merged { own, others: &[] }
     }
 }
 

@@ -1401,30 +1401,34 @@ fn merged_windows_answer_like_one_store_of_every_sample() {
     let now = t("12:05:52");
     let mut all = JourneyWindows::new(four_slos(), 32 * DAY);
     let mut a = all.empty_like();
-    let mut b = all.empty_like();
-    for w in [&mut all, &mut a, &mut b] {
+    let mut others = vec![all.empty_like(), all.empty_like()];
+    let [b, c] = &mut others[..] else { unreachable!() };
+    for w in [&mut all, &mut a, &mut *b, &mut *c] {
         w.advance(now - 3 * DAY);
     }
-    for i in 0..5_000u32 {
+    for i in 0..6_000u32 {
         let s = root(
             now - Duration::from_secs(rng.random_range(0..3 * 86_400)),
             Duration::from_micros(rng.random_range(1_000..2_000_000)),
             rng.random_bool(0.05),
             rng.random_range(0..3),
         );
-        let part = if i % 3 == 0 { &mut a } else { &mut b };
+        let part = match i % 3 {
+            0 => &mut a,
+            1 => &mut *b,
+            _ => &mut *c,
+        };
         assert_eq!(part.record_root(&s), all.record_root(&s));
         let complete = rng.random_bool(0.9);
-        let part = if i % 3 == 0 { &mut a } else { &mut b };
         assert_eq!(
             part.record_completeness(s.at, complete, s.weight),
             all.record_completeness(s.at, complete, s.weight)
         );
     }
-    for w in [&mut all, &mut a, &mut b] {
+    for w in [&mut all, &mut a, b, c] {
         w.advance(now);
     }
-    let merged = Merged::new(&a, Some(&b));
+    let merged = Merged::new(&a, &others);
     for window in [5 * MINUTE, HOUR, 6 * HOUR, DAY, 3 * DAY, 30 * DAY] {
         let window = Window::Last(window);
         for slot in 0..4 {
@@ -1440,10 +1444,13 @@ fn merged_windows_answer_like_one_store_of_every_sample() {
             all.percentiles(window, now),
             "{window:?}"
         );
-        assert_eq!(Merged::from(&b).percentiles(window, now), b.percentiles(window, now));
+        assert_eq!(
+            Merged::from(&others[0]).percentiles(window, now),
+            others[0].percentiles(window, now)
+        );
     }
     for slot in 0..4 {
         assert_eq!(merged.lifetime(slot), all.lifetime(slot));
     }
-    assert!(a.same_layout(&b) && !a.same_layout(&JourneyWindows::new(vec![Sli::Error], DAY)));
+    assert!(a.same_layout(&others[1]) && !a.same_layout(&JourneyWindows::new(vec![Sli::Error], DAY)));
 }
