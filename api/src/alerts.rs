@@ -36,6 +36,9 @@ pub struct AlertRuntime {
     pub metrics: Arc<AlertingMetrics>,
     /// Wakes the deliverer when a cycle queued notifications.
     pub wake: tokio::sync::Notify,
+    /// Wakes the evaluator loop after a config reload: the other instances' windows (laid out
+    /// for the old config) were dropped and are read again at once.
+    pub relayout: tokio::sync::Notify,
     pub external_url: String,
     /// Alerts firing per (SLO, severity) after the last cycle, for `/metrics`.
     pub firing_by_slo: Arc<crate::metrics::FiringSnapshot>,
@@ -86,6 +89,7 @@ pub async fn start(
         store,
         metrics,
         wake: tokio::sync::Notify::new(),
+        relayout: tokio::sync::Notify::new(),
         external_url,
         notifiers: std::sync::RwLock::new(Arc::new(notifiers)),
         reconfig: tokio::sync::RwLock::new(()),
@@ -140,12 +144,24 @@ pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<Sl
             evaluate(
                 slo,
                 &model.policies[slo.policy],
-                &pipeline.windows()[slo.journey],
+                pipeline.merged(slo.journey),
                 pipeline.slot(i),
                 now,
             )
         })
         .collect()
+}
+
+/// Takes the stored silences (those made or expired through any instance's API) as the ones in
+/// force, keeping those this instance's API added after the read (stored too, so the next read
+/// has them). Silences are never deleted, so one known here and missing from the read is new.
+fn merge_silences(known: &mut Vec<alerting::mute::Silence>, stored: Vec<alerting::mute::Silence>) {
+    let newer: Vec<_> = known
+        .drain(..)
+        .filter(|k| !stored.iter().any(|s| s.id == k.id))
+        .collect();
+    *known = stored;
+    known.extend(newer);
 }
 
 /// Per SLO of the model in force, the page and ticket alerts firing now (zeros included).
@@ -176,10 +192,36 @@ impl AlertRuntime {
     /// One evaluation cycle at `now`. The alerter's lock is held for the decision only; the
     /// database work (`pending`, owned by the evaluator) happens after it is released, so the API
     /// never waits for a slow database.
-    pub async fn cycle(&self, pipeline: &Mutex<Pipeline>, pending: &mut Pending, now: Timestamp) {
+    ///
+    /// With `others` (several instances on PostgreSQL) the other instances' rows are read first
+    /// and the silences reloaded (a standby's API may have added some), so the decision covers
+    /// every instance.
+    pub async fn cycle(
+        &self,
+        pipeline: &Mutex<Pipeline>,
+        pending: &mut Pending,
+        now: Timestamp,
+        others: Option<&crate::cluster::Others>,
+    ) {
         let started = Instant::now();
         let _config = self.reconfig.read().await;
+        let silences = match others {
+            Some(o) => {
+                o.refresh(pipeline, now).await;
+                match self.store.silences().await {
+                    Ok(list) => Some(list.into_iter().map(|s| s.silence).collect()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reload the silences; keeping those known");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let mut st = self.alerter.lock().await;
+        if let Some(stored) = silences {
+            merge_silences(&mut st.silences, stored);
+        }
         let model = Arc::clone(st.model_arc());
         let journeys = st.journeys().to_vec();
         let statuses = statuses(&model, &pipeline.lock().expect("pipeline lock poisoned"), now);
@@ -344,28 +386,98 @@ impl AlertRuntime {
         }
         queued
     }
+
+    /// Replaces the alerter's alerts, groups and silences with the stored ones: what a leader
+    /// does when it takes over (as `start` does), and a standby each cycle, so its API shows
+    /// what the leader decided.
+    pub async fn sync_from_store(&self) {
+        let _config = self.reconfig.read().await;
+        let model = Arc::clone(self.alerter.lock().await.model_arc());
+        let names: Vec<String> = model.slos.iter().map(|s| s.name.clone()).collect();
+        match self.store.load(&names).await {
+            Ok(loaded) => {
+                let mut st = self.alerter.lock().await;
+                st.restore(loaded.alerts, loaded.groups);
+                st.silences = loaded.silences;
+                self.firing_by_slo.set(firing_by_slo(&model, &st));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored alert state; retrying next cycle"),
+        }
+    }
 }
 
-/// Spawns the evaluator and the deliverer.
+/// Spawns the evaluator and the deliverer. With a shared `leader` (PostgreSQL) both run only
+/// while this instance holds the evaluator lock: a standby tries to take it every
+/// `eval_interval / 2` (so it takes over within two eval intervals of the leader's death), reads
+/// the other instances' rows and the stored alert state each `eval_interval`, and restores the
+/// alert state when it becomes leader, so nothing pages again. Alone (SQLite) it always leads.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     runtime: Arc<AlertRuntime>,
     pipeline: Arc<Mutex<Pipeline>>,
     eval_interval: Duration,
     give_up_after: Duration,
+    mut leader: engine::cluster::Leader,
+    others: Option<crate::cluster::Others>,
     stop: CancellationToken,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) {
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(leader.leads()));
     tasks.spawn({
         let runtime = runtime.clone();
         let stop = stop.clone();
+        let leading = leading.clone();
         async move {
-            let mut interval = tokio::time::interval(eval_interval);
+            let tick = if leader.shared() {
+                eval_interval / 2
+            } else {
+                eval_interval
+            };
+            let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pending = Pending::default();
             let mut pruned_at = Timestamp::EPOCH;
-            while stop.run_until_cancelled(interval.tick()).await.is_some() {
+            let mut last_cycle: Option<Instant> = None;
+            loop {
+                let woken = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = interval.tick() => false,
+                    _ = runtime.relayout.notified() => true,
+                };
+                // Alone (SQLite) there is nothing to read again: the loop keeps its pace.
+                if woken && others.is_none() {
+                    continue;
+                }
+                let state = leader.poll().await;
+                leading.store(state.leads(), std::sync::atomic::Ordering::SeqCst);
+                match state {
+                    engine::cluster::Leading::Became => {
+                        // What the previous leader stored: alerts, groups (what each receiver
+                        // was told), silences. The outbox ids it queued are idempotent.
+                        pending = Pending::default();
+                        runtime.sync_from_store().await;
+                        last_cycle = None;
+                    }
+                    // Writes the old leadership could not store are the new leader's to redo.
+                    engine::cluster::Leading::Lost => pending = Pending::default(),
+                    _ => {}
+                }
+                // A cycle every eval_interval (ticks are half of it when competing), and at once
+                // after a reload.
+                if !woken && last_cycle.is_some_and(|t| t.elapsed() + tick / 2 < eval_interval) {
+                    continue;
+                }
+                last_cycle = Some(Instant::now());
                 let now = wall_clock();
-                runtime.cycle(&pipeline, &mut pending, now).await;
+                if !state.leads() {
+                    if let Some(o) = &others {
+                        let _config = runtime.reconfig.read().await;
+                        o.refresh(&pipeline, now).await;
+                    }
+                    runtime.sync_from_store().await;
+                    continue;
+                }
+                runtime.cycle(&pipeline, &mut pending, now, others.as_ref()).await;
                 // Hourly: the notification log and alert history keep 90 days.
                 if now >= pruned_at + Duration::from_secs(3_600) {
                     pruned_at = now;
@@ -376,15 +488,25 @@ pub fn spawn(
                     }
                 }
             }
-            // A last try at what the database still owes.
-            if let Err(e) = runtime.store.commit(&mut pending, wall_clock()).await {
+            // A last try at what the database still owes, then hand the lead over.
+            if leader.leads()
+                && let Err(e) = runtime.store.commit(&mut pending, wall_clock()).await
+            {
                 tracing::error!(error = %e, pending = pending.len(), "stopped with alert state not stored");
             }
+            leading.store(false, std::sync::atomic::Ordering::SeqCst);
+            leader.resign().await;
             Ok(())
         }
     });
     tasks.spawn(async move {
         loop {
+            if !leading.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
             // The notifiers of the config in force (a reload may have changed them).
             let deliverer = Deliverer {
                 store: runtime.store.clone(),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use alerting::config::{Alerting, Sections};
-use engine::config::{IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use slis::config::ConfigError;
@@ -56,6 +56,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
+    pub cluster: ClusterConfig,
     pub journeys: Journeys,
     pub alerting: Alerting,
 }
@@ -64,6 +65,7 @@ const SECTIONS: &[&str] = &[
     "server",
     "ingest",
     "storage",
+    "cluster",
     "alerting",
     "journeys",
     "slos",
@@ -114,6 +116,9 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     let mut server = ServerConfig::default();
     let mut ingest = IngestConfig::default();
     let mut storage = StorageConfig::default();
+    let mut cluster = ClusterConfig::default();
+    // Spans of the sections that only make sense on PostgreSQL, checked once the URL is known.
+    let (mut storage_span, mut cluster_span) = (None, None);
     let mut journeys = Vec::new();
     let mut sections = Sections::default();
     for (key, value) in root.into_inner() {
@@ -129,7 +134,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 }
             }
             "ingest" => ingest = one(value, e).unwrap_or_default(),
-            "storage" => storage = one(value, e).unwrap_or_default(),
+            "storage" => {
+                storage_span = Some(key.span());
+                storage = one(value, e).unwrap_or_default();
+            }
+            "cluster" => {
+                cluster_span = Some(key.span());
+                cluster = one(value, e).unwrap_or_default();
+            }
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
             "journeys" => journeys = many::<JourneyConfig>("journeys", value, e),
@@ -142,6 +154,37 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 key.span(),
                 format!("unknown section `{other}`, expected one of {}", SECTIONS.join(", ")),
             )),
+        }
+    }
+    // Several instances share rows, an evaluator lock and partition locks through PostgreSQL;
+    // a SQLite file serves one process, which always leads.
+    if storage.url.0.starts_with("sqlite:") {
+        if !storage.instance.0.is_empty() {
+            errors.push(ConfigError {
+                span: storage_span,
+                message: format!(
+                    "storage.instance {:?} needs PostgreSQL: several instances share one PostgreSQL database, a SQLite file serves one",
+                    storage.instance.0
+                ),
+            });
+        }
+        if let Some(span) = &cluster_span {
+            errors.push(ConfigError::at(
+                span.clone(),
+                "[cluster] needs storage.url on PostgreSQL: a SQLite file serves one instance",
+            ));
+        }
+    }
+    if let Some(span) = cluster_span.clone() {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(p) = cluster.partitions.iter().find(|p| !seen.insert(**p)) {
+            errors.push(ConfigError::at(
+                span.clone(),
+                format!("cluster.partitions lists {p} twice"),
+            ));
+        }
+        if cluster.lock_poll.0.is_zero() {
+            errors.push(ConfigError::at(span, "cluster.lock_poll must be longer than 0"));
         }
     }
     let journeys = build_journeys(journeys).unwrap_or_else(|e| {
@@ -163,6 +206,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 server,
                 ingest,
                 storage,
+                cluster,
                 journeys,
                 alerting,
             })

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod dashboards;
 pub mod demo;

@@ -155,7 +155,7 @@ impl SloCollector {
             .iter()
             .enumerate()
             .map(|(i, slo)| {
-                let windows = &p.windows()[slo.journey];
+                let windows = p.merged(slo.journey);
                 let status = evaluate(slo, &config.alerting.policies[slo.policy], windows, p.slot(i), now);
                 let mut seen: Vec<(String, Counts)> = Vec::new();
                 for r in &status.rules {
@@ -196,7 +196,7 @@ impl SloCollector {
         let mut latency = Vec::new();
         for (j, journey) in journeys.iter().enumerate() {
             for (window, d) in LATENCY_WINDOWS {
-                if let Some(pc) = p.windows()[j].percentiles(Window::Last(d), now) {
+                if let Some(pc) = p.merged(j).percentiles(Window::Last(d), now) {
                     latency.push(LatencyRow {
                         journey: journey.name.clone(),
                         window,

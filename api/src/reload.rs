@@ -294,6 +294,8 @@ async fn apply(state: &AppState) -> Result<Reloaded, Refused> {
     alerter.reconfigure(model, journeys);
     drop(alerter);
     *state.alerts.notifiers.write().expect("notifiers lock poisoned") = Arc::new(notifiers);
+    // The other instances' windows were dropped with the old layout: read them again now.
+    state.alerts.relayout.notify_one();
     Ok(summary(&current, &next, true))
 }
 
@@ -325,6 +327,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
             differs(&old.server.external_url, &new.server.external_url),
         ),
         ("[storage]", differs(&old.storage, &new.storage)),
+        ("[cluster]", differs(&old.cluster, &new.cluster)),
         ("[ingest]", differs(&old.ingest, &new.ingest)),
         ("[alerting] eval_interval", differs(&a.eval_interval, &b.eval_interval)),
         ("[alerting] give_up_after", differs(&a.give_up_after, &b.give_up_after)),

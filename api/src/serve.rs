@@ -109,7 +109,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &config.ingest,
         metrics.clone(),
     );
-    let store = SliStore::new(&db, "");
+    // Several instances on one PostgreSQL database each write and restore their own rows.
+    let store = SliStore::new(&db, config.storage.instance.0.clone());
     let started = std::time::Instant::now();
     let restored = store
         .restore(&mut pipeline, wall_clock())
@@ -200,6 +201,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }));
     let reloads = Arc::new(ReloadMetrics::default());
     reloads.register(&mut registry);
+    let cluster_metrics = engine::cluster::ClusterMetrics::default();
+    cluster_metrics.register(&mut registry);
     let state = http::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
@@ -224,11 +227,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     });
+    // On PostgreSQL any number of instances may share the database: they compete for the
+    // evaluator lock and merge each other's rows. SQLite serves one instance, always the leader.
+    let (leader, others) = match db.backend {
+        engine::store::Backend::Postgres => (
+            engine::cluster::Leader::postgres(&config.storage.url.0, cluster_metrics.clone())
+                .map_err(|e| anyhow::anyhow!("cannot set up the evaluator lock: {e}"))?,
+            Some(crate::cluster::Others {
+                store: store.clone(),
+                metrics: cluster_metrics.clone(),
+            }),
+        ),
+        engine::store::Backend::Sqlite => (engine::cluster::Leader::always(cluster_metrics.clone()), None),
+    };
+    tracing::info!(
+        instance = %config.storage.instance.0,
+        shared = leader.shared(),
+        "evaluator: leads while it holds the lock (always on SQLite)"
+    );
     alerts::spawn(
         alert_runtime,
         pipeline.clone(),
         config.alerting.settings.eval_interval.0,
         config.alerting.settings.give_up_after.0,
+        leader,
+        others,
         stop.clone(),
         &mut tasks,
     );

@@ -5,7 +5,10 @@
 //!   buckets, and 1,000 latency rows per flush);
 //! - cold start: 1,000 journeys × 3 SLOs with 30 days of history (200 roots a minute each,
 //!   coarsened as in memory: 1,101 count buckets in ~38 blocks and 297 histogram rows per journey)
-//!   restored into a new pipeline, best and median of five.
+//!   restored into a new pipeline, best and median of five;
+//! - merged read (issue 7, PostgreSQL): the same 30 days stored by one and then two *other*
+//!   instances, read into empty windows as every instance does each `eval_interval` when
+//!   several share the database, best and median of five.
 //!
 //! Run with `cargo bench -p tracebudget-engine --bench store` (PostgreSQL from
 //! `TRACEBUDGET_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test; `.ci/run` starts it).
@@ -228,6 +231,64 @@ async fn cold_start_bench(url: &str, now: Timestamp, history: &Changes) {
     );
 }
 
+async fn others_bench(url: &str, now: Timestamp, history: &Changes) {
+    let db = Db::open(url).await.unwrap();
+    db.migrate().await.unwrap();
+    let p = pipeline();
+    let names: Vec<String> = p.journeys().0.iter().map(|j| j.name.clone()).collect();
+    let series: Vec<Vec<String>> = (0..JOURNEYS).map(|j| p.series(j).to_vec()).collect();
+    let me = SliStore::new(&db, "a");
+    assert!(me.other_instances().await.unwrap().is_empty());
+    for other in ["b", "c"] {
+        let store = SliStore::new(&db, other);
+        for chunk in (0..JOURNEYS).collect::<Vec<_>>().chunks(100) {
+            let mut pending = Pending::default();
+            pending.merge(chunk.iter().map(|&j| (j, history.clone())).collect(), &names, &series);
+            store.write(&pending, None).await.unwrap();
+        }
+        let mut times = Vec::new();
+        let (mut blocks, mut latency_rows, mut bytes) = (0, 0, 0);
+        for _ in 0..5 {
+            let started = Instant::now();
+            let instances = me.other_instances().await.unwrap();
+            let (blank, names, series) = p.others_layout();
+            (blocks, latency_rows, bytes) = (0, 0, 0);
+            for instance in &instances {
+                let mut windows = blank.clone();
+                let read = me
+                    .read_instance(instance, &mut windows, &names, series.clone(), now)
+                    .await
+                    .unwrap();
+                blocks += read.count_blocks;
+                latency_rows += read.latency_rows;
+                bytes += windows.iter().map(JourneyWindows::memory_bytes).sum::<usize>();
+            }
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let others = if other == "b" { 1 } else { 2 };
+        println!(
+            "store/merged_read {:<8}: {JOURNEYS} journeys × 3 SLOs, 30 days, {others} other instance(s) \
+             ({blocks} count blocks + {latency_rows} latency rows, {} MiB of windows): best {:.2} s, median {:.2} s",
+            backend(url),
+            bytes >> 20,
+            times[0].as_secs_f64(),
+            times[2].as_secs_f64(),
+        );
+    }
+    let started = Instant::now();
+    let probes = 100;
+    for _ in 0..probes {
+        assert_eq!(me.other_instances().await.unwrap(), ["b", "c"]);
+    }
+    println!(
+        "store/merged_read {:<8}: listing the other instances (the probe): {:.2} ms",
+        backend(url),
+        started.elapsed().as_secs_f64() * 1e3 / f64::from(probes)
+    );
+    db.close().await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -256,6 +317,11 @@ fn main() {
         let dbs = Databases::new("bench_cold").await;
         for url in dbs.urls().iter().filter(|u| wanted(u)) {
             cold_start_bench(url, now, &history).await;
+        }
+        dbs.drop().await;
+        let dbs = Databases::new("bench_others").await;
+        for url in dbs.urls().iter().filter(|u| u.starts_with("postgres") && wanted(u)) {
+            others_bench(url, now, &history).await;
         }
         dbs.drop().await;
     });

@@ -144,6 +144,12 @@ pub struct StorageConfig {
     pub url: StorageUrl,
     /// How often bucket deltas are written, in one transaction per batch.
     pub flush_interval: HumanDuration,
+    /// Names this instance's rows when several `serve` instances share one PostgreSQL database
+    /// (issue 7): each writes and restores only its own rows, and reads the others' to evaluate
+    /// over all of them. Every instance needs a name of its own — two processes under one name
+    /// would overwrite each other's rows, and nothing can detect that cheaply. `""` (the default)
+    /// is a single instance. Letters, digits, `-`, `_`, `.`, at most 64; PostgreSQL only.
+    pub instance: InstanceName,
 }
 
 impl Default for StorageConfig {
@@ -151,6 +157,7 @@ impl Default for StorageConfig {
         StorageConfig {
             url: StorageUrl("sqlite://tracebudget.db".to_owned()),
             flush_interval: Duration::from_secs(5).into(),
+            instance: InstanceName::default(),
         }
     }
 }
@@ -170,6 +177,51 @@ impl TryFrom<String> for StorageUrl {
             Ok(StorageUrl(url))
         } else {
             Err(format!("storage url {url:?} is neither sqlite://PATH nor postgres://…"))
+        }
+    }
+}
+
+/// `[storage] instance`: a name for this instance's rows (see [`StorageConfig::instance`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct InstanceName(pub String);
+
+impl TryFrom<String> for InstanceName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        if name.len() > 64 {
+            return Err(format!("instance name {name:?} is longer than 64 bytes"));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(format!(
+                "instance name {name:?} holds {c:?}: use letters, digits, '-', '_' and '.'"
+            ));
+        }
+        Ok(InstanceName(name))
+    }
+}
+
+/// `[cluster]`: several `serve` instances on one PostgreSQL database (issue 7). Absent: this
+/// instance still evaluates over every instance's rows on PostgreSQL and leads when it can take
+/// the evaluator lock; the section tunes the partition locks of a JetStream stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The stream partitions this instance takes first; any partition nobody holds is taken
+    /// too, after it stayed free for one `lock_poll` (so a starting instance gets its own first).
+    pub partitions: Vec<u32>,
+    /// How often free partitions are tried and held ones checked.
+    pub lock_poll: HumanDuration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            partitions: Vec::new(),
+            lock_poll: Duration::from_secs(5).into(),
         }
     }
 }

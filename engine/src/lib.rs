@@ -2,6 +2,7 @@
 //! pipeline that feeds `slis`, persistence of SLI buckets and stream checkpoints.
 
 pub mod assembler;
+pub mod cluster;
 pub mod collector;
 pub mod config;
 pub mod decode;

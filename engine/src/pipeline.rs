@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use slis::journey::Journeys;
 use slis::slo::{SliKind, Slo};
-use slis::window::{Changes, Counts, JourneyWindows, Recorded, RestoreError, RootSample};
+use slis::window::{Changes, Counts, JourneyWindows, Merged, Recorded, RestoreError, RootSample};
 use slis::{Span, SpanKind, Timestamp, TraceId};
 
 use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
@@ -134,6 +134,9 @@ pub struct Pipeline {
     last_now: Timestamp,
     /// How long the windows keep buckets: the longest SLO period and a margin.
     retention: Duration,
+    /// Per journey, what each other instance sharing the database counted, laid out like
+    /// `windows` (see [`set_others`](Self::set_others)); empty on a single instance.
+    others: Vec<Vec<JourneyWindows>>,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -231,6 +234,7 @@ impl Pipeline {
             evicted_roots: Vec::new(),
             last_now: Timestamp::EPOCH,
             retention: layout.retention,
+            others: Vec::new(),
         }
     }
 
@@ -325,6 +329,8 @@ impl Pipeline {
         self.kinds = slos.iter().map(|s| s.sli).collect();
         self.journey_slos = layout.journey_slos;
         self.retention = layout.retention;
+        // Laid out for the old config: the next read of the other instances lays them out anew.
+        self.others.clear();
         self.update_gauges();
         out
     }
@@ -740,6 +746,64 @@ impl Pipeline {
     /// The journeys' windows, for queries.
     pub fn windows(&self) -> &[JourneyWindows] {
         &self.windows
+    }
+
+    /// Journey `journey`'s windows with what the other instances counted (see
+    /// [`set_others`](Self::set_others)): what evaluation, the API and `/metrics` read.
+    pub fn merged(&self, journey: usize) -> Merged<'_> {
+        Merged::new(
+            &self.windows[journey],
+            self.others.get(journey).map_or(&[], Vec::as_slice),
+        )
+    }
+
+    /// Weighted roots and error roots per journey over the merged windows' lifetime.
+    pub fn merged_root_counts(&self) -> impl Iterator<Item = Counts> + '_ {
+        (0..self.windows.len()).map(|j| {
+            let m = self.merged(j);
+            m.lifetime(m.slots() - 1)
+        })
+    }
+
+    /// Empty windows laid out like this pipeline's, with the journey names and slot keys they
+    /// hold: what a read of the other instances' rows fills (outside the pipeline lock).
+    pub fn others_layout(&self) -> (Vec<JourneyWindows>, Vec<String>, Vec<Vec<String>>) {
+        (
+            self.windows.iter().map(JourneyWindows::empty_like).collect(),
+            self.journeys.0.iter().map(|j| j.name.clone()).collect(),
+            self.series.clone(),
+        )
+    }
+
+    /// Installs what the other instances counted: per instance, windows laid out by
+    /// [`others_layout`](Self::others_layout) under the config still in force (the caller keeps
+    /// reloads out between the two; a layout that no longer matches is refused and `false`
+    /// returned). An empty vector: none.
+    pub fn set_others(&mut self, by_instance: Vec<Vec<JourneyWindows>>) -> bool {
+        let fits = by_instance.iter().all(|windows| {
+            windows.len() == self.windows.len() && windows.iter().zip(&self.windows).all(|(o, w)| o.same_layout(w))
+        });
+        if !fits {
+            return false;
+        }
+        self.others.clear();
+        if !by_instance.is_empty() {
+            let mut per_journey: Vec<Vec<JourneyWindows>> = (0..self.windows.len())
+                .map(|_| Vec::with_capacity(by_instance.len()))
+                .collect();
+            for windows in by_instance {
+                for (j, w) in windows.into_iter().enumerate() {
+                    per_journey[j].push(w);
+                }
+            }
+            self.others = per_journey;
+        }
+        true
+    }
+
+    /// Whether other instances' counts are merged in.
+    pub fn has_others(&self) -> bool {
+        !self.others.is_empty()
     }
 
     /// Takes every bucket changed since the previous drain, for a flush.

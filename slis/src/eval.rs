@@ -6,7 +6,7 @@ use crate::budget::{Budget, Burn, Exhaustion, budget_remaining, burn_rate, fires
 use crate::policy::{Policy, WindowRule};
 use crate::slo::Slo;
 use crate::time::Timestamp;
-use crate::window::{Counts, JourneyWindows, Window};
+use crate::window::{Counts, Merged, Window};
 
 /// The window whose burn rate projects the time to exhaustion.
 pub const EXHAUSTION_BURN_WINDOW: Duration = Duration::from_secs(3_600);
@@ -32,8 +32,16 @@ pub struct SloStatus {
     pub exhaustion: Exhaustion,
 }
 
-/// Evaluates `slo` (whose counts sit at index `slot` of its journey's windows) at `now`.
-pub fn evaluate(slo: &Slo, policy: &Policy, windows: &JourneyWindows, slot: usize, now: Timestamp) -> SloStatus {
+/// Evaluates `slo` (whose counts sit at index `slot` of its journey's windows) at `now`, over one
+/// instance's windows (`&JourneyWindows`) or several instances' ([`Merged`]).
+pub fn evaluate<'a>(
+    slo: &Slo,
+    policy: &Policy,
+    windows: impl Into<Merged<'a>>,
+    slot: usize,
+    now: Timestamp,
+) -> SloStatus {
+    let windows = windows.into();
     let counts = |w: Duration| windows.counts(slot, Window::Last(w), now);
     let rules = policy
         .rules_for(&slo.period)
@@ -67,7 +75,7 @@ mod tests {
     use super::*;
     use crate::policy::Severity;
     use crate::slo::{Period, SliKind};
-    use crate::window::{RootSample, Sli};
+    use crate::window::{JourneyWindows, RootSample, Sli};
 
     const DAY: Duration = Duration::from_secs(86_400);
 

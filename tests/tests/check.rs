@@ -87,7 +87,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "unknown section",
         "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[alerts]\nx = 1\n",
         "5:2",
-        "unknown section `alerts`, expected one of server, ingest, storage, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports",
+        "unknown section `alerts`, expected one of server, ingest, storage, cluster, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports",
     ),
     (
         "unknown journey",
@@ -190,6 +190,30 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "[server]\nlisten = \"127.0.0.1:8080\"\nprotect_reads = true\n",
         "1:2",
         "server.protect_reads needs server.api_token: nobody could read the API",
+    ),
+    (
+        "instance name on SQLite (issue 7)",
+        "[storage]\ninstance = \"a\"\n",
+        "1:2",
+        "storage.instance \"a\" needs PostgreSQL: several instances share one PostgreSQL database, a SQLite file serves one",
+    ),
+    (
+        "cluster on SQLite (issue 7)",
+        "[cluster]\npartitions = [0]\n",
+        "1:2",
+        "[cluster] needs storage.url on PostgreSQL: a SQLite file serves one instance",
+    ),
+    (
+        "instance name with a space (issue 7)",
+        "[storage]\nurl = \"postgres://tb@db/tb\"\ninstance = \"a b\"\n",
+        "3:12",
+        "instance name \"a b\" holds ' ': use letters, digits, '-', '_' and '.'",
+    ),
+    (
+        "a partition twice (issue 7)",
+        "[storage]\nurl = \"postgres://tb@db/tb\"\n\n[cluster]\npartitions = [1, 1]\n",
+        "4:2",
+        "cluster.partitions lists 1 twice",
     ),
     (
         "toml syntax",

@@ -3,6 +3,7 @@
 mod alerting;
 mod api;
 mod check;
+mod cluster;
 mod dashboards;
 mod demo;
 mod grafana;

@@ -335,3 +335,96 @@ async fn rows_written_before_issue_6_still_load_on_both_backends() {
     }
     dbs.drop().await;
 }
+
+/// Issue 7, two instances on PostgreSQL: a silence made through the standby's API (stored, and
+/// added to the standby's alerter) is in force at the leader's next cycle, a silence the
+/// leader's API added after the leader read the silences is kept, and a standby syncing from
+/// the store sees what the leader stored.
+#[tokio::test]
+async fn a_silence_made_on_a_standby_reaches_the_leader() {
+    use std::sync::Mutex;
+
+    use alerting::deliver::AlertingMetrics;
+    use engine::pipeline::Pipeline;
+    use slis::journey::{Journey, Journeys, RootMatcher};
+
+    let dbs = Databases::new("standby_silence").await;
+    let [_, url] = dbs.urls();
+    let db = Db::open(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let journeys = Journeys(vec![Journey {
+        name: "checkout".into(),
+        root: RootMatcher {
+            service: Some("frontend".into()),
+            ..Default::default()
+        },
+        status_error: true,
+        error_rules: vec![],
+        expected_services: vec![],
+        labels: vec![],
+    }]);
+    let runtime = || {
+        crate::alerts::start(
+            Arc::new(model()),
+            vec!["checkout".into()],
+            "http://tb".into(),
+            AlertStore::new(db.pool.clone()),
+            Arc::new(AlertingMetrics::default()),
+        )
+    };
+    let (leader, standby) = (runtime().await.unwrap(), runtime().await.unwrap());
+    let pipeline = Mutex::new(Pipeline::new(
+        journeys,
+        &model().slos,
+        &engine::config::IngestConfig::default(),
+        Arc::default(),
+    ));
+    let others = crate::cluster::Others {
+        store: engine::store::SliStore::new(&db, "a"),
+        metrics: engine::cluster::ClusterMetrics::default(),
+    };
+    let now = Timestamp::from_unix_secs(T0);
+    let silence = |id: &str| Silence {
+        id: id.into(),
+        matchers: vec![LabelMatcher::parse("slo = checkout-availability").unwrap()],
+        starts_at: now,
+        ends_at: now + Duration::from_secs(3_600),
+        created_by: "ana@sre".into(),
+        comment: "failover drill".into(),
+        created_at: now,
+    };
+    // The standby's API: stored, and in its own alerter.
+    let on_standby = silence("0123456789abcdef0123456789abcdef");
+    standby.store.add_silence(&on_standby).await.unwrap();
+    standby.alerter.lock().await.silences.push(on_standby.clone());
+    // The leader's API, stored only after the leader's next read: kept in force meanwhile.
+    let on_leader = silence("fedcba9876543210fedcba9876543210");
+    leader.alerter.lock().await.silences.push(on_leader.clone());
+
+    let mut pending = Pending::default();
+    leader.cycle(&pipeline, &mut pending, now, Some(&others)).await;
+    let ids = |a: &alerting::alerter::Alerter| a.silences.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&*leader.alerter.lock().await),
+        [on_standby.id.clone(), on_leader.id.clone()]
+    );
+    assert_eq!(
+        others
+            .metrics
+            .others_reads
+            .get_or_create(&engine::cluster::OutcomeLabels { outcome: "none" })
+            .get(),
+        1,
+        "no other instance's rows: nothing read"
+    );
+
+    // The standby syncs from the store: what is stored (newest first, then by id).
+    leader.store.add_silence(&on_leader).await.unwrap();
+    standby.sync_from_store().await;
+    assert_eq!(
+        ids(&*standby.alerter.lock().await),
+        [on_standby.id.clone(), on_leader.id.clone()]
+    );
+    db.close().await;
+    dbs.drop().await;
+}

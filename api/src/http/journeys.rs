@@ -27,10 +27,10 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
         .journeys()
         .0
         .iter()
-        .zip(p.root_counts())
-        .zip(p.windows())
+        .zip(p.merged_root_counts())
         .enumerate()
-        .map(|(j, ((journey, roots), windows))| {
+        .map(|(j, (journey, roots))| {
+            let windows = p.merged(j);
             json!({
                 "name": journey.name,
                 "root": journey.root.to_string(),

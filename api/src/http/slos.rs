@@ -128,7 +128,7 @@ fn slo_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 fn slo_json(p: &Pipeline, config: &Config, i: usize, now: Timestamp) -> Value {
     let slo = &config.alerting.slos[i];
     let policy = &config.alerting.policies[slo.policy];
-    let windows = &p.windows()[slo.journey];
+    let windows = p.merged(slo.journey);
     let status = evaluate(slo, policy, windows, p.slot(i), now);
     let period_window = slo.period.window(now);
     let latency = windows.percentiles(period_window, now);
@@ -292,7 +292,7 @@ async fn series(
     let (p, config) = state.view();
     let i = find(&config, &name)?;
     let slo = &config.alerting.slos[i];
-    let windows = &p.windows()[slo.journey];
+    let windows = p.merged(slo.journey);
     let slot = p.slot(i);
     let policy_windows = policy_windows(slo, &config);
     let labels: Vec<String> = policy_windows.iter().map(|w| format_duration(*w).to_string()).collect();

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use slis::Timestamp;
-use slis::window::{Changes, CountBucket, Counts, Recorded};
+use slis::window::{Changes, CountBucket, Counts, JourneyWindows, Recorded, RestoreError};
 use sqlx::{AssertSqlSafe, Row as _};
 
 use super::block::{self, DAY_MS, HOUR_MS, MINUTE_MS};
@@ -354,6 +354,11 @@ impl SliStore {
         }
     }
 
+    /// The name of this instance's rows.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// Writes every waiting row in one transaction, and deletes rows ending at or before
     /// `expire_before` when given.
     pub async fn write(&self, pending: &Pending, expire_before: Option<Timestamp>) -> Result<Written, StoreError> {
@@ -377,20 +382,80 @@ impl SliStore {
     /// Rebuilds `pipeline`'s windows from this instance's rows, as of `now`.
     pub async fn restore(&self, pipeline: &mut Pipeline, now: Timestamp) -> Result<Restored, StoreError> {
         let names: Vec<String> = pipeline.journeys().0.iter().map(|j| j.name.clone()).collect();
-        let index: HashMap<String, usize> = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
         let series: Vec<Vec<String>> = (0..names.len()).map(|j| pipeline.series(j).to_vec()).collect();
         pipeline.begin_restore(now);
-        let started = std::time::Instant::now();
+        let (out, legacy_journeys) = self.load(&self.instance, pipeline, &names, series).await?;
+        let mut legacy = Vec::new();
+        for j in legacy_journeys {
+            pipeline.mark_counts_changed(j);
+            legacy.push(names[j].clone());
+        }
+        *self.legacy.lock().expect("legacy lock poisoned") = legacy;
+        pipeline.finish_restore(now);
+        Ok(out)
+    }
 
-        // Counts are read and decoded by a task of their own while the histograms stream in.
+    /// The other instances with stored count rows, by name: a loose index scan (one index
+    /// probe per instance, however many rows there are), so it doubles as the cheap check that
+    /// there is nothing to merge.
+    pub async fn other_instances(&self) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "WITH RECURSIVE i(name) AS ( \
+             SELECT min(instance) FROM sli_count_blocks \
+             UNION ALL \
+             SELECT (SELECT min(instance) FROM sli_count_blocks WHERE instance > i.name) FROM i WHERE i.name IS NOT NULL \
+           ) SELECT name FROM i WHERE name IS NOT NULL";
+        let names: Result<Vec<String>, sqlx::Error> = match &self.typed {
+            Typed::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
+            Typed::Postgres(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
+        };
+        let mut names = names.map_err(err("list the instances"))?;
+        names.retain(|n| *n != self.instance);
+        Ok(names)
+    }
+
+    /// Reads instance `instance`'s rows into `windows` (one per journey, `names[j]` with the
+    /// slots `series[j]`, empty and laid out like this instance's) as of `now`: what merged
+    /// evaluation adds to this instance's own windows. Each table is read in one statement, so
+    /// the counts are those of one of that instance's committed flushes.
+    pub async fn read_instance(
+        &self,
+        instance: &str,
+        windows: &mut [JourneyWindows],
+        names: &[String],
+        series: Vec<Vec<String>>,
+        now: Timestamp,
+    ) -> Result<Restored, StoreError> {
+        for w in windows.iter_mut() {
+            w.advance(now);
+        }
+        let (out, _) = self.load(instance, windows, names, series).await?;
+        for w in windows.iter_mut() {
+            w.advance(now);
+        }
+        Ok(out)
+    }
+
+    /// Adds the rows of `instance` to `target`: counts read and decoded by a task of their own
+    /// while the histograms stream in. Returns what was found and the journeys with 0002 count
+    /// rows.
+    async fn load<T: Target + ?Sized>(
+        &self,
+        instance: &str,
+        target: &mut T,
+        names: &[String],
+        series: Vec<Vec<String>>,
+    ) -> Result<(Restored, Vec<usize>), StoreError> {
+        let index: HashMap<String, usize> = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let started = std::time::Instant::now();
+        let widths: Vec<usize> = series.iter().map(Vec::len).collect();
         let reader = tokio::spawn(read_counts(
             self.typed.clone(),
-            self.instance.clone(),
+            instance.to_owned(),
             Arc::new(index.clone()),
             Arc::new(series),
         ));
         let mut out = Restored::default();
-        if let Err(e) = restore_latencies(&self.typed, &self.instance, &index, pipeline, &mut out).await {
+        if let Err(e) = restore_latencies(&self.typed, instance, &index, target, &mut out).await {
             reader.abort();
             return Err(err("read latency buckets")(e));
         }
@@ -400,27 +465,62 @@ impl SliStore {
             .await
             .map_err(|e| err("read count buckets")(sqlx::Error::Protocol(format!("the reader failed: {e}"))))?
             .map_err(err("read count buckets"))?;
-        let mut legacy = Vec::new();
         for &(j, start, width, at) in &counts.buckets {
-            let n = pipeline.series(j).len();
-            match pipeline.restore_counts(j, ms(start), millis(width), &counts.counts[at..at + n]) {
+            let n = widths[j];
+            match target.restore_counts(j, ms(start), millis(width), &counts.counts[at..at + n]) {
                 Recorded::Counted => out.count_rows += 1,
                 Recorded::TooOld => out.too_old_rows += 1,
             }
         }
-        for &j in &counts.legacy_journeys {
-            pipeline.mark_counts_changed(j);
-            legacy.push(names[j].clone());
-        }
-        *self.legacy.lock().expect("legacy lock poisoned") = legacy;
         out.count_blocks = counts.blocks;
         out.legacy_rows = counts.legacy_rows;
         out.unknown_journey_rows += counts.unknown_journey_rows;
         out.unknown_series += counts.unknown_series;
         out.corrupt.extend(counts.corrupt);
         out.counts_elapsed = started.elapsed();
-        pipeline.finish_restore(now);
-        Ok(out)
+        Ok((out, counts.legacy_journeys))
+    }
+}
+
+/// Where read rows go: a pipeline's windows (a restore) or bare windows (the other instances').
+trait Target {
+    fn restore_counts(&mut self, journey: usize, start: Timestamp, width: Duration, counts: &[Counts]) -> Recorded;
+    fn restore_latencies(
+        &mut self,
+        journey: usize,
+        start: Timestamp,
+        width: Duration,
+        encoded: &[u8],
+    ) -> Result<Recorded, RestoreError>;
+}
+
+impl Target for Pipeline {
+    fn restore_counts(&mut self, journey: usize, start: Timestamp, width: Duration, counts: &[Counts]) -> Recorded {
+        Pipeline::restore_counts(self, journey, start, width, counts)
+    }
+    fn restore_latencies(
+        &mut self,
+        journey: usize,
+        start: Timestamp,
+        width: Duration,
+        encoded: &[u8],
+    ) -> Result<Recorded, RestoreError> {
+        Pipeline::restore_latencies(self, journey, start, width, encoded)
+    }
+}
+
+impl Target for [JourneyWindows] {
+    fn restore_counts(&mut self, journey: usize, start: Timestamp, width: Duration, counts: &[Counts]) -> Recorded {
+        self[journey].restore_counts(start, width, counts)
+    }
+    fn restore_latencies(
+        &mut self,
+        journey: usize,
+        start: Timestamp,
+        width: Duration,
+        encoded: &[u8],
+    ) -> Result<Recorded, RestoreError> {
+        self[journey].restore_latencies(start, width, encoded)
     }
 }
 
@@ -522,11 +622,11 @@ async fn read_counts(
     Ok(out)
 }
 
-async fn restore_latencies(
+async fn restore_latencies<T: Target + ?Sized>(
     typed: &Typed,
     instance: &str,
     index: &HashMap<String, usize>,
-    pipeline: &mut Pipeline,
+    target: &mut T,
     out: &mut Restored,
 ) -> Result<(), sqlx::Error> {
     for_each_row!(
@@ -542,7 +642,7 @@ async fn restore_latencies(
                 out.unknown_journey_rows += 1;
                 continue;
             };
-            match pipeline.restore_latencies(j, ms(start_ms), millis(width_ms), encoded) {
+            match target.restore_latencies(j, ms(start_ms), millis(width_ms), encoded) {
                 Ok(Recorded::Counted) => out.latency_rows += 1,
                 Ok(Recorded::TooOld) => out.too_old_rows += 1,
                 Err(e) => out.corrupt.push(format!("sli_latency {journey}: {e}")),

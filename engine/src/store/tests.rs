@@ -340,3 +340,93 @@ async fn count_rows_of_the_0002_layout_restore_and_move_into_blocks_on_both_back
     }
     dbs.drop().await;
 }
+
+/// Issue 7: instances "a" and "b" flush into one database; each restores only its own rows, and
+/// each reads the other's into windows that, merged with its own, answer every window like one
+/// pipeline that took both instances' traffic.
+#[tokio::test]
+async fn instances_restore_their_own_rows_and_read_the_others() {
+    let dbs = Databases::new("sli_instances").await;
+    for url in dbs.urls() {
+        let db = Db::open(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let (mut a, _) = pipeline(10_000);
+        let (mut b, _) = pipeline(10_000);
+        let (mut both, _) = pipeline(10_000);
+        traffic(&mut a, 0);
+        traffic(&mut b, 1);
+        traffic(&mut both, 0);
+        traffic(&mut both, 1);
+        for p in [&mut a, &mut b, &mut both] {
+            p.tick(now(31));
+        }
+        let store_a = SliStore::new(&db, "a");
+        let store_b = SliStore::new(&db, "b");
+        assert!(
+            store_a.other_instances().await.unwrap().is_empty(),
+            "{url}: an empty database"
+        );
+        let a = Arc::new(Mutex::new(a));
+        Flusher::new(store_a.clone(), a.clone(), Arc::new(StorageMetrics::default()))
+            .flush()
+            .await
+            .unwrap();
+        assert!(
+            store_a.other_instances().await.unwrap().is_empty(),
+            "{url}: only a's rows"
+        );
+        assert_eq!(
+            store_b.other_instances().await.unwrap(),
+            ["a"],
+            "{url}: b sees a's rows"
+        );
+        let b = Arc::new(Mutex::new(b));
+        Flusher::new(store_b.clone(), b.clone(), Arc::new(StorageMetrics::default()))
+            .flush()
+            .await
+            .unwrap();
+        let at = now(60);
+
+        // Each restores its own rows only.
+        let (mut restored_a, _) = pipeline(10_000);
+        store_a.restore(&mut restored_a, at).await.unwrap();
+        assert_eq!(view(&restored_a, at), view(&a.lock().unwrap(), at), "{url}");
+
+        // a reads b's rows; merged, they answer like one pipeline of both.
+        assert_eq!(store_a.other_instances().await.unwrap(), ["b"], "{url}");
+        let (mut others, names, series) = restored_a.others_layout();
+        let read = store_a
+            .read_instance("b", &mut others, &names, series, at)
+            .await
+            .unwrap();
+        assert_eq!((read.count_blocks, read.corrupt.len()), (2, 0), "{url}: {read:?}");
+        assert!(!restored_a.has_others());
+        assert!(restored_a.set_others(vec![others]));
+        assert!(restored_a.has_others());
+        let (m, w) = (restored_a.merged(0), &both.windows()[0]);
+        for window in [Duration::from_secs(300), HOUR, 6 * HOUR, 7 * 24 * HOUR] {
+            let window = Window::Last(window);
+            for slot in 0..w.slots() {
+                assert_eq!(
+                    m.counts(slot, window, at),
+                    w.counts(slot, window, at),
+                    "{url} {window:?}"
+                );
+                assert_eq!(m.lifetime(slot), w.lifetime(slot), "{url}");
+            }
+            assert_eq!(m.percentiles(window, at), w.percentiles(window, at), "{url} {window:?}");
+        }
+        assert_eq!(
+            restored_a.merged_root_counts().collect::<Vec<_>>(),
+            both.root_counts().collect::<Vec<_>>()
+        );
+        // Its own windows are untouched: what a writes stays a's.
+        assert_eq!(view(&restored_a, at), view(&a.lock().unwrap(), at), "{url}");
+        // Windows of another layout are refused; none clears.
+        assert!(!restored_a.set_others(vec![vec![slis::window::JourneyWindows::new(vec![], HOUR)]]));
+        assert!(restored_a.set_others(Vec::new()));
+        assert!(!restored_a.has_others());
+        db.close().await;
+    }
+    dbs.drop().await;
+}

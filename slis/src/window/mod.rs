@@ -334,18 +334,20 @@ impl JourneyWindows {
     /// P50/P95/P99/max of root latency over `window` (edges aligned as for
     /// [`latency_histogram`](Self::latency_histogram)); `None` without samples.
     pub fn percentiles(&self, window: Window, now: Timestamp) -> Option<Percentiles> {
-        let h = self.latency_histogram(window, now);
-        if h.is_empty() {
-            return None;
-        }
-        let at = |q| Duration::from_micros(h.value_at_quantile(q));
-        Some(Percentiles {
-            count: h.len(),
-            p50: at(0.5),
-            p95: at(0.95),
-            p99: at(0.99),
-            max: Duration::from_micros(h.max()),
-        })
+        percentiles_of(&self.latency_histogram(window, now))
+    }
+
+    /// An empty store laid out like this one: the same SLO slots and retention.
+    pub fn empty_like(&self) -> JourneyWindows {
+        JourneyWindows::new(
+            self.slis.to_vec(),
+            Duration::from_nanos(u64::try_from(self.retention_nanos).unwrap_or(0)),
+        )
+    }
+
+    /// Whether `other` has the same SLO slots (so their counts may be added slot by slot).
+    pub fn same_layout(&self, other: &JourneyWindows) -> bool {
+        self.slis == other.slis
     }
 
     /// Bytes held: the struct itself, its vectors' capacity and every histogram (allocator
@@ -464,6 +466,86 @@ impl JourneyWindows {
         let lo = self.starts.partition_point(|&s| s < from);
         let hi = self.starts.partition_point(|&s| s <= now);
         (lo < hi).then_some((lo, hi))
+    }
+}
+
+/// P50/P95/P99/max of a histogram, `None` when it is empty.
+fn percentiles_of(h: &Histogram<u64>) -> Option<Percentiles> {
+    if h.is_empty() {
+        return None;
+    }
+    let at = |q| Duration::from_micros(h.value_at_quantile(q));
+    Some(Percentiles {
+        count: h.len(),
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: Duration::from_micros(h.max()),
+    })
+}
+
+/// A read-only view of one journey's windows as several instances counted them: its own and
+/// those of the other instances sharing the database (each laid out alike: the same SLO
+/// slots). Counts add; latency histograms merge, so percentiles are those of all the samples.
+/// Without others it answers exactly as the own windows, at the cost of one branch.
+#[derive(Clone, Copy, Debug)]
+pub struct Merged<'a> {
+    own: &'a JourneyWindows,
+    others: &'a [JourneyWindows],
+}
+
+impl<'a> Merged<'a> {
+    /// `others` must be laid out like `own` (checked in debug builds).
+    pub fn new(own: &'a JourneyWindows, others: &'a [JourneyWindows]) -> Self {
+        debug_assert!(others.iter().all(|o| own.same_layout(o)), "windows laid out alike");
+        Merged { own, others }
+    }
+
+    /// See [`JourneyWindows::counts`]: the sum over every part.
+    pub fn counts(&self, slo: usize, window: Window, now: Timestamp) -> Counts {
+        let own = self.own.counts(slo, window, now);
+        self.others.iter().fold(own, |c, o| sum(c, o.counts(slo, window, now)))
+    }
+
+    /// See [`JourneyWindows::lifetime`]: the sum over every part (the others' since they were
+    /// last read).
+    pub fn lifetime(&self, slo: usize) -> Counts {
+        let own = self.own.lifetime(slo);
+        self.others.iter().fold(own, |c, o| sum(c, o.lifetime(slo)))
+    }
+
+    pub fn slots(&self) -> usize {
+        self.own.slots()
+    }
+
+    /// See [`JourneyWindows::latency_histogram`]: every part's samples.
+    pub fn latency_histogram(&self, window: Window, now: Timestamp) -> Histogram<u64> {
+        let mut h = self.own.latency_histogram(window, now);
+        for o in self.others {
+            hist::add(&mut h, &o.latency_histogram(window, now));
+        }
+        h
+    }
+
+    /// See [`JourneyWindows::percentiles`]: over every part's samples.
+    pub fn percentiles(&self, window: Window, now: Timestamp) -> Option<Percentiles> {
+        if self.others.is_empty() {
+            return self.own.percentiles(window, now);
+        }
+        percentiles_of(&self.latency_histogram(window, now))
+    }
+}
+
+impl<'a> From<&'a JourneyWindows> for Merged<'a> {
+    fn from(own: &'a JourneyWindows) -> Self {
+        Merged { own, others: &[] }
+    }
+}
+
+fn sum(a: Counts, b: Counts) -> Counts {
+    Counts {
+        total: a.total.saturating_add(b.total),
+        bad: a.bad.saturating_add(b.bad),
     }
 }
 

@@ -1391,3 +1391,66 @@ fn reslot_keeps_the_history_of_kept_slots_and_starts_new_ones_empty() {
         vec![c(3, 1), c(1, 1), c(3, 1)]
     );
 }
+
+/// Issue 7: several instances' windows of a journey, merged, answer every window like one store
+/// that took all their samples: counts add exactly, histograms merge (same percentiles), and
+/// lifetimes add. Without others the view is the own windows.
+#[test]
+fn merged_windows_answer_like_one_store_of_every_sample() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let now = t("12:05:52");
+    let mut all = JourneyWindows::new(four_slos(), 32 * DAY);
+    let mut a = all.empty_like();
+    let mut others = vec![all.empty_like(), all.empty_like()];
+    let [b, c] = &mut others[..] else { unreachable!() };
+    for w in [&mut all, &mut a, &mut *b, &mut *c] {
+        w.advance(now - 3 * DAY);
+    }
+    for i in 0..6_000u32 {
+        let s = root(
+            now - Duration::from_secs(rng.random_range(0..3 * 86_400)),
+            Duration::from_micros(rng.random_range(1_000..2_000_000)),
+            rng.random_bool(0.05),
+            rng.random_range(0..3),
+        );
+        let part = match i % 3 {
+            0 => &mut a,
+            1 => &mut *b,
+            _ => &mut *c,
+        };
+        assert_eq!(part.record_root(&s), all.record_root(&s));
+        let complete = rng.random_bool(0.9);
+        assert_eq!(
+            part.record_completeness(s.at, complete, s.weight),
+            all.record_completeness(s.at, complete, s.weight)
+        );
+    }
+    for w in [&mut all, &mut a, b, c] {
+        w.advance(now);
+    }
+    let merged = Merged::new(&a, &others);
+    for window in [5 * MINUTE, HOUR, 6 * HOUR, DAY, 3 * DAY, 30 * DAY] {
+        let window = Window::Last(window);
+        for slot in 0..4 {
+            assert_eq!(
+                merged.counts(slot, window, now),
+                all.counts(slot, window, now),
+                "{window:?}"
+            );
+            assert_eq!(Merged::from(&a).counts(slot, window, now), a.counts(slot, window, now));
+        }
+        assert_eq!(
+            merged.percentiles(window, now),
+            all.percentiles(window, now),
+            "{window:?}"
+        );
+        assert_eq!(
+            Merged::from(&others[0]).percentiles(window, now),
+            others[0].percentiles(window, now)
+        );
+    }
+    for slot in 0..4 {
+        assert_eq!(merged.lifetime(slot), all.lifetime(slot));
+    }
+    assert!(a.same_layout(&others[1]) && !a.same_layout(&JourneyWindows::new(vec![Sli::Error], DAY)));
+}
