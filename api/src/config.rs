@@ -7,6 +7,7 @@ use std::path::Path;
 
 use alerting::config::{Alerting, Sections};
 use engine::config::{IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use engine::jetstream::JetStreamConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use slis::config::ConfigError;
@@ -58,6 +59,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub journeys: Journeys,
     pub alerting: Alerting,
+    /// `[jetstream]`; absent: no JetStream.
+    pub jetstream: Option<JetStreamConfig>,
 }
 
 const SECTIONS: &[&str] = &[
@@ -72,6 +75,7 @@ const SECTIONS: &[&str] = &[
     "route",
     "inhibit_rules",
     "reports",
+    "jetstream",
 ];
 
 /// Every error found in one config file, rendered with file, line, column and the offending line.
@@ -115,6 +119,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     let mut ingest = IngestConfig::default();
     let mut storage = StorageConfig::default();
     let mut journeys = Vec::new();
+    let mut jetstream: Option<(JetStreamConfig, std::ops::Range<usize>)> = None;
     let mut sections = Sections::default();
     for (key, value) in root.into_inner() {
         let e = &mut errors;
@@ -130,6 +135,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
             }
             "ingest" => ingest = one(value, e).unwrap_or_default(),
             "storage" => storage = one(value, e).unwrap_or_default(),
+            "jetstream" => jetstream = Some((one(value, e).unwrap_or_default(), key.span())),
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
             "journeys" => journeys = many::<JourneyConfig>("journeys", value, e),
@@ -143,6 +149,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 format!("unknown section `{other}`, expected one of {}", SECTIONS.join(", ")),
             )),
         }
+    }
+    if let Some((js, span)) = &jetstream
+        && let Err(e) = js.validate(storage.flush_interval.0)
+    {
+        errors.extend(e.into_iter().map(|e| ConfigError::at(span.clone(), e.message)));
     }
     let journeys = build_journeys(journeys).unwrap_or_else(|e| {
         errors.extend(e);
@@ -165,6 +176,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 storage,
                 journeys,
                 alerting,
+                jetstream: jetstream.map(|(js, _)| js),
             })
         }
         _ => Err(fail(errors)),

@@ -119,6 +119,27 @@ impl StorageMetrics {
     }
 }
 
+/// Per JetStream partition, the newest stream sequence a committed flush stored.
+pub type Committed = std::collections::BTreeMap<u32, u64>;
+
+/// Asks the flusher to flush now; the answer says whether it committed.
+pub type FlushRequest = tokio::sync::oneshot::Sender<bool>;
+
+/// A way to make the flusher flush now and wait for it (a partition handed over, a test).
+#[derive(Debug, Clone)]
+pub struct FlushHandle(tokio::sync::mpsc::Sender<FlushRequest>);
+
+impl FlushHandle {
+    /// Flushes now; `false` when the flush failed or the flusher has stopped.
+    pub async fn flush(&self) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.0.send(tx).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
 /// Drains the pipeline and writes to the store; see the module docs.
 #[derive(Debug)]
 pub struct Flusher {
@@ -128,17 +149,34 @@ pub struct Flusher {
     pending: Pending,
     /// The retention horizon last applied to the database.
     expired_to: Option<Timestamp>,
+    committed: tokio::sync::watch::Sender<Committed>,
+    requests: tokio::sync::mpsc::Receiver<FlushRequest>,
+    handle: FlushHandle,
 }
 
 impl Flusher {
     pub fn new(store: SliStore, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<StorageMetrics>) -> Self {
+        let (tx, requests) = tokio::sync::mpsc::channel(16);
         Flusher {
             store,
             pipeline,
             metrics,
             pending: Pending::default(),
             expired_to: None,
+            committed: tokio::sync::watch::Sender::new(Committed::new()),
+            requests,
+            handle: FlushHandle(tx),
         }
+    }
+
+    /// The JetStream positions of the last committed flush; a consumer acks up to them.
+    pub fn committed(&self) -> tokio::sync::watch::Receiver<Committed> {
+        self.committed.subscribe()
+    }
+
+    /// Flushes on request, besides every interval.
+    pub fn handle(&self) -> FlushHandle {
+        self.handle.clone()
     }
 
     /// Drains the pipeline and writes everything waiting in one transaction. On failure the rows
@@ -152,6 +190,10 @@ impl Flusher {
             (p.drain_changes(), p.retained_from(), names, series)
         };
         self.pending.merge(drained.journeys, &names, &series);
+        if drained.stream.is_some() {
+            // Positions only grow, and the newest open traces replace the older ones.
+            self.pending.stream = drained.stream;
+        }
         let m = &self.metrics;
         m.pending_rows.set(self.pending.len() as i64);
         let expire = horizon.filter(|h| self.expired_to.is_none_or(|done| *h > done));
@@ -180,6 +222,10 @@ impl Flusher {
                     })
                     .inc_by(w.moved);
                 m.last_flush.set(wall_clock().unix_secs());
+                if let Some(stream) = &self.pending.stream {
+                    let positions: Committed = stream.partitions.iter().map(|(p, seq, _)| (*p, *seq)).collect();
+                    self.committed.send_modify(|c| c.extend(positions));
+                }
                 self.pending.clear();
                 m.pending_rows.set(0);
                 if expire.is_some() {
@@ -204,8 +250,22 @@ impl Flusher {
     pub async fn run(mut self, interval: Duration, stop: CancellationToken) -> bool {
         let mut failures = 0u32;
         let mut wait = interval;
-        while stop.run_until_cancelled(tokio::time::sleep(wait)).await.is_some() {
-            match self.flush().await {
+        let mut asked: Vec<FlushRequest> = Vec::new();
+        loop {
+            let sleep = tokio::time::sleep(wait);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = sleep => {}
+                Some(r) = self.requests.recv() => asked.push(r),
+            }
+            while let Ok(r) = self.requests.try_recv() {
+                asked.push(r);
+            }
+            let result = self.flush().await;
+            for r in asked.drain(..) {
+                let _ = r.send(result.is_ok());
+            }
+            match result {
                 Ok(_) => {
                     if failures > 0 {
                         tracing::info!(after = failures, "the database is back: flushed what was waiting");
@@ -229,7 +289,12 @@ impl Flusher {
         let mut attempt = 0;
         loop {
             match self.flush().await {
-                Ok(_) => return true,
+                Ok(_) => {
+                    while let Ok(r) = self.requests.try_recv() {
+                        let _ = r.send(true);
+                    }
+                    return true;
+                }
                 Err(e) if Instant::now() < deadline => {
                     attempt += 1;
                     tracing::warn!(error = %e, "last flush failed; retrying before exit");
