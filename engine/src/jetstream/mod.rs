@@ -59,3 +59,6 @@ mod tests {
         assert_eq!(partition_of_bytes(&[1, 2, 3], 7), 0);
     }
 }
+
+#[cfg(test)]
+mod exactly_once_tests;

@@ -100,6 +100,7 @@ mod tests {
                 value: Some(AnyValue {
                     value: Some(any_value::Value::StringValue(service.into())),
                 }),
+                ..Default::default()
             }],
             ..Default::default()
         })
