@@ -212,7 +212,7 @@ fn assert_exact(server: &mut Server, sent: &Json, what: &str) -> Metrics {
 
 #[test]
 fn kill_9_of_the_consumer_neither_loses_nor_double_counts_on_both_backends() {
-    for (url, _db, dir) in backends("js-kill") {
+    for (url, _db, dir) in backends("js_kill") {
         let nats = Nats::start();
         let ports: [_; 4] = free_addrs(4).try_into().unwrap();
         let serve_config = config(&dir, ports, &url, &nats.url());
