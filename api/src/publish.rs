@@ -211,11 +211,10 @@ async fn publish(p: &Publisher, request: ExportTraceServiceRequest) -> Result<()
         let message = jetstream::message::PublishMessage::build()
             .payload(part.payload.into())
             .message_id(id);
-        let ack = p
-            .js
-            .send_publish(subject, message)
-            .await
-            .map_err(|e| format!("partition {}: {e}", part.partition))?;
+        let ack =
+            p.js.send_publish(subject, message)
+                .await
+                .map_err(|e| format!("partition {}: {e}", part.partition))?;
         acks.push((part.partition, ack));
     }
     let all = async {

@@ -298,7 +298,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Nothing arrives any more: judge the open traces on what they hold (those of JetStream
     // partitions stay open in their partition's snapshot), then store everything.
-    pipeline.lock().expect("pipeline lock poisoned").close_all_but_consumed();
+    pipeline
+        .lock()
+        .expect("pipeline lock poisoned")
+        .close_all_but_consumed();
     flush_stop.cancel();
     let stored = flusher.await.context("the flusher panicked")?;
     if let Some(Err(e)) = failed {

@@ -92,14 +92,21 @@ fn slos() -> Vec<Slo> {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
 async fn run() {
     let dir = std::env::temp_dir().join(format!("tracebudget-bench-js-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let nats = std::env::var("TRACEBUDGET_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
     let mut server = Command::new(&nats)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
@@ -130,11 +137,18 @@ async fn run() {
     // Per partition, the sequence of its last message.
     let mut last = std::collections::BTreeMap::<u32, u64>::new();
     for i in 0..REQUESTS {
-        let batch = generator.batch(now - Duration::from_millis((REQUESTS - i) as u64), SPANS_PER_REQUEST, u64::MAX);
+        let batch = generator.batch(
+            now - Duration::from_millis((REQUESTS - i) as u64),
+            SPANS_PER_REQUEST,
+            u64::MAX,
+        );
         spans += batch.spans;
         for part in split::split(batch.request, PARTITIONS) {
             messages += 1;
-            let ack = js.publish(config.subject(part.partition), part.payload.into()).await.unwrap();
+            let ack = js
+                .publish(config.subject(part.partition), part.payload.into())
+                .await
+                .unwrap();
             acks.push((part.partition, ack));
         }
         if acks.len() > 256 || i == REQUESTS - 1 {
@@ -148,7 +162,9 @@ async fn run() {
     let publish = started.elapsed();
 
     // Consume with the real flusher on SQLite.
-    let db = Db::open(&format!("sqlite://{}", dir.join("tracebudget.db").display())).await.unwrap();
+    let db = Db::open(&format!("sqlite://{}", dir.join("tracebudget.db").display()))
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     let ingest = IngestConfig::default();
     let mut p = Pipeline::new(journeys(), &slos(), &ingest, Arc::new(EngineMetrics::default()));

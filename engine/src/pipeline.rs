@@ -299,9 +299,7 @@ impl Pipeline {
         };
         stream.positions.remove(&p);
         let n = stream.partitions;
-        let forgotten = self
-            .assembler
-            .forget(|id| crate::jetstream::partition_of(id, n) == p);
+        let forgotten = self.assembler.forget(|id| crate::jetstream::partition_of(id, n) == p);
         self.update_gauges();
         forgotten
     }
@@ -323,8 +321,10 @@ impl Pipeline {
         let stream = self.stream.as_ref()?;
         let names: Vec<String> = self.journeys.0.iter().map(|j| j.name.clone()).collect();
         let parts: Vec<u32> = stream.positions.keys().copied().collect();
-        let mut writers: Vec<crate::assembler::SnapshotWriter> =
-            parts.iter().map(|_| crate::assembler::SnapshotWriter::new(&names)).collect();
+        let mut writers: Vec<crate::assembler::SnapshotWriter> = parts
+            .iter()
+            .map(|_| crate::assembler::SnapshotWriter::new(&names))
+            .collect();
         let n = stream.partitions;
         self.assembler.snapshot(
             |id| parts.binary_search(&crate::jetstream::partition_of(id, n)).ok(),

@@ -74,6 +74,11 @@ impl Nats {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let _ = child.wait();
+            assert!(
+                std::net::TcpStream::connect(self.addr).is_err(),
+                "nats-server still answers on {}",
+                self.addr
+            );
         }
     }
 }
@@ -206,7 +211,11 @@ fn assert_exact(server: &mut Server, sent: &Json, what: &str) -> Metrics {
     // Nothing more arrives later (no double count once redeliveries come in).
     std::thread::sleep(Duration::from_secs(3));
     let again = server.metrics();
-    assert!(exact(&again, sent), "{what}: {}", again.lines_with_prefix("tracebudget_slo_"));
+    assert!(
+        exact(&again, sent),
+        "{what}: {}",
+        again.lines_with_prefix("tracebudget_slo_")
+    );
     again
 }
 
@@ -239,8 +248,13 @@ fn kill_9_of_the_consumer_neither_loses_nor_double_counts_on_both_backends() {
         assert_eq!(sent.num(&["failed", "requests"]), 0.0, "{url}: {sent:?}");
         let m = assert_exact(&mut server, &sent, &url);
         // The kills made redeliveries, and every one was skipped.
-        let skipped = m.sum("tracebudget_jetstream_messages_total", &[("outcome", "skipped_committed")])
-            + m.sum("tracebudget_jetstream_messages_total", &[("outcome", "skipped_redelivered")]);
+        let skipped = m.sum(
+            "tracebudget_jetstream_messages_total",
+            &[("outcome", "skipped_committed")],
+        ) + m.sum(
+            "tracebudget_jetstream_messages_total",
+            &[("outcome", "skipped_redelivered")],
+        );
         let ingested = m.sum("tracebudget_jetstream_messages_total", &[("outcome", "ingested")]);
         assert!(ingested > 0.0, "{url}: the last run ingested");
         eprintln!("{url}: last run ingested {ingested} messages, skipped {skipped}");
@@ -271,7 +285,12 @@ fn a_nats_server_restart_mid_run_loses_nothing() {
     nats.up();
     let sent = sender.join().unwrap();
     assert_eq!(sent.num(&["failed", "requests"]), 0.0, "{sent:?}");
-    assert!(sent.num(&["retries"]) > 0.0, "the outage was seen by publish's clients: {sent:?}");
-    let m = assert_exact(&mut server, &sent, "nats restart");
-    assert!(m.sum("tracebudget_jetstream_errors_total", &[]) >= 0.0);
+    // Publish held the requests of the outage until NATS was back (its client reconnects and
+    // resends), or answered 503 and loadgen retried: either way nothing failed.
+    eprintln!(
+        "nats restart: {} retries, {} spans/s",
+        sent.num(&["retries"]),
+        sent.num(&["spans_per_sec"])
+    );
+    assert_exact(&mut server, &sent, "nats restart");
 }

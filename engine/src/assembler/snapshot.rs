@@ -85,8 +85,7 @@ impl SnapshotWriter {
         put(&mut self.data, t.nodes.len() as u64);
         for n in &t.nodes {
             self.data.extend_from_slice(&n.span_id.0);
-            self.data
-                .push(u8::from(n.parent.is_some()) | u8::from(n.error) << 1);
+            self.data.push(u8::from(n.parent.is_some()) | u8::from(n.error) << 1);
             if let Some(p) = n.parent {
                 self.data.extend_from_slice(&p.0);
             }
@@ -142,7 +141,13 @@ impl Assembler {
             out.open_traces += 1;
             out.spans += trace.nodes.len() as u64;
             self.buffered += trace.nodes.len();
-            self.open.insert(id, OpenTrace { last_seen: now, ..trace });
+            self.open.insert(
+                id,
+                OpenTrace {
+                    last_seen: now,
+                    ..trace
+                },
+            );
         }
         for (id, had_root) in closed {
             if !self.open.contains_key(&id) {
@@ -238,7 +243,8 @@ fn decode(data: &[u8], journeys: &[String]) -> Result<Decoded, String> {
                         error: flags & 2 == 2,
                     });
                 }
-                let index = (nodes.len() > INDEX_THRESHOLD).then(|| Box::new(nodes.iter().map(|n| n.span_id).collect()));
+                let index =
+                    (nodes.len() > INDEX_THRESHOLD).then(|| Box::new(nodes.iter().map(|n| n.span_id).collect()));
                 open.push((
                     id,
                     OpenTrace {

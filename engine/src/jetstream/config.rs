@@ -58,7 +58,10 @@ impl JetStreamConfig {
         let mut errors = Vec::new();
         let mut bad = |m: String| errors.push(ConfigError::unplaced(m));
         if self.partitions == 0 || self.partitions > 4_096 {
-            bad(format!("jetstream partitions must be 1 to 4096, not {}", self.partitions));
+            bad(format!(
+                "jetstream partitions must be 1 to 4096, not {}",
+                self.partitions
+            ));
         }
         if self.batch == 0 {
             bad("jetstream batch must be at least 1".to_owned());

@@ -2,7 +2,9 @@
 //!
 //! Per partition: claim it in the database (its checkpoint and open traces come back; a flush of
 //! an instance that consumed it before now fails instead of counting twice), restore its open
-//! traces, then pull. A message at or below the position is skipped and counted; any other is
+//! traces, then pull through a durable consumer made afresh to deliver from the position + 1 in
+//! stream order (see [`Partition::consumer`] for why). A message at or below the position (a
+//! redelivery after `ack_wait`) is skipped and counted; any other is
 //! decoded (protobuf, or JSON when its `Content-Type` header says `application/json`) outside the
 //! lock and ingested under the pipeline lock together with its position, so a drain sees both or
 //! neither. An undecodable message is counted with its reason and still advances the position (a
@@ -106,7 +108,7 @@ impl Consumer {
                 tracing::info!(partition = p, "stopped consuming the partition");
             }
             for &p in &want {
-                if !tasks.contains_key(&p) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = tasks.entry(p) {
                     let token = stop.child_token();
                     let task = Partition {
                         c: self.clone(),
@@ -116,7 +118,7 @@ impl Consumer {
                         stop: stop.clone(),
                         handed_back: token.clone(),
                     };
-                    tasks.insert(p, (token, tokio::spawn(task.run())));
+                    slot.insert((token, tokio::spawn(task.run())));
                 }
             }
             self.metrics.partitions.set(tasks.len() as i64);
@@ -166,7 +168,7 @@ impl Partition {
         let labels = PartitionLabels { partition: self.p };
         let mut committed = self.c.committed.clone();
         'consume: while !self.handed_back.is_cancelled() {
-            let Some(consumer) = self.consumer().await else {
+            let Some(consumer) = self.consumer(state.position).await else {
                 break;
             };
             let messages = consumer
@@ -180,6 +182,7 @@ impl Partition {
                 Ok(m) => m,
                 Err(e) => {
                     self.failed("fetch", &e);
+                    let _ = self.pause().await;
                     continue;
                 }
             };
@@ -200,6 +203,7 @@ impl Partition {
                         }
                         Some(Err(e)) => {
                             self.failed("fetch", &e);
+                            let _ = self.pause().await;
                             continue 'consume;
                         }
                         None => continue 'consume,
@@ -263,7 +267,11 @@ impl Partition {
         let labels = PartitionLabels { partition: self.p };
         match restored {
             Ok(r) => {
-                self.c.metrics.restored_traces.get_or_create(&labels).inc_by(r.open_traces);
+                self.c
+                    .metrics
+                    .restored_traces
+                    .get_or_create(&labels)
+                    .inc_by(r.open_traces);
                 tracing::info!(
                     partition = self.p,
                     checkpoint = seq,
@@ -286,27 +294,40 @@ impl Partition {
         })
     }
 
-    /// The partition's durable consumer, created when missing; `None` when stopped first.
-    async fn consumer(&self) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+    /// The partition's durable consumer, made afresh to deliver from `position + 1` in stream
+    /// order; `None` when stopped first.
+    ///
+    /// Made afresh each time pulling (re)starts: the database's position is the truth, not the
+    /// server's consumer state. Otherwise messages delivered to a process that died (or left in
+    /// a dropped pull's buffer) would be redelivered only after `ack_wait`, *after* newer ones;
+    /// the newer ones would move the position past them, and they would be skipped, then acked
+    /// by `AckPolicy::All` — lost. From `position + 1` in order, the only messages at or below
+    /// the position are redeliveries of what this process ingested.
+    async fn consumer(&self, position: u64) -> Option<jetstream::consumer::Consumer<pull::Config>> {
         let config = &self.c.config;
+        let name = config.durable(self.p);
         loop {
             let got = async {
                 let stream = super::consumer::ensure_stream(&self.js, config).await?;
+                match stream.delete_consumer(&name).await {
+                    Ok(_) => {}
+                    Err(e) if e.to_string().contains("not found") => {}
+                    Err(e) => return Err(format!("cannot reset consumer {name}: {e}")),
+                }
                 stream
-                    .get_or_create_consumer(
-                        &config.durable(self.p),
-                        pull::Config {
-                            durable_name: Some(config.durable(self.p)),
-                            filter_subject: config.subject(self.p),
-                            ack_policy: jetstream::consumer::AckPolicy::All,
-                            ack_wait: config.ack_wait.0,
-                            max_ack_pending: config.max_ack_pending,
-                            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                            ..Default::default()
+                    .create_consumer(pull::Config {
+                        durable_name: Some(name.clone()),
+                        filter_subject: config.subject(self.p),
+                        ack_policy: jetstream::consumer::AckPolicy::All,
+                        ack_wait: config.ack_wait.0,
+                        max_ack_pending: config.max_ack_pending,
+                        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: position + 1,
                         },
-                    )
+                        ..Default::default()
+                    })
                     .await
-                    .map_err(|e| format!("cannot create or find consumer {}: {e}", config.durable(self.p)))
+                    .map_err(|e| format!("cannot create consumer {name}: {e}"))
             }
             .await;
             match got {

@@ -78,7 +78,11 @@ async fn a_restored_partition_counts_judges_and_blames_like_one_that_never_stopp
     reference.ingest(Source::JetStream, batch2(), now(1)).unwrap();
     reference.tick(now(100));
     let want = (totals(&reference), closed(&rm), rm.late_spans.get(), blame(&reference));
-    assert_eq!(want.1, [6, 1, 0, 1], "1, 3, 4, 5, 6, 2 complete; 8 not; 7 closed without a root");
+    assert_eq!(
+        want.1,
+        [6, 1, 0, 1],
+        "1, 3, 4, 5, 6, 2 complete; 8 not; 7 closed without a root"
+    );
     assert!(want.3.iter().any(|b| !b.is_empty()), "something is blamed");
 
     let dbs = Databases::new("exactly_once").await;

@@ -135,7 +135,9 @@ mod tests {
             ],
         };
         let parts = split(request, 3);
-        let got: Vec<(u32, u64, Vec<(String, Vec<(String, Vec<u8>)>)>)> = parts
+        /// Per resource (its service), per scope (its name), the span ids' first bytes.
+        type Layout = Vec<(String, Vec<(String, Vec<u8>)>)>;
+        let got: Vec<(u32, u64, Layout)> = parts
             .iter()
             .map(|p| {
                 let req = ExportTraceServiceRequest::decode(p.payload.as_slice()).unwrap();
