@@ -118,3 +118,50 @@ impl JetStreamConfig {
         format!("{}-p{partition}", self.consumer_prefix)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_every_bad_value() {
+        let five = Duration::from_secs(5);
+        assert_eq!(JetStreamConfig::default().validate(five), Ok(()));
+        let cases: [(fn(&mut JetStreamConfig), &str); 6] = [
+            (|c| c.partitions = 0, "jetstream partitions must be 1 to 4096, not 0"),
+            (|c| c.batch = 0, "jetstream batch must be at least 1"),
+            (
+                |c| c.max_ack_pending = 0,
+                "jetstream max_ack_pending must be at least 1, not 0",
+            ),
+            (
+                |c| c.ack_wait = Duration::from_secs(9).into(),
+                "jetstream ack_wait (9s) must be at least twice [storage] flush_interval (5s): messages are acked after the flush that stores them",
+            ),
+            (
+                |c| c.stream = "a.b".into(),
+                "jetstream stream \"a.b\" is not a valid NATS name",
+            ),
+            (
+                |c| c.consume = Some(vec![1, 8]),
+                "jetstream consume lists partition 8, but there are 8 (0 to 7)",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut c = JetStreamConfig::default();
+            change(&mut c);
+            let got: Vec<String> = c.validate(five).unwrap_err().into_iter().map(|e| e.message).collect();
+            assert_eq!(got, [want]);
+        }
+        let c = JetStreamConfig {
+            consume: Some(vec![3, 1]),
+            ..Default::default()
+        };
+        assert_eq!(c.consumed().into_iter().collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(JetStreamConfig::default().consumed().len(), 8);
+        assert_eq!(
+            (c.subject(3), c.durable(3)),
+            ("tracebudget.spans.3".to_owned(), "tracebudget-p3".to_owned())
+        );
+    }
+}
