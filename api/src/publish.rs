@@ -1,10 +1,15 @@
 //! `tracebudget publish`: takes OTLP/HTTP (`POST /v1/traces`, protobuf or JSON, gzip) on
-//! `[ingest] otlp_http`, splits each request by trace partition and publishes each part to
+//! `[ingest] otlp_http` and OTLP/gRPC (`TraceService/Export`, gzip) on `[ingest] otlp_grpc`,
+//! splits each request by trace partition and publishes each part to
 //! `<subject_prefix>.<k>` of the `[jetstream]` stream, answering the client only once JetStream
 //! has acked every part: 200 when all are stored, 503 with `Retry-After` otherwise (the client
 //! retries; parts already stored are dropped by JetStream as duplicates, because each part's
 //! `Nats-Msg-Id` is the SHA-256 of its subject and bytes, within the stream's
-//! `duplicate_window`). Malformed, oversized and unknown-type bodies get the receivers' answers.
+//! `duplicate_window`); gRPC answers UNAVAILABLE with a `RetryInfo` instead. Malformed, oversized
+//! and unknown-type bodies get the receivers' answers. `/metrics` on `[server] listen`:
+//! `tracebudget_publish_requests_total{protocol,outcome}` (ok, malformed, too_large,
+//! unsupported_media_type, unsupported_encoding, unavailable) and
+//! `tracebudget_publish_spans_total{partition}` (spans stored in JetStream).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,9 +29,18 @@ use engine::jetstream::{JetStreamConfig, split};
 use engine::receiver::otlp_http::RpcStatus;
 use engine::receiver::{RETRY_AFTER, content_type};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use prost::Message as _;
 use sha2::Digest as _;
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// How long a request waits for JetStream's acks before answering 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +57,31 @@ struct Publisher {
     js: jetstream::Context,
     config: JetStreamConfig,
     max_body: usize,
+    metrics: PublishMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    protocol: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    partition: u32,
+}
+
+/// `tracebudget_publish_…`.
+#[derive(Debug, Default)]
+struct PublishMetrics {
+    requests: Family<RequestLabels, Counter>,
+    spans: Family<PartitionLabels, Counter>,
+}
+
+impl PublishMetrics {
+    fn request(&self, protocol: &'static str, outcome: &'static str) {
+        self.requests.get_or_create(&RequestLabels { protocol, outcome }).inc();
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -70,7 +109,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             js,
             config: js_config,
             max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
+            metrics: PublishMetrics::default(),
         });
+        let mut registry = Registry::with_prefix("tracebudget_publish");
+        registry.register(
+            "requests",
+            "OTLP requests taken by publish, per protocol and outcome",
+            publisher.metrics.requests.clone(),
+        );
+        registry.register(
+            "spans",
+            "Spans stored in JetStream (acked), per partition",
+            publisher.metrics.spans.clone(),
+        );
+        let registry = Arc::new(registry);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen for otlp_http on {addr}"))?;
@@ -90,6 +142,57 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         });
+        let mut servers = tokio::task::JoinSet::new();
+        if let Some(grpc) = config.ingest.otlp_grpc {
+            let listener = tokio::net::TcpListener::bind(grpc)
+                .await
+                .with_context(|| format!("cannot listen for otlp_grpc on {grpc}"))?;
+            tracing::info!(%grpc, "publishing OTLP/gRPC to JetStream");
+            let service = TraceServiceServer::new(Grpc(publisher.clone()))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(publisher.max_body);
+            let stop = stop.clone();
+            servers.spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop.cancelled_owned())
+                    .await
+                    .context("the OTLP/gRPC server failed")
+            });
+        }
+        let metrics_listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen for /metrics on {}", config.server.listen))?;
+        servers.spawn({
+            let stop = stop.clone();
+            let app = Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move {
+                        let mut text = String::new();
+                        match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                            Ok(()) => (
+                                [(
+                                    header::CONTENT_TYPE,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )],
+                                text,
+                            )
+                                .into_response(),
+                            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                        }
+                    }
+                }),
+            );
+            async move {
+                axum::serve(metrics_listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .context("the /metrics server failed")
+            }
+        });
         let app = router(publisher);
         let shutdown = stop.clone();
         tokio::spawn(async move {
@@ -107,10 +210,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         });
         axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
             .await
-            .context("the OTLP/HTTP server failed")
+            .context("the OTLP/HTTP server failed")?;
+        stop.cancel();
+        while let Some(r) = servers.join_next().await {
+            r.context("a server task panicked")??;
+        }
+        Ok(())
     })
+}
+
+/// OTLP/gRPC: the same split and publish; UNAVAILABLE with `RetryInfo` when not stored.
+#[derive(Debug)]
+struct Grpc(Arc<Publisher>);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        match publish(&self.0, request.into_inner()).await {
+            Ok(()) => {
+                self.0.metrics.request("grpc", "ok");
+                Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+            }
+            Err(e) => {
+                self.0.metrics.request("grpc", "unavailable");
+                tracing::warn!(error = %e, "a request was not stored in JetStream; the client retries");
+                Err(tonic::Status::with_error_details(
+                    tonic::Code::Unavailable,
+                    format!("not stored in JetStream: {e}"),
+                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+                ))
+            }
+        }
+    }
 }
 
 fn router(p: Arc<Publisher>) -> Router {
@@ -129,6 +265,8 @@ async fn export(State(p): State<Arc<Publisher>>, headers: HeaderMap, body: Body)
         Some("application/json") => Format::Json,
         other => {
             return refuse(
+                &p,
+                "unsupported_media_type",
                 Format::Json,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
@@ -140,6 +278,8 @@ async fn export(State(p): State<Arc<Publisher>>, headers: HeaderMap, body: Body)
     };
     let too_large = || {
         refuse(
+            &p,
+            "too_large",
             format,
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body exceeds max_body_size ({} bytes)", p.max_body),
@@ -155,12 +295,22 @@ async fn export(State(p): State<Arc<Publisher>>, headers: HeaderMap, body: Body)
         Err(BodyError::TooLarge { .. }) => return too_large(),
         Err(BodyError::Corrupt(m)) => {
             return refuse(
+                &p,
+                "malformed",
                 format,
                 StatusCode::BAD_REQUEST,
                 format!("corrupt {} body: {m}", encoding.unwrap_or("encoded")),
             );
         }
-        Err(BodyError::Unsupported(m)) => return refuse(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+        Err(BodyError::Unsupported(m)) => {
+            return refuse(
+                &p,
+                "unsupported_encoding",
+                format,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                m,
+            );
+        }
     };
     let request = match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(bytes).map_err(otlp_error),
@@ -168,20 +318,30 @@ async fn export(State(p): State<Arc<Publisher>>, headers: HeaderMap, body: Body)
     };
     let request = match request {
         Ok(r) => r,
-        Err(e) => return refuse(format, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return refuse(&p, "malformed", format, StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let protocol = match format {
+        Format::Protobuf => "http_protobuf",
+        Format::Json => "http_json",
     };
     match publish(&p, request).await {
-        Ok(()) => match format {
-            Format::Protobuf => (
-                [(header::CONTENT_TYPE, "application/x-protobuf")],
-                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default().encode_to_vec(),
-            )
-                .into_response(),
-            Format::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
-        },
+        Ok(()) => {
+            p.metrics.request(protocol, "ok");
+            match format {
+                Format::Protobuf => (
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default()
+                        .encode_to_vec(),
+                )
+                    .into_response(),
+                Format::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "a request was not stored in JetStream; the client retries");
             let mut r = refuse(
+                &p,
+                "unavailable",
                 format,
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not stored in JetStream: {e}: retry after {}s", RETRY_AFTER.as_secs()),
@@ -215,11 +375,15 @@ async fn publish(p: &Publisher, request: ExportTraceServiceRequest) -> Result<()
             p.js.send_publish(subject, message)
                 .await
                 .map_err(|e| format!("partition {}: {e}", part.partition))?;
-        acks.push((part.partition, ack));
+        acks.push((part.partition, part.spans, ack));
     }
     let all = async {
-        for (partition, ack) in acks {
+        for (partition, spans, ack) in acks {
             ack.await.map_err(|e| format!("partition {partition}: {e}"))?;
+            p.metrics
+                .spans
+                .get_or_create(&PartitionLabels { partition })
+                .inc_by(spans);
         }
         Ok(())
     };
@@ -228,8 +392,13 @@ async fn publish(p: &Publisher, request: ExportTraceServiceRequest) -> Result<()
         .map_err(|_| format!("no ack from JetStream within {}s", PUBLISH_TIMEOUT.as_secs()))?
 }
 
-/// The receivers' error answer: a `google.rpc.Status` in the request's encoding.
-fn refuse(format: Format, status: StatusCode, message: String) -> Response {
+/// The receivers' error answer: a `google.rpc.Status` in the request's encoding; counted.
+fn refuse(p: &Publisher, outcome: &'static str, format: Format, status: StatusCode, message: String) -> Response {
+    let protocol = match format {
+        Format::Protobuf => "http_protobuf",
+        Format::Json => "http_json",
+    };
+    p.metrics.request(protocol, outcome);
     let code = match status {
         StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
         _ => 3,                                // INVALID_ARGUMENT

@@ -140,11 +140,24 @@ fn config(dir: &TempDir, ports: [SocketAddr; 4], storage: &str, nats: &str) -> P
 
 /// Loadgen through publish, in a thread: `traces` traces at `rate` spans/s.
 fn send(config: PathBuf, endpoint: SocketAddr, traces: u32, rate: u32, seed: u32) -> std::thread::JoinHandle<Json> {
+    send_as(config, "http", endpoint, traces, rate, seed)
+}
+
+fn send_as(
+    config: PathBuf,
+    protocol: &'static str,
+    endpoint: SocketAddr,
+    traces: u32,
+    rate: u32,
+    seed: u32,
+) -> std::thread::JoinHandle<Json> {
     std::thread::spawn(move || {
         loadgen(
             &[
                 "--config",
                 config.to_str().unwrap(),
+                "--protocol",
+                protocol,
                 "--endpoint",
                 &format!("http://{endpoint}"),
                 "--traces",
@@ -172,18 +185,22 @@ fn send(config: PathBuf, endpoint: SocketAddr, traces: u32, rate: u32, seed: u32
 /// Every SLO's totals equal the tally: availability = traces/errors, latency = traces/slow,
 /// checkout completeness = traces/incomplete.
 fn exact(m: &Metrics, sent: &Json) -> bool {
+    exact_sum(m, std::slice::from_ref(sent))
+}
+
+/// The same for the sum of several loadgen runs.
+fn exact_sum(m: &Metrics, runs: &[Json]) -> bool {
     let get = |name: &str, slo: String, j: &str| m.get(name, &[("slo", &slo), ("journey", j)]).unwrap_or(-1.0);
+    let sent = |j: &str, what: &str| runs.iter().map(|r| r.num(&["journeys", j, what])).sum::<f64>();
     JOURNEYS.iter().all(|&j| {
-        let traces = sent.num(&["journeys", j, "traces"]);
+        let traces = sent(j, "traces");
         let mut ok = get("tracebudget_slo_events_total", format!("{j}-availability"), j) == traces
-            && get("tracebudget_slo_bad_events_total", format!("{j}-availability"), j)
-                == sent.num(&["journeys", j, "errors"])
+            && get("tracebudget_slo_bad_events_total", format!("{j}-availability"), j) == sent(j, "errors")
             && get("tracebudget_slo_events_total", format!("{j}-latency"), j) == traces
-            && get("tracebudget_slo_bad_events_total", format!("{j}-latency"), j) == sent.num(&["journeys", j, "slow"]);
+            && get("tracebudget_slo_bad_events_total", format!("{j}-latency"), j) == sent(j, "slow");
         if j == "checkout" {
             ok &= get("tracebudget_slo_events_total", "checkout-completeness".into(), j) == traces
-                && get("tracebudget_slo_bad_events_total", "checkout-completeness".into(), j)
-                    == sent.num(&["journeys", j, "incomplete"]);
+                && get("tracebudget_slo_bad_events_total", "checkout-completeness".into(), j) == sent(j, "incomplete");
         }
         ok
     })
@@ -293,4 +310,80 @@ fn a_nats_server_restart_mid_run_loses_nothing() {
         sent.num(&["spans_per_sec"])
     );
     assert_exact(&mut server, &sent, "nats restart");
+}
+
+#[test]
+fn publish_takes_otlp_json_and_grpc_and_refuses_like_the_receivers() {
+    let dir = TempDir::new("js-publish-formats");
+    let url = format!("sqlite://{}", dir.path().join("tracebudget.db").display());
+    let nats = Nats::start();
+    let ports: [_; 4] = free_addrs(4).try_into().unwrap();
+    let serve_config = config(&dir, ports, &url, &nats.url());
+    let pub_dir = TempDir::new("js-publish-formats-p");
+    let pub_ports: [_; 4] = free_addrs(4).try_into().unwrap();
+    let pub_config = config(&pub_dir, pub_ports, &url, &nats.url());
+    let _publisher = Publisher::start(&pub_config, pub_ports[2]);
+    let mut server = Server::start(&serve_config, ports[0]);
+
+    let json = send_as(pub_config.clone(), "http-json", pub_ports[2], 400, 0, 81)
+        .join()
+        .unwrap();
+    let grpc = send_as(pub_config.clone(), "grpc", pub_ports[1], 400, 0, 82)
+        .join()
+        .unwrap();
+    let m = wait_for(&mut server, Duration::from_secs(60), |m| {
+        exact_sum(m, &[json.clone(), grpc.clone()])
+    });
+    assert!(
+        exact_sum(&m, &[json.clone(), grpc.clone()]),
+        "{}",
+        m.lines_with_prefix("tracebudget_slo_")
+    );
+
+    let bad = tracebudget_tests::http_request(
+        pub_ports[2],
+        "POST",
+        "/v1/traces",
+        &[],
+        Some("{"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body,
+        r#"{"code":3,"message":"invalid json: EOF while parsing an object at line 1 column 1"}"#
+    );
+    let text = tracebudget_tests::http_request(
+        pub_ports[2],
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "text/plain")],
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(text.status, 415);
+    assert_eq!(
+        text.body,
+        r#"{"code":3,"message":"unsupported content type \"text/plain\": send application/x-protobuf or application/json"}"#
+    );
+
+    let scrape = tracebudget_tests::http_get(pub_ports[0], "/metrics", Duration::from_secs(5)).unwrap();
+    let pm = Metrics::parse(&scrape.body).unwrap();
+    let requests = |protocol: &str, outcome: &str| {
+        pm.get(
+            "tracebudget_publish_requests_total",
+            &[("protocol", protocol), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(requests("http_json", "ok"), json.num(&["accepted", "requests"]));
+    assert_eq!(requests("grpc", "ok"), grpc.num(&["accepted", "requests"]));
+    assert_eq!(requests("http_json", "malformed"), 1.0);
+    assert_eq!(requests("http_json", "unsupported_media_type"), 1.0);
+    assert_eq!(
+        pm.sum("tracebudget_publish_spans_total", &[]),
+        json.num(&["accepted", "spans"]) + grpc.num(&["accepted", "spans"])
+    );
 }

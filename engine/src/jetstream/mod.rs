@@ -62,3 +62,6 @@ mod tests {
 
 #[cfg(test)]
 mod exactly_once_tests;
+
+#[cfg(test)]
+mod handover_tests;
