@@ -127,7 +127,8 @@ mod tests {
     fn validation_names_every_bad_value() {
         let five = Duration::from_secs(5);
         assert_eq!(JetStreamConfig::default().validate(five), Ok(()));
-        let cases: [(fn(&mut JetStreamConfig), &str); 6] = [
+        type Change = fn(&mut JetStreamConfig);
+        let cases: [(Change, &str); 6] = [
             (|c| c.partitions = 0, "jetstream partitions must be 1 to 4096, not 0"),
             (|c| c.batch = 0, "jetstream batch must be at least 1"),
             (
