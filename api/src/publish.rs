@@ -54,6 +54,7 @@ pub struct Args {
 
 #[derive(Debug)]
 struct Publisher {
+    client: async_nats::Client,
     js: jetstream::Context,
     config: JetStreamConfig,
     max_body: usize,
@@ -103,9 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let client = engine::jetstream::consumer::connect(&js_config.url)
             .await
             .map_err(anyhow::Error::msg)?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let stop = CancellationToken::new();
         let publisher = Arc::new(Publisher {
+            client,
             js,
             config: js_config,
             max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
@@ -359,7 +361,12 @@ fn otlp_error(e: prost::DecodeError) -> engine::decode::DecodeError {
 
 /// Publishes every partition's part and waits for all of JetStream's acks.
 async fn publish(p: &Publisher, request: ExportTraceServiceRequest) -> Result<(), String> {
-    let parts = split::split(request, p.config.partitions);
+    // Parts fit the server's max_payload (1 MB by default), headers aside.
+    let max_payload = match p.client.server_info().max_payload {
+        0 => 1 << 20,
+        n => n,
+    };
+    let parts = split::split_within(request, p.config.partitions, max_payload.saturating_sub(1_024));
     let mut acks = Vec::with_capacity(parts.len());
     for part in parts {
         let subject = p.config.subject(part.partition);

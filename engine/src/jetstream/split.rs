@@ -22,6 +22,73 @@ pub struct Part {
 /// Splits `request` by partition (partitions in ascending order; a request without spans gives
 /// none). Within a partition, spans keep their order and their resource/scope grouping.
 pub fn split(request: ExportTraceServiceRequest, partitions: u32) -> Vec<Part> {
+    split_within(request, partitions, usize::MAX)
+}
+
+/// [`split`], with every part's payload at most `max_bytes` (NATS's `max_payload`): a larger
+/// part is cut in halves by span count, in order, as often as needed (a trace's spans may then
+/// span messages of its partition, which the assembler joins). A single span larger than the
+/// limit stays whole (NATS refuses it).
+pub fn split_within(request: ExportTraceServiceRequest, partitions: u32, max_bytes: usize) -> Vec<Part> {
+    let mut out = Vec::new();
+    for (partition, (spans, req)) in by_partition(request, partitions) {
+        fit(partition, spans, req, max_bytes, &mut out);
+    }
+    out
+}
+
+fn fit(partition: u32, spans: u64, req: ExportTraceServiceRequest, max_bytes: usize, out: &mut Vec<Part>) {
+    if spans <= 1 || req.encoded_len() <= max_bytes {
+        out.push(Part {
+            partition,
+            spans,
+            payload: req.encode_to_vec(),
+        });
+        return;
+    }
+    let half = spans / 2;
+    let (mut first, mut second) = (
+        ExportTraceServiceRequest::default(),
+        ExportTraceServiceRequest::default(),
+    );
+    let mut taken = 0u64;
+    for rs in req.resource_spans {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for ss in rs.scope_spans {
+            let room = (half - taken.min(half)) as usize;
+            let n = ss.spans.len();
+            taken += n as u64;
+            if room >= n {
+                a.push(ss);
+            } else if room == 0 {
+                b.push(ss);
+            } else {
+                let mut head = ss.clone();
+                head.spans.truncate(room);
+                let mut tail = ss;
+                tail.spans.drain(..room);
+                a.push(head);
+                b.push(tail);
+            }
+        }
+        for (scopes, to) in [(a, &mut first), (b, &mut second)] {
+            if !scopes.is_empty() {
+                to.resource_spans.push(ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans: scopes,
+                    schema_url: rs.schema_url.clone(),
+                });
+            }
+        }
+    }
+    fit(partition, half, first, max_bytes, out);
+    fit(partition, spans - half, second, max_bytes, out);
+}
+
+fn by_partition(
+    request: ExportTraceServiceRequest,
+    partitions: u32,
+) -> BTreeMap<u32, (u64, ExportTraceServiceRequest)> {
     let mut out: BTreeMap<u32, (u64, ExportTraceServiceRequest)> = BTreeMap::new();
     for rs in request.resource_spans {
         let ResourceSpans {
@@ -64,13 +131,7 @@ pub fn split(request: ExportTraceServiceRequest, partitions: u32) -> Vec<Part> {
             out.entry(p).or_default().1.resource_spans.push(rs);
         }
     }
-    out.into_iter()
-        .map(|(partition, (spans, req))| Part {
-            partition,
-            spans,
-            payload: req.encode_to_vec(),
-        })
-        .collect()
+    out
 }
 
 #[cfg(test)]
@@ -193,5 +254,47 @@ mod tests {
             }
         }
         assert!(split(ExportTraceServiceRequest::default(), 3).is_empty());
+    }
+
+    #[test]
+    fn a_part_over_the_payload_limit_is_cut_in_order_without_losing_a_span() {
+        let spans: Vec<Span> = (0..40u8).map(|i| span(3 * (i % 4), i)).collect(); // all partition 0 of 3
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: resource("frontend"),
+                scope_spans: vec![
+                    ScopeSpans {
+                        spans: spans[..25].to_vec(),
+                        ..Default::default()
+                    },
+                    ScopeSpans {
+                        spans: spans[25..].to_vec(),
+                        ..Default::default()
+                    },
+                ],
+                schema_url: String::new(),
+            }],
+        };
+        let whole = split(request.clone(), 3);
+        assert_eq!(whole.len(), 1);
+        let limit = whole[0].payload.len() / 3;
+        let parts = split_within(request, 3, limit);
+        assert!(parts.len() >= 3, "{}", parts.len());
+        let mut ids = Vec::new();
+        for p in &parts {
+            assert!(p.payload.len() <= limit, "{} > {limit}", p.payload.len());
+            assert_eq!(p.partition, 0);
+            let req = ExportTraceServiceRequest::decode(p.payload.as_slice()).unwrap();
+            let mut n = 0;
+            for rs in &req.resource_spans {
+                assert_eq!(rs.resource, resource("frontend"));
+                for ss in &rs.scope_spans {
+                    n += ss.spans.len() as u64;
+                    ids.extend(ss.spans.iter().map(|s| s.span_id[0]));
+                }
+            }
+            assert_eq!(n, p.spans);
+        }
+        assert_eq!(ids, (0..40u8).collect::<Vec<_>>(), "every span once, in order");
     }
 }

@@ -60,6 +60,8 @@ pub struct StorageMetrics {
     pub pending_rows: Gauge,
     pub last_flush: Gauge,
     pub restored_rows: Family<OutcomeLabels, Counter>,
+    /// Bytes of open-trace snapshots written (JetStream partitions).
+    pub snapshot_bytes: Counter,
 }
 
 impl Default for StorageMetrics {
@@ -73,6 +75,7 @@ impl Default for StorageMetrics {
             pending_rows: Gauge::default(),
             last_flush: Gauge::default(),
             restored_rows: Family::default(),
+            snapshot_bytes: Counter::default(),
         }
     }
 }
@@ -110,6 +113,11 @@ impl StorageMetrics {
             "last_flush_timestamp_seconds",
             "When the last successful flush committed (Unix time)",
             self.last_flush.clone(),
+        );
+        r.register(
+            "snapshot_bytes",
+            "Bytes of open-trace snapshots written with JetStream checkpoints",
+            self.snapshot_bytes.clone(),
         );
         r.register(
             "restored_rows",
@@ -210,6 +218,17 @@ impl Flusher {
                 m.rows_written
                     .get_or_create(&TableLabels { table: "sli_latency" })
                     .inc_by(w.latency_rows);
+                m.rows_written
+                    .get_or_create(&TableLabels {
+                        table: "jetstream_checkpoints",
+                    })
+                    .inc_by(w.checkpoints);
+                m.rows_written
+                    .get_or_create(&TableLabels {
+                        table: "jetstream_open_traces",
+                    })
+                    .inc_by(w.checkpoints);
+                m.snapshot_bytes.inc_by(w.snapshot_bytes);
                 m.rows_deleted
                     .get_or_create(&ReasonLabels { reason: "coarsened" })
                     .inc_by(w.replaced);
