@@ -18,7 +18,7 @@ use slis::policy::Severity;
 use crate::config::Alerting;
 use crate::dispatch::{Dispatcher, Flush, Group, Routable};
 use crate::labels::{Labels, fingerprint};
-use crate::mute::{Muted, Muter, Silence};
+use crate::mute::{InhibitRule, MuteReason, Muted, Muter, Silence};
 use crate::notify::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
 
 /// How often firing alerts are re-pushed to an `alertmanager` receiver (each push says the alert
@@ -102,6 +102,20 @@ impl AlertState {
             detail: self.detail.clone(),
         }
     }
+}
+
+/// The muter of a cycle at `now`: inhibition sources are the firing alerts.
+fn muter<'a>(
+    silences: &'a [Silence],
+    rules: &'a [InhibitRule],
+    alerts: &'a BTreeMap<String, AlertState>,
+    now: Timestamp,
+) -> Muter<'a> {
+    let firing = alerts
+        .values()
+        .filter(|a| a.firing)
+        .map(|a| (a.fingerprint.as_str(), &a.labels));
+    Muter::new(silences, rules, firing, now)
 }
 
 pub fn datetime(t: Timestamp) -> DateTime<Utc> {
@@ -356,13 +370,7 @@ impl Alerter {
             }
         }
 
-        let firing: Vec<(&str, &Labels)> = self
-            .alerts
-            .values()
-            .filter(|a| a.firing)
-            .map(|a| (a.fingerprint.as_str(), &a.labels))
-            .collect();
-        let muter = Muter::new(&self.silences, &model.inhibit, firing.iter().copied(), now);
+        let muter = muter(&self.silences, &model.inhibit, &self.alerts, now);
         let dispatched = match &model.route {
             Some(route) => self.dispatcher.cycle(route, &self.alerts, &muter, now),
             None => Default::default(),
@@ -401,6 +409,18 @@ impl Alerter {
             out.removed_alerts.push(fp);
         }
         out
+    }
+
+    /// Why each firing alert's notifications are held back at `now`, decided by the same
+    /// [`Muter`] as the dispatcher's (silences, then inhibition by the firing alerts); alerts
+    /// not muted, and resolved ones, are absent.
+    pub fn mute_reasons(&self, now: Timestamp) -> BTreeMap<String, MuteReason> {
+        let muter = muter(&self.silences, &self.model.inhibit, &self.alerts, now);
+        self.alerts
+            .values()
+            .filter(|a| a.firing)
+            .filter_map(|a| Some((a.fingerprint.clone(), muter.reason(&a.fingerprint, &a.labels)?)))
+            .collect()
     }
 
     fn notification(&self, f: &Flush) -> Notification {

@@ -13,4 +13,5 @@ pub mod mute;
 pub mod notify;
 pub mod report;
 pub mod schedule;
+pub(crate) mod seconds;
 pub mod store;

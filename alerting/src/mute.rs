@@ -90,6 +90,25 @@ impl Muted {
     }
 }
 
+/// Why an alert's notification is held back, naming what holds it (the API's `muted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MuteReason {
+    /// The ids of every active silence that matches the alert, sorted.
+    Silenced { silences: Vec<String> },
+    /// The fingerprint of a firing alert that inhibits it: the first found, rules in config
+    /// order, sources by fingerprint.
+    Inhibited { source: String },
+}
+
+impl MuteReason {
+    pub fn kind(&self) -> Muted {
+        match self {
+            MuteReason::Silenced { .. } => Muted::Silenced,
+            MuteReason::Inhibited { .. } => Muted::Inhibited,
+        }
+    }
+}
+
 /// Decides muting for one evaluation cycle, given the labels of every firing alert.
 #[derive(Debug)]
 pub struct Muter<'a> {
@@ -121,16 +140,34 @@ impl<'a> Muter<'a> {
 
     /// Silences first (they are the user's explicit word), then inhibition.
     pub fn muted(&self, fingerprint: &str, labels: &Labels) -> Option<Muted> {
-        if self.silences.iter().any(|s| s.mutes(labels, self.now)) {
-            return Some(Muted::Silenced);
+        self.reason(fingerprint, labels).map(|r| r.kind())
+    }
+
+    /// [`muted`](Self::muted) with what mutes the alert: the one decision both the dispatcher
+    /// and the API's `muted` field come from.
+    pub fn reason(&self, fingerprint: &str, labels: &Labels) -> Option<MuteReason> {
+        let mut silences: Vec<String> = self
+            .silences
+            .iter()
+            .filter(|s| s.mutes(labels, self.now))
+            .map(|s| s.id.clone())
+            .collect();
+        if !silences.is_empty() {
+            silences.sort();
+            silences.dedup();
+            return Some(MuteReason::Silenced { silences });
         }
-        let inhibited = self.rules.iter().zip(&self.sources).any(|(rule, sources)| {
-            all_match(&rule.target, labels)
-                && sources
-                    .iter()
-                    .any(|(fp, source)| *fp != fingerprint && rule.equal.iter().all(|k| source.get(k) == labels.get(k)))
-        });
-        inhibited.then_some(Muted::Inhibited)
+        self.rules.iter().zip(&self.sources).find_map(|(rule, sources)| {
+            if !all_match(&rule.target, labels) {
+                return None;
+            }
+            sources
+                .iter()
+                .find(|(fp, source)| *fp != fingerprint && rule.equal.iter().all(|k| source.get(k) == labels.get(k)))
+                .map(|(fp, _)| MuteReason::Inhibited {
+                    source: (*fp).to_owned(),
+                })
+        })
     }
 }
 
@@ -182,7 +219,12 @@ mod tests {
         let firing = [("p", &page), ("t", &ticket), ("o", &other_ticket)];
         let m = Muter::new(&[], &rules, firing.iter().copied(), t(0));
         assert_eq!(m.muted("t", &ticket), Some(Muted::Inhibited));
+        assert_eq!(
+            m.reason("t", &ticket),
+            Some(MuteReason::Inhibited { source: "p".into() })
+        );
         assert_eq!(m.muted("o", &other_ticket), None);
+        assert_eq!(m.reason("o", &other_ticket), None);
         assert_eq!(m.muted("p", &page), None);
         // Without the page firing nothing is inhibited.
         let m = Muter::new(&[], &rules, firing[1..].iter().copied(), t(0));
@@ -207,5 +249,89 @@ mod tests {
         let m = Muter::new(&silences, &rules, firing.iter().copied(), t(5));
         assert_eq!(m.muted("t", &ticket), Some(Muted::Silenced));
         assert_eq!(m.muted("p", &page), Some(Muted::Silenced));
+        assert_eq!(
+            m.reason("t", &ticket),
+            Some(MuteReason::Silenced {
+                silences: vec!["s".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn a_reason_names_every_active_matching_silence_and_the_inhibiting_alert() {
+        let silence = |id: &str, matcher: &str, from: i64, to: i64| Silence {
+            id: id.into(),
+            matchers: vec![LabelMatcher::parse(matcher).unwrap()],
+            starts_at: t(from),
+            ends_at: t(to),
+            created_by: "ana".into(),
+            comment: "drill".into(),
+            created_at: t(0),
+        };
+        let silences = [
+            silence("c", "slo = checkout", 0, 100),
+            silence("a", "severity = ticket", 0, 100),
+            silence("b", "slo = checkout", 50, 100),  // pending at 10
+            silence("d", "slo = search", 0, 100),     // another SLO
+            silence("e", "severity = ticket", 0, 10), // expired at 10
+        ];
+        let page = labels(&[("slo", "checkout"), ("severity", "page")]);
+        let ticket = labels(&[("slo", "checkout"), ("severity", "ticket")]);
+        let search_page = labels(&[("slo", "search"), ("severity", "page")]);
+        let search_ticket = labels(&[("slo", "search"), ("severity", "ticket")]);
+        // Two rules: pages inhibit tickets of their SLO, and any search page inhibits every ticket.
+        let rules = [
+            InhibitRule::page_mutes_ticket(),
+            InhibitRule {
+                source: vec![LabelMatcher::parse("slo = search").unwrap()],
+                target: vec![LabelMatcher::parse("severity = ticket").unwrap()],
+                equal: vec![],
+            },
+        ];
+        let firing = [("fp-page", &page), ("fp-search", &search_page)];
+        let m = Muter::new(&silences, &rules, firing.iter().copied(), t(10));
+        let cases = [
+            (
+                "checkout ticket",
+                &ticket,
+                Some(MuteReason::Silenced {
+                    silences: vec!["a".into(), "c".into()],
+                }),
+            ),
+            (
+                "checkout page",
+                &page,
+                Some(MuteReason::Silenced {
+                    silences: vec!["c".into()],
+                }),
+            ),
+            (
+                "search page",
+                &search_page,
+                Some(MuteReason::Silenced {
+                    silences: vec!["d".into()],
+                }),
+            ),
+        ];
+        for (what, l, want) in cases {
+            assert_eq!(m.reason(what, l), want, "{what}");
+        }
+        // Without silences: the search ticket is inhibited by the search page; the checkout
+        // ticket by both pages, and the first rule's source is named.
+        let m = Muter::new(&[], &rules, firing.iter().copied(), t(10));
+        assert_eq!(
+            m.reason("fp-search-ticket", &search_ticket),
+            Some(MuteReason::Inhibited {
+                source: "fp-search".into()
+            })
+        );
+        assert_eq!(
+            m.reason("fp-ticket", &ticket),
+            Some(MuteReason::Inhibited {
+                source: "fp-page".into()
+            })
+        );
+        assert_eq!(m.muted("fp-ticket", &ticket), Some(Muted::Inhibited));
+        assert_eq!(m.reason("fp-page", &page), None);
     }
 }

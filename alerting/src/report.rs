@@ -76,7 +76,13 @@ pub struct SloDigest {
     pub budget_remaining: f64,
     /// Burn rate over the last hour.
     pub current_burn: f64,
-    /// When the budget runs out at `current_burn`; `None` when it does not.
+    /// When the budget runs out at `current_burn`; `None` when it does not. Stored as
+    /// `time_to_exhaustion_seconds`.
+    #[serde(
+        rename = "time_to_exhaustion_seconds",
+        alias = "time_to_exhaustion",
+        with = "crate::seconds::option"
+    )]
     pub time_to_exhaustion: Option<Duration>,
     /// No events in the last hour: `current_burn` says nothing.
     pub no_data: bool,
@@ -506,10 +512,18 @@ mod tests {
         assert_eq!(back, d);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["from"], "2026-11-16T09:00:00Z");
-        assert_eq!(
-            v["slos"][1]["time_to_exhaustion"],
-            serde_json::json!({"secs": 1_512_000, "nanos": 0})
-        );
+        assert_eq!(v["slos"][1]["time_to_exhaustion_seconds"], 1_512_000.0);
+        assert_eq!(v["slos"][0]["time_to_exhaustion_seconds"], serde_json::Value::Null);
+    }
+
+    /// Issue 6: a digest as stored in the outbox before durations became seconds,
+    /// serialized from `fixture::digest()` by that version.
+    const OUTBOX_DIGEST_BEFORE_ISSUE_6: &str = r#"{"id":"report-weekly-budget-20261123T090000Z","report":"weekly-budget","receiver":"sre","from":"2026-11-16T09:00:00Z","to":"2026-11-23T09:00:00Z","external_url":"http://127.0.0.1:8080","slos":[{"slo":"checkout-latency","journey":"checkout","sli":"latency","objective":0.999,"period":"28d","events":40000,"bad":50,"budget_remaining":-0.25,"current_burn":1.2,"time_to_exhaustion":null,"no_data":false,"alerts":[{"severity":"page","alertname":"SLOBurnRate","starts_at":"2026-11-20T10:00:00Z","ends_at":"2026-11-20T11:30:00Z"},{"severity":"ticket","alertname":"SLOBurnRate","starts_at":"2026-11-22T08:00:00Z","ends_at":null}],"top_contributors":[{"service":"payments","operation":"POST /charge","bad_events":31,"share":0.62,"reason":"error originated here"},{"service":"inventory","operation":"reserve","bad_events":19,"share":0.38,"reason":"slowest child span"}]},{"slo":"search-errors","journey":"search","sli":"error","objective":0.99,"period":"28d","events":120000,"bad":600,"budget_remaining":0.5,"current_burn":0.8,"time_to_exhaustion":{"secs":1512000,"nanos":0},"no_data":false,"alerts":[],"top_contributors":[]},{"slo":"login-completeness","journey":"login","sli":"completeness","objective":0.995,"period":"7d","events":0,"bad":0,"budget_remaining":1.0,"current_burn":0.0,"time_to_exhaustion":null,"no_data":true,"alerts":[],"top_contributors":[]}]}"#;
+
+    #[test]
+    fn reads_a_digest_stored_with_secs_and_nanos() {
+        let old: Digest = serde_json::from_str(OUTBOX_DIGEST_BEFORE_ISSUE_6).unwrap();
+        assert_eq!(old, fixture::digest());
     }
 
     #[test]

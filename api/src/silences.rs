@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use alerting::labels::LabelMatcher;
-use alerting::mute::Silence;
+use alerting::mute::{MuteReason, Silence};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
@@ -60,14 +60,30 @@ pub fn check_token(headers: &HeaderMap, token: Option<&str>) -> Option<Response>
     })
 }
 
+/// Every alert the evaluator holds, each with `muted`: `null`, `{"by": "silence", "silences":
+/// [ids]}` or `{"by": "inhibition", "source": <fingerprint>}`, as the dispatcher's `Muter`
+/// decides it now (only a firing alert can be muted).
 async fn alerts(State(s): State<AppState>) -> Json<Value> {
+    let now = s.now();
     let st = s.alerts.alerter.lock().await;
+    let reasons = st.mute_reasons(now);
     let alerts: Vec<Value> = st
         .alerts
         .values()
-        .map(|a| serde_json::to_value(a.to_alert()).expect("plain data"))
+        .map(|a| {
+            let mut v = serde_json::to_value(a.to_alert()).expect("plain data");
+            v["muted"] = reasons.get(&a.fingerprint).map_or(Value::Null, muted_json);
+            v
+        })
         .collect();
     Json(json!({ "alerts": alerts }))
+}
+
+fn muted_json(r: &MuteReason) -> Value {
+    match r {
+        MuteReason::Silenced { silences } => json!({ "by": "silence", "silences": silences }),
+        MuteReason::Inhibited { source } => json!({ "by": "inhibition", "source": source }),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -98,12 +98,6 @@ function sloLink(name, attrs = {}) {
   return h("a", { href: `#/slo/${encodeURIComponent(name)}`, ...attrs }, name);
 }
 
-// A serde Duration ({secs, nanos}) or plain seconds.
-function seconds(d) {
-  if (d === null || d === undefined) return null;
-  return typeof d === "number" ? d : d.secs + d.nanos / 1e9;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The API, with the bearer token when one is known.
 
@@ -404,10 +398,34 @@ function silenceForm(alert, onDone) {
   return form;
 }
 
-function alertCard(a) {
+// Why a firing alert's notifications are held back, from the API's `muted`: the silences'
+// ids, or the alert that inhibits it (named by SLO and severity when it is in the list).
+function mutedBadge(muted, byFingerprint) {
+  if (!muted) return null;
+  let text;
+  if (muted.by === "silence") {
+    text = `Silenced (id ${muted.silences.join(", ")})`;
+  } else if (muted.by === "inhibition") {
+    const source = byFingerprint.get(muted.source);
+    text = `Inhibited by ${source ? `${source.detail.slo} ${source.detail.severity}` : muted.source}`;
+  } else {
+    text = `Muted (${muted.by})`;
+  }
+  return h(
+    "span",
+    {
+      class: `badge mute mute-${muted.by}`,
+      title: "Notifications of this alert are held back; it still fires.",
+      dataset: { testid: "alert-muted", value: JSON.stringify(muted) },
+    },
+    text,
+  );
+}
+
+function alertCard(a, byFingerprint) {
   const d = a.detail;
-  const long = seconds(d.long_window);
-  const short = seconds(d.short_window);
+  const long = d.long_window_seconds;
+  const short = d.short_window_seconds;
   const since = Date.parse(a.starts_at);
   const slot = h("div", { class: "silence-slot" });
   const button = h(
@@ -453,7 +471,7 @@ function alertCard(a) {
                   ? h("a", { href: x.url, target: "_blank", rel: "noopener noreferrer" }, h("code", {}, x.trace_id))
                   : h("code", {}, x.trace_id),
               ),
-              figure("td", "exemplar-latency", seconds(x.latency), fmt.latency(seconds(x.latency)), { class: "num" }),
+              figure("td", "exemplar-latency", x.latency_seconds, fmt.latency(x.latency_seconds), { class: "num" }),
               h("td", {}, x.error ? h("span", { class: "tag" }, "error") : null),
               figure("td", "exemplar-at", x.at, fmt.instant(x.at).slice(11, 19), { class: "muted" }),
             ),
@@ -494,9 +512,10 @@ function alertCard(a) {
 
   return h(
     "article",
-    { class: `alert severity-${d.severity}`, dataset: { testid: "alert", fingerprint: a.fingerprint, slo: d.slo } },
+    { class: `alert severity-${d.severity}${a.muted ? " is-muted" : ""}`, dataset: { testid: "alert", fingerprint: a.fingerprint, slo: d.slo } },
     h("header", {},
       severityBadge(d.severity),
+      mutedBadge(a.muted, byFingerprint),
       h("h3", {}, d.slo, h("span", { class: "muted alertname" }, ` ${a.labels.alertname ?? ""}`)),
       h("span", { class: "muted" }, "firing since ", figure("time", "alert-since", a.starts_at, fmt.instant(a.starts_at), { datetime: a.starts_at }),
         ` (${fmt.duration(Math.max(0, (Date.now() - since) / 1000))})`),
@@ -511,7 +530,7 @@ function alertCard(a) {
       h("div", {}, h("dt", {}, `Burn ${fmt.window(long)}`), figure("dd", "burn-long", d.burn_long, fmt.burn(d.burn_long), { class: "num" })),
       h("div", {}, h("dt", {}, `Burn ${fmt.window(short)}`), figure("dd", "burn-short", d.burn_short, fmt.burn(d.burn_short), { class: "num" })),
       h("div", {}, h("dt", {}, "Budget remaining"), figure("dd", "alert-budget-remaining", d.budget_remaining, fmt.ratio(d.budget_remaining), { class: "num" })),
-      h("div", {}, h("dt", {}, "Budget lasts"), figure("dd", "alert-exhaustion", seconds(d.time_to_exhaustion), fmt.exhaustion(seconds(d.time_to_exhaustion)), { class: "num" })),
+      h("div", {}, h("dt", {}, "Budget lasts"), figure("dd", "alert-exhaustion", d.time_to_exhaustion_seconds, fmt.exhaustion(d.time_to_exhaustion_seconds), { class: "num" })),
     ),
     labels,
     h("div", { class: "two" }, h("section", {}, exemplars), h("section", {}, contributors)),
@@ -587,13 +606,14 @@ async function oncallPage() {
         (SEVERITY_ORDER[a.detail.severity] ?? 9) - (SEVERITY_ORDER[b.detail.severity] ?? 9) ||
         Date.parse(a.starts_at) - Date.parse(b.starts_at),
     );
+  const byFingerprint = new Map(alerts.map((a) => [a.fingerprint, a]));
   return [
     h("h1", {}, "On-call"),
     h(
       "section",
       { "aria-labelledby": "firing-h" },
       h("h2", { id: "firing-h" }, "Firing alerts ", figure("span", "firing-count", firing.length, `(${firing.length})`, { class: "muted" })),
-      firing.length ? firing.map(alertCard) : h("p", { class: "calm", dataset: { testid: "no-alerts" } }, "✓ No alert is firing."),
+      firing.length ? firing.map((a) => alertCard(a, byFingerprint)) : h("p", { class: "calm", dataset: { testid: "no-alerts" } }, "✓ No alert is firing."),
     ),
     h("section", { "aria-labelledby": "silences-h" }, h("h2", { id: "silences-h" }, "Silences"), silencesTable(silences)),
   ];

@@ -4,7 +4,9 @@
 //! page shows is compared with the API's JSON: the raw value in `data-value` exactly, the text by
 //! the rounding rules of `dashboards/web/format.js`, mirrored here. The test clicks from the
 //! executive page to an SLO's detail, creates a silence from the on-call page (through the token
-//! prompt: the server has an API token) and expires it, checks that nothing the pages load comes
+//! prompt: the server has an API token) and expires it, checks each alert card's mute badge
+//! ("Silenced (id …)", "Inhibited by …") against the API's `muted` before, during and after
+//! that silence, checks that nothing the pages load comes
 //! from another origin and that no page logs an error, and keeps a screenshot of each page in
 //! `tests/artefacts/<page>.png`.
 
@@ -260,14 +262,6 @@ fn exhaustion(v: &Value) -> String {
         None => "never".into(),
         Some(s) if s <= 0.0 => "exhausted".into(),
         Some(s) => duration(s.floor() as u64),
-    }
-}
-
-/// A serde `Duration` (`{secs, nanos}`) or plain seconds, in seconds.
-fn seconds(v: &Value) -> Value {
-    match v {
-        Value::Object(o) => json!(num(&o["secs"]) + num(&o["nanos"]) / 1e9),
-        other => other.clone(),
     }
 }
 
@@ -1097,6 +1091,25 @@ async fn oncall(c: &Client, server: &Server) {
         .filter(|a| a["status"] == "firing")
         .collect();
     assert!(!firing.is_empty());
+    // The data set's mute state (issue 6): search-availability's page inhibits its ticket (the
+    // default inhibit rule); nothing else is muted.
+    let fp_of = |slo: &str, severity: &str| {
+        firing
+            .iter()
+            .find(|a| a["labels"]["slo"] == slo && a["labels"]["severity"] == severity)
+            .unwrap_or_else(|| panic!("no firing {slo} {severity}"))["fingerprint"]
+            .clone()
+    };
+    let search_page = fp_of("search-availability", "page");
+    let search_ticket = fp_of("search-availability", "ticket");
+    for a in &firing {
+        let want = if a["fingerprint"] == search_ticket {
+            json!({"by": "inhibition", "source": search_page})
+        } else {
+            Value::Null
+        };
+        assert_eq!(a["muted"], want, "muted of {}", a["fingerprint"]);
+    }
     let shown = find(&view, r#"[data-testid="firing-count"]"#).await;
     assert_eq!(data(&shown, "value").await, firing.len().to_string());
     let cards = view
@@ -1136,8 +1149,9 @@ async fn oncall(c: &Client, server: &Server) {
             &what,
         )
         .await;
-        let tte = seconds(&d["time_to_exhaustion"]);
-        assert_figure(&card, "alert-exhaustion", &tte, &exhaustion(&tte), &what).await;
+        let tte = &d["time_to_exhaustion_seconds"];
+        assert_figure(&card, "alert-exhaustion", tte, &exhaustion(tte), &what).await;
+        assert_muted(&card, a, &alerts, &what).await;
 
         let exemplars = d["exemplars"].as_array().unwrap();
         let items = card
@@ -1151,8 +1165,8 @@ async fn oncall(c: &Client, server: &Server) {
             let link = find(li, "a").await;
             assert_eq!(link.attr("href").await.unwrap().as_deref(), x["url"].as_str(), "{what}");
             assert_eq!(text(&link).await, id);
-            let l = seconds(&x["latency"]);
-            assert_figure(li, "exemplar-latency", &l, &latency(&l), &what).await;
+            let l = &x["latency_seconds"];
+            assert_figure(li, "exemplar-latency", l, &latency(l), &what).await;
             let at = x["at"].as_str().unwrap();
             assert_figure(li, "exemplar-at", &x["at"], &instant(at)[11..19], &what).await;
         }
@@ -1289,6 +1303,24 @@ async fn oncall(c: &Client, server: &Server) {
         "silence",
     )
     .await;
+    // The page is silenced now, by this silence: its card says so, as the API does.
+    let alerts = api(server, "/api/v1/alerts");
+    let page_now = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["fingerprint"] == json!(fp))
+        .unwrap();
+    assert_eq!(page_now["muted"], json!({"by": "silence", "silences": [id]}));
+    let view = wait_view(c, "oncall").await;
+    for a in alerts["alerts"].as_array().unwrap() {
+        let card = find(
+            &view,
+            &format!(r#"article[data-fingerprint="{}"]"#, a["fingerprint"].as_str().unwrap()),
+        )
+        .await;
+        assert_muted(&card, a, &alerts, "after the silence").await;
+    }
     // The only SEVERE console entry: the refused POST (which also shows the log is read).
     assert_no_errors(
         c,
@@ -1312,7 +1344,76 @@ async fn oncall(c: &Client, server: &Server) {
         .await
         .expect("the silence expired in the list");
     assert_eq!(api(server, "/api/v1/silences")["silences"][0]["state"], "expired");
+    // Expired: the page is no longer muted, on the card as in the API.
+    let alerts = api(server, "/api/v1/alerts");
+    let view = wait_view(c, "oncall").await;
+    for a in alerts["alerts"].as_array().unwrap() {
+        let card = find(
+            &view,
+            &format!(r#"article[data-fingerprint="{}"]"#, a["fingerprint"].as_str().unwrap()),
+        )
+        .await;
+        assert_muted(&card, a, &alerts, "after the expiry").await;
+    }
+    assert_eq!(
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| !a["muted"].is_null())
+            .count(),
+        1,
+        "only the inhibited ticket"
+    );
     assert_no_errors(c, "oncall", &[]).await;
+}
+
+/// An alert card's mute badge against the API's `muted` (issue 6): none when `null`; else its
+/// raw JSON in `data-value`, and "Silenced (id …)" or "Inhibited by <slo> <severity>" of the
+/// inhibiting alert.
+async fn assert_muted(card: &Element, alert: &Value, alerts: &Value, what: &str) {
+    let badges = card
+        .find_all(Locator::Css(r#"[data-testid="alert-muted"]"#))
+        .await
+        .unwrap();
+    let muted = &alert["muted"];
+    if muted.is_null() {
+        assert!(
+            badges.is_empty(),
+            "{what}: a mute badge on an alert the API does not mute"
+        );
+        return;
+    }
+    assert_eq!(badges.len(), 1, "{what}: {muted}");
+    let raw: Value = serde_json::from_str(&data(&badges[0], "value").await).unwrap();
+    assert_eq!(&raw, muted, "{what}: raw");
+    let want = match muted["by"].as_str().unwrap() {
+        "silence" => format!(
+            "Silenced (id {})",
+            muted["silences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "inhibition" => {
+            let source = alerts["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["fingerprint"] == muted["source"])
+                .unwrap_or_else(|| panic!("{what}: the inhibiting alert {} is not listed", muted["source"]));
+            format!(
+                "Inhibited by {} {}",
+                source["detail"]["slo"].as_str().unwrap(),
+                source["detail"]["severity"].as_str().unwrap()
+            )
+        }
+        other => panic!("{what}: unknown muted.by {other:?}"),
+    };
+    assert_eq!(text(&badges[0]).await, want, "{what}: text");
 }
 
 /// "YYYY-MM-DD HH:MM:SS UTC" of an RFC 3339 instant in UTC (`…Z`), as format.js writes it.

@@ -315,7 +315,28 @@ fn a_page_inhibits_the_ticket_of_its_slo_while_it_fires() {
     let mut sim = Sim::new(model(Duration::ZERO), 1);
     // Fifteen minutes of outage: the page fires at 60 s, the ticket (3d/6h, 1×) at ~256 s;
     // the page resolves about 5 minutes after the outage, the ticket burns on for hours.
+    sim.run(600, |s, _| s < 900);
+    // Both fire at 600 s: the API's reasons name the page as the ticket's inhibitor.
+    let fp = |severity: &str| {
+        sim.alerter
+            .alerts
+            .values()
+            .find(|a| a.labels["severity"] == severity)
+            .unwrap()
+            .fingerprint
+            .clone()
+    };
+    let now = Timestamp::from_unix_secs(T0 + 600);
+    assert_eq!(
+        sim.alerter.mute_reasons(now),
+        BTreeMap::from([(fp("ticket"), MuteReason::Inhibited { source: fp("page") })])
+    );
     sim.run(60 * 60, |s, _| s < 900);
+    // The page resolved: nothing is muted.
+    assert_eq!(
+        sim.alerter.mute_reasons(Timestamp::from_unix_secs(T0 + 3_600)),
+        BTreeMap::new()
+    );
     let tr = sim.transitions();
     assert_eq!(tr[0], (60, "page".to_owned(), true));
     let ticket_at = tr.iter().find(|(_, s, f)| s == "ticket" && *f).unwrap().0;
@@ -350,7 +371,35 @@ fn a_silence_mutes_and_its_expiry_unmutes() {
         comment: "planned failover".into(),
         created_at: Timestamp::from_unix_secs(T0 - 60),
     });
+    sim.run(300, |_, _| true);
+    let fp = |sim: &Sim, severity: &str| {
+        sim.alerter
+            .alerts
+            .values()
+            .find(|a| a.labels["severity"] == severity)
+            .unwrap()
+            .fingerprint
+            .clone()
+    };
+    let silenced = MuteReason::Silenced {
+        silences: vec!["s1".into()],
+    };
+    assert_eq!(
+        sim.alerter.mute_reasons(Timestamp::from_unix_secs(T0 + 300)),
+        BTreeMap::from([(fp(&sim, "page"), silenced.clone()), (fp(&sim, "ticket"), silenced)]),
+        "the silence wins over inhibition"
+    );
     sim.run(20 * 60, |_, _| true);
+    assert_eq!(
+        sim.alerter.mute_reasons(Timestamp::from_unix_secs(T0 + 20 * 60)),
+        BTreeMap::from([(
+            fp(&sim, "ticket"),
+            MuteReason::Inhibited {
+                source: fp(&sim, "page")
+            }
+        )]),
+        "once the silence ended"
+    );
     let notes = sim.notifications();
     // The group opens at 60 s; its flushes at 90, 390 are muted; the silence ends at 600 s and
     // the flush at 690 s announces page and ticket together (the ticket fired at ~256 s).

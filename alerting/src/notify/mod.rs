@@ -14,8 +14,11 @@
 //! email ([`email_report`]), with the same idempotency key conventions.
 //!
 //! Every payload is a pure function of the notification, tested as data; `send` is the only I/O.
-//! The notification types derive serde only as the outbox's stored form (JSON in the database);
-//! what a receiver gets is always rendered by its format.
+//! The notification types derive serde as the stored form (alert state, history and outbox, JSON
+//! in the database) and as the API's (`GET /api/v1/alerts`, `/api/v1/alerts/history`); durations
+//! there are seconds under `_seconds` names ([`crate::seconds`], which also reads the
+//! `{"secs", "nanos"}` objects older versions stored). What a receiver gets is always rendered
+//! by its format.
 //!
 //! **Invariant:** a [`Delivery`] reason, a [`NotifyError`] and the `Debug` output of a notifier
 //! never contain a secret: no bearer token, password, routing key, header value, nor the path or
@@ -103,9 +106,11 @@ pub struct AlertDetail {
     pub severity: String,
     /// Burn-rate threshold of the rule that fired, e.g. `14.4`.
     pub factor: f64,
-    /// The rule's long window, e.g. 1 h.
+    /// The rule's long window, e.g. 1 h. JSON: `long_window_seconds`.
+    #[serde(rename = "long_window_seconds", alias = "long_window", with = "crate::seconds")]
     pub long_window: Duration,
-    /// The rule's short window, e.g. 5 min.
+    /// The rule's short window, e.g. 5 min. JSON: `short_window_seconds`.
+    #[serde(rename = "short_window_seconds", alias = "short_window", with = "crate::seconds")]
     pub short_window: Duration,
     /// Burn rate over the long window.
     pub burn_long: f64,
@@ -114,6 +119,12 @@ pub struct AlertDetail {
     /// Share of the period's error budget left: 1.0 untouched, 0 spent, negative overspent.
     pub budget_remaining: f64,
     /// When the budget runs out at the current long-window burn rate; `None` when it does not.
+    /// JSON: `time_to_exhaustion_seconds`.
+    #[serde(
+        rename = "time_to_exhaustion_seconds",
+        alias = "time_to_exhaustion",
+        with = "crate::seconds::option"
+    )]
     pub time_to_exhaustion: Option<Duration>,
     /// The worst bad traces, worst first.
     pub exemplars: Vec<Exemplar>,
@@ -128,7 +139,8 @@ pub struct Exemplar {
     pub trace_id: String,
     /// Link to the trace in the tracing UI, from `[alerting] trace_url`.
     pub url: Option<String>,
-    /// Root span duration.
+    /// Root span duration. JSON: `latency_seconds`.
+    #[serde(rename = "latency_seconds", alias = "latency", with = "crate::seconds")]
     pub latency: Duration,
     /// Whether the trace counted as an error.
     pub error: bool,
@@ -434,5 +446,65 @@ mod tests {
             a.status = AlertStatus::Resolved;
         }
         assert_eq!(n.status(), AlertStatus::Resolved);
+    }
+
+    /// Issue 6: an outbox payload as stored before durations became seconds (serde's
+    /// `{"secs", "nanos"}` objects under `long_window`, `latency` …), serialized from
+    /// `fixture::notification()` by that version.
+    const OUTBOX_PAYLOAD_BEFORE_ISSUE_6: &str = r#"{"id":"01JN6Q3Z8K4W2V5X7Y9A0B1C2D","receiver":"oncall","group_key":"{}/{slo=\"checkout-latency\"}","group_labels":{"slo":"checkout-latency"},"alerts":[{"fingerprint":"a1b2c3d4e5f60718","labels":{"alertname":"SLOBurnRate","journey":"checkout","severity":"page","slo":"checkout-latency","team":"payments"},"annotations":{"description":"99.9% of checkouts finish within 800ms","summary":"checkout-latency burns its error budget 14.9 times too fast"},"status":"firing","starts_at":"2025-03-01T12:00:00Z","ends_at":null,"detail":{"slo":"checkout-latency","journey":"checkout","objective":0.999,"severity":"page","factor":14.4,"long_window":{"secs":3600,"nanos":0},"short_window":{"secs":300,"nanos":0},"burn_long":14.91,"burn_short":15.2,"budget_remaining":0.42,"time_to_exhaustion":{"secs":10440,"nanos":0},"exemplars":[{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","url":"https://jaeger.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736","latency":{"secs":2,"nanos":500000000},"error":true,"at":"2025-03-01T11:58:30Z"},{"trace_id":"00f067aa0ba902b700f067aa0ba902b7","url":null,"latency":{"secs":1,"nanos":250000000},"error":false,"at":"2025-03-01T11:59:00Z"}],"contributors":[{"service":"payments","operation":"POST /charge","bad_events":31,"share":0.62,"reason":"error originated here"},{"service":"inventory","operation":"reserve","bad_events":19,"share":0.38,"reason":"slowest child span"}]}},{"fingerprint":"0f1e2d3c4b5a6978","labels":{"alertname":"SLOBurnRate","journey":"checkout","severity":"ticket","slo":"checkout-latency","team":"payments"},"annotations":{"description":"99.9% of checkouts finish within 800ms","summary":"checkout-latency burned its error budget 1.2 times too fast"},"status":"resolved","starts_at":"2025-02-27T08:00:00Z","ends_at":"2025-03-01T11:30:00.250Z","detail":{"slo":"checkout-latency","journey":"checkout","objective":0.999,"severity":"ticket","factor":1.0,"long_window":{"secs":259200,"nanos":0},"short_window":{"secs":21600,"nanos":0},"burn_long":0.8,"burn_short":0.31,"budget_remaining":0.42,"time_to_exhaustion":null,"exemplars":[],"contributors":[]}}],"external_url":"http://127.0.0.1:8080"}"#;
+
+    #[test]
+    fn reads_a_notification_stored_with_secs_and_nanos() {
+        let old: Notification = serde_json::from_str(OUTBOX_PAYLOAD_BEFORE_ISSUE_6).unwrap();
+        assert_eq!(old, fixture::notification());
+    }
+
+    #[test]
+    fn durations_are_seconds_in_the_stored_and_api_form() {
+        let n = fixture::notification();
+        let v = serde_json::to_value(&n).unwrap();
+        assert_eq!(
+            v["alerts"][0]["detail"],
+            serde_json::json!({
+                "slo": "checkout-latency",
+                "journey": "checkout",
+                "objective": 0.999,
+                "severity": "page",
+                "factor": 14.4,
+                "long_window_seconds": 3600.0,
+                "short_window_seconds": 300.0,
+                "burn_long": 14.91,
+                "burn_short": 15.2,
+                "budget_remaining": 0.42,
+                "time_to_exhaustion_seconds": 10440.0,
+                "exemplars": [
+                    {
+                        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                        "url": "https://jaeger.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736",
+                        "latency_seconds": 2.5,
+                        "error": true,
+                        "at": "2025-03-01T11:58:30Z"
+                    },
+                    {
+                        "trace_id": "00f067aa0ba902b700f067aa0ba902b7",
+                        "url": null,
+                        "latency_seconds": 1.25,
+                        "error": false,
+                        "at": "2025-03-01T11:59:00Z"
+                    }
+                ],
+                "contributors": [
+                    {"service": "payments", "operation": "POST /charge", "bad_events": 31, "share": 0.62, "reason": "error originated here"},
+                    {"service": "inventory", "operation": "reserve", "bad_events": 19, "share": 0.38, "reason": "slowest child span"}
+                ]
+            })
+        );
+        assert_eq!(
+            v["alerts"][1]["detail"]["time_to_exhaustion_seconds"],
+            serde_json::Value::Null
+        );
+        assert_eq!(v["alerts"][1]["detail"]["long_window_seconds"], 259_200.0);
+        let back: Notification = serde_json::from_value(v).unwrap();
+        assert_eq!(back, n);
     }
 }

@@ -9,9 +9,11 @@ use alerting::alerter::{Alerter, Extras};
 use alerting::config::{Alerting, AlertingConfig, PolicyAlerting, Route};
 use alerting::labels::LabelMatcher;
 use alerting::mute::{InhibitRule, Silence, SilenceState};
+use alerting::notify::Notification;
 use alerting::store::{AlertStore, Pending};
 use engine::store::Db;
 use engine::store::testing::Databases;
+use serde_json::json;
 use slis::Timestamp;
 use slis::eval::{SloStatus, evaluate};
 use slis::policy::Policy;
@@ -220,6 +222,115 @@ async fn alert_state_outbox_and_silences_on_both_backends() {
         assert_eq!(p.len(), waiting, "nothing lost");
         store.commit(&mut p, now).await.unwrap();
         assert!(p.is_empty());
+        db.pool.close().await;
+    }
+    dbs.drop().await;
+}
+
+// Issue 6: rows as the version before it wrote them, durations as serde's `{"secs", "nanos"}`
+// under `long_window`, `short_window`, `time_to_exhaustion`, `latency`. Each was serialized
+// from the alerting crate's notification fixture (a firing page, a resolved ticket of
+// checkout-latency) by that version's code, and is kept here verbatim.
+
+/// An `alert_state.state` value: the firing page.
+pub(crate) const ALERT_STATE_BEFORE_ISSUE_6: &str = r#"{"fingerprint":"a1b2c3d4e5f60718","slo":"checkout-latency","labels":{"alertname":"SLOBurnRate","journey":"checkout","severity":"page","slo":"checkout-latency","team":"payments"},"annotations":{"description":"99.9% of checkouts finish within 800ms","summary":"checkout-latency burns its error budget 14.9 times too fast"},"firing":true,"starts_at_ms":1740830400000,"ends_at_ms":null,"last_active_ms":1740830400000,"detail":{"slo":"checkout-latency","journey":"checkout","objective":0.999,"severity":"page","factor":14.4,"long_window":{"secs":3600,"nanos":0},"short_window":{"secs":300,"nanos":0},"burn_long":14.91,"burn_short":15.2,"budget_remaining":0.42,"time_to_exhaustion":{"secs":10440,"nanos":0},"exemplars":[{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","url":"https://jaeger.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736","latency":{"secs":2,"nanos":500000000},"error":true,"at":"2025-03-01T11:58:30Z"},{"trace_id":"00f067aa0ba902b700f067aa0ba902b7","url":null,"latency":{"secs":1,"nanos":250000000},"error":false,"at":"2025-03-01T11:59:00Z"}],"contributors":[{"service":"payments","operation":"POST /charge","bad_events":31,"share":0.62,"reason":"error originated here"},{"service":"inventory","operation":"reserve","bad_events":19,"share":0.38,"reason":"slowest child span"}]}}"#;
+
+/// An `alert_history.alert` value: the resolved ticket.
+pub(crate) const HISTORY_ROW_BEFORE_ISSUE_6: &str = r#"{"fingerprint":"0f1e2d3c4b5a6978","labels":{"alertname":"SLOBurnRate","journey":"checkout","severity":"ticket","slo":"checkout-latency","team":"payments"},"annotations":{"description":"99.9% of checkouts finish within 800ms","summary":"checkout-latency burned its error budget 1.2 times too fast"},"status":"resolved","starts_at":"2025-02-27T08:00:00Z","ends_at":"2025-03-01T11:30:00.250Z","detail":{"slo":"checkout-latency","journey":"checkout","objective":0.999,"severity":"ticket","factor":1.0,"long_window":{"secs":259200,"nanos":0},"short_window":{"secs":21600,"nanos":0},"burn_long":0.8,"burn_short":0.31,"budget_remaining":0.42,"time_to_exhaustion":null,"exemplars":[],"contributors":[]}}"#;
+
+/// An `outbox.payload` value of kind `alerts`: both alerts.
+pub(crate) const OUTBOX_PAYLOAD_BEFORE_ISSUE_6: &str = r#"{"id":"01JN6Q3Z8K4W2V5X7Y9A0B1C2D","receiver":"oncall","group_key":"{}/{slo=\"checkout-latency\"}","group_labels":{"slo":"checkout-latency"},"alerts":[{"fingerprint":"a1b2c3d4e5f60718","labels":{"alertname":"SLOBurnRate","journey":"checkout","severity":"page","slo":"checkout-latency","team":"payments"},"annotations":{"description":"99.9% of checkouts finish within 800ms","summary":"checkout-latency burns its error budget 14.9 times too fast"},"status":"firing","starts_at":"2025-03-01T12:00:00Z","ends_at":null,"detail":{"slo":"checkout-latency","journey":"checkout","objective":0.999,"severity":"page","factor":14.4,"long_window":{"secs":3600,"nanos":0},"short_window":{"secs":300,"nanos":0},"burn_long":14.91,"burn_short":15.2,"budget_remaining":0.42,"time_to_exhaustion":{"secs":10440,"nanos":0},"exemplars":[{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","url":"https://jaeger.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736","latency":{"secs":2,"nanos":500000000},"error":true,"at":"2025-03-01T11:58:30Z"},{"trace_id":"00f067aa0ba902b700f067aa0ba902b7","url":null,"latency":{"secs":1,"nanos":250000000},"error":false,"at":"2025-03-01T11:59:00Z"}],"contributors":[{"service":"payments","operation":"POST /charge","bad_events":31,"share":0.62,"reason":"error originated here"},{"service":"inventory","operation":"reserve","bad_events":19,"share":0.38,"reason":"slowest child span"}]}},{"fingerprint":"0f1e2d3c4b5a6978","labels":{"alertname":"SLOBurnRate","journey":"checkout","severity":"ticket","slo":"checkout-latency","team":"payments"},"annotations":{"description":"99.9% of checkouts finish within 800ms","summary":"checkout-latency burned its error budget 1.2 times too fast"},"status":"resolved","starts_at":"2025-02-27T08:00:00Z","ends_at":"2025-03-01T11:30:00.250Z","detail":{"slo":"checkout-latency","journey":"checkout","objective":0.999,"severity":"ticket","factor":1.0,"long_window":{"secs":259200,"nanos":0},"short_window":{"secs":21600,"nanos":0},"burn_long":0.8,"burn_short":0.31,"budget_remaining":0.42,"time_to_exhaustion":null,"exemplars":[],"contributors":[]}}],"external_url":"http://127.0.0.1:8080"}"#;
+
+#[tokio::test]
+async fn rows_written_before_issue_6_still_load_on_both_backends() {
+    let dbs = Databases::new("alert_store_v0").await;
+    for url in dbs.urls() {
+        let db = Db::open(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        sqlx::query("INSERT INTO alert_state (fingerprint, slo, state, updated_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind("a1b2c3d4e5f60718")
+            .bind("checkout-latency")
+            .bind(ALERT_STATE_BEFORE_ISSUE_6)
+            .bind(1_740_830_400_000_i64)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO alert_history (fingerprint, slo, severity, alertname, event, at_ms, alert) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind("0f1e2d3c4b5a6978")
+        .bind("checkout-latency")
+        .bind("ticket")
+        .bind("SLOBurnRate")
+        .bind("resolved")
+        .bind(1_740_828_600_250_i64)
+        .bind(HISTORY_ROW_BEFORE_ISSUE_6)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (id, receiver, group_key, kind, payload, created_at_ms, state, attempts, \
+             next_attempt_ms) VALUES ($1, $2, $3, 'alerts', $4, $5, 'pending', 0, $5)",
+        )
+        .bind("01JN6Q3Z8K4W2V5X7Y9A0B1C2D")
+        .bind("oncall")
+        .bind("{}/{slo=\"checkout-latency\"}")
+        .bind(OUTBOX_PAYLOAD_BEFORE_ISSUE_6)
+        .bind(1_740_830_400_000_i64)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let store = AlertStore::new(db.pool.clone());
+
+        // The alert state: the firing page, its numbers intact.
+        let loaded = store.load(&["checkout-latency".into()]).await.unwrap();
+        assert_eq!(loaded.alerts.len(), 1, "{url}");
+        let page = &loaded.alerts[0];
+        assert_eq!(
+            (page.fingerprint.as_str(), page.firing, page.slo),
+            ("a1b2c3d4e5f60718", true, 0)
+        );
+        let d = &page.detail;
+        assert_eq!(
+            (d.long_window, d.short_window, d.time_to_exhaustion),
+            (
+                Duration::from_secs(3_600),
+                Duration::from_secs(300),
+                Some(Duration::from_secs(10_440))
+            ),
+            "{url}"
+        );
+        let latencies: Vec<Duration> = d.exemplars.iter().map(|e| e.latency).collect();
+        assert_eq!(latencies, [Duration::from_millis(2_500), Duration::from_millis(1_250)]);
+        // As the API writes it now.
+        let v = serde_json::to_value(page.to_alert()).unwrap();
+        assert_eq!(
+            (
+                &v["detail"]["long_window_seconds"],
+                &v["detail"]["short_window_seconds"],
+                &v["detail"]["time_to_exhaustion_seconds"],
+                &v["detail"]["exemplars"][0]["latency_seconds"]
+            ),
+            (&json!(3_600.0), &json!(300.0), &json!(10_440.0), &json!(2.5))
+        );
+
+        // The history: the resolved ticket.
+        let history = store.history(Timestamp::from_unix_secs(0), 10).await.unwrap();
+        assert_eq!(history.len(), 1, "{url}");
+        let ticket = &history[0].alert.detail;
+        assert_eq!(
+            (ticket.long_window, ticket.short_window, ticket.time_to_exhaustion),
+            (Duration::from_secs(259_200), Duration::from_secs(21_600), None)
+        );
+
+        // The outbox: the deliverer reads the queued notification (as `deliver` parses it).
+        let due = store.due(Timestamp::from_unix_secs(1_740_830_400), 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{url}");
+        let n: Notification = serde_json::from_str(&due[0].payload).unwrap();
+        assert_eq!(n.alerts.len(), 2);
+        assert_eq!(n.alerts[0].detail, page.detail, "{url}");
+        assert_eq!(n.alerts[1].detail, *ticket, "{url}");
         db.pool.close().await;
     }
     dbs.drop().await;

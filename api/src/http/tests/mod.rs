@@ -788,6 +788,82 @@ async fn alerts_history_and_notifications_after_an_evaluation() {
             s("checkout-latency-strict", "ticket")
         ]
     );
+    // Issue 6: durations in seconds, and whether each alert is muted (the strict page inhibits
+    // the strict ticket, the default inhibit rule).
+    let by = |body: &Value, slo: &str, severity: &str| -> Value {
+        body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["slo"] == slo && a["labels"]["severity"] == severity)
+            .unwrap_or_else(|| panic!("no {slo} {severity}"))
+            .clone()
+    };
+    let strict_page = by(&alerts.body, "checkout-latency-strict", "page");
+    let strict_ticket = by(&alerts.body, "checkout-latency-strict", "ticket");
+    let ticket = by(&alerts.body, "checkout-latency", "ticket");
+    // (alert, long window, short window) of the `fast` policy: page 1h/10m, ticket 6h/1h.
+    for (a, long, short) in [
+        (&strict_page, 3_600.0, 600.0),
+        (&strict_ticket, 21_600.0, 3_600.0),
+        (&ticket, 21_600.0, 3_600.0),
+    ] {
+        let d = &a["detail"];
+        assert_eq!(
+            (&d["long_window_seconds"], &d["short_window_seconds"]),
+            (&json!(long), &json!(short)),
+            "{}",
+            a["fingerprint"]
+        );
+        assert!(d.get("long_window").is_none() && d.get("time_to_exhaustion").is_none());
+    }
+    // Every checkout is slower than 50 ms: the strict budget is spent, exhaustion is now.
+    assert_eq!(strict_page["detail"]["time_to_exhaustion_seconds"], 0.0);
+    assert_eq!(strict_page["muted"], Value::Null);
+    assert_eq!(ticket["muted"], Value::Null);
+    assert_eq!(
+        strict_ticket["muted"],
+        json!({"by": "inhibition", "source": strict_page["fingerprint"]})
+    );
+
+    // A silence of checkout-latency mutes its ticket; a silence wins over inhibition.
+    let created = call(&t, Method::POST, "/api/v1/silences", Some(TOKEN), Some(SILENCE)).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let both = call(
+        &t,
+        Method::POST,
+        "/api/v1/silences",
+        Some(TOKEN),
+        Some(r#"{"matchers": ["severity = ticket"], "duration": "1h", "created_by": "ana", "comment": "triage"}"#),
+    )
+    .await;
+    let (a, b) = (created.body["id"].as_str().unwrap(), both.body["id"].as_str().unwrap());
+    let mut ids = [a, b];
+    ids.sort();
+    let now_muted = get(&t, "/api/v1/alerts").await;
+    assert_eq!(
+        by(&now_muted.body, "checkout-latency", "ticket")["muted"],
+        json!({"by": "silence", "silences": ids})
+    );
+    assert_eq!(
+        by(&now_muted.body, "checkout-latency-strict", "ticket")["muted"],
+        json!({"by": "silence", "silences": [b]})
+    );
+    assert_eq!(
+        by(&now_muted.body, "checkout-latency-strict", "page")["muted"],
+        Value::Null
+    );
+    // Expired, the silences mute nothing: the inhibition shows again.
+    for id in [a, b] {
+        let r = call(&t, Method::DELETE, &format!("/api/v1/silences/{id}"), Some(TOKEN), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let after = get(&t, "/api/v1/alerts").await;
+    assert_eq!(by(&after.body, "checkout-latency", "ticket")["muted"], Value::Null);
+    assert_eq!(
+        by(&after.body, "checkout-latency-strict", "ticket")["muted"],
+        strict_ticket["muted"]
+    );
 
     let history = get(&t, "/api/v1/alerts/history").await;
     assert_eq!(history.status, StatusCode::OK);
@@ -845,6 +921,37 @@ async fn alerts_history_and_notifications_after_an_evaluation() {
             r.text
         );
     }
+}
+
+/// Issue 6: a history row stored before durations became seconds is served in the new form.
+#[tokio::test]
+async fn history_written_before_issue_6_is_served_in_seconds() {
+    let t = TestApp::new(CONFIG, now).await;
+    sqlx::query(
+        "INSERT INTO alert_history (fingerprint, slo, severity, alertname, event, at_ms, alert) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind("0f1e2d3c4b5a6978")
+    .bind("checkout-latency")
+    .bind("ticket")
+    .bind("SLOBurnRate")
+    .bind("resolved")
+    .bind(now().unix_millis() - 60_000)
+    .bind(crate::alerts::tests::HISTORY_ROW_BEFORE_ISSUE_6)
+    .execute(&t.state.db.pool)
+    .await
+    .unwrap();
+    let r = get(&t, "/api/v1/alerts/history?since=1h").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let d = &r.body["events"][0]["alert"]["detail"];
+    assert_eq!(
+        (
+            &d["long_window_seconds"],
+            &d["short_window_seconds"],
+            &d["time_to_exhaustion_seconds"]
+        ),
+        (&json!(259_200.0), &json!(21_600.0), &Value::Null)
+    );
 }
 
 #[tokio::test]
