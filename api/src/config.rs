@@ -7,6 +7,7 @@ use std::path::Path;
 
 use alerting::config::{Alerting, Sections};
 use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use engine::jetstream::JetStreamConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use slis::config::ConfigError;
@@ -59,6 +60,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub journeys: Journeys,
     pub alerting: Alerting,
+    /// `[jetstream]`; absent: no JetStream.
+    pub jetstream: Option<JetStreamConfig>,
 }
 
 const SECTIONS: &[&str] = &[
@@ -74,6 +77,7 @@ const SECTIONS: &[&str] = &[
     "route",
     "inhibit_rules",
     "reports",
+    "jetstream",
 ];
 
 /// Every error found in one config file, rendered with file, line, column and the offending line.
@@ -120,6 +124,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     // Spans of the sections that only make sense on PostgreSQL, checked once the URL is known.
     let (mut storage_span, mut cluster_span) = (None, None);
     let mut journeys = Vec::new();
+    let mut jetstream: Option<(JetStreamConfig, std::ops::Range<usize>)> = None;
     let mut sections = Sections::default();
     for (key, value) in root.into_inner() {
         let e = &mut errors;
@@ -142,6 +147,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 cluster_span = Some(key.span());
                 cluster = one(value, e).unwrap_or_default();
             }
+            "jetstream" => jetstream = Some((one(value, e).unwrap_or_default(), key.span())),
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
             "journeys" => journeys = many::<JourneyConfig>("journeys", value, e),
@@ -187,6 +193,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
             errors.push(ConfigError::at(span, "cluster.lock_poll must be longer than 0"));
         }
     }
+    if let Some((js, span)) = &jetstream
+        && let Err(e) = js.validate(storage.flush_interval.0)
+    {
+        errors.extend(e.into_iter().map(|e| ConfigError::at(span.clone(), e.message)));
+    }
     let journeys = build_journeys(journeys).unwrap_or_else(|e| {
         errors.extend(e);
         Journeys::default()
@@ -209,6 +220,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 cluster,
                 journeys,
                 alerting,
+                jetstream: jetstream.map(|(js, _)| js),
             })
         }
         _ => Err(fail(errors)),

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;
+pub mod publish;
 pub mod reload;
 pub mod serve;
 pub mod silence_cli;

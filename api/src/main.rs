@@ -43,6 +43,9 @@ enum Command {
     Demo(api::demo::Args),
     /// Send realistic traces over OTLP (gRPC or HTTP) for benchmarks, demos and capacity tests.
     Loadgen(api::loadgen::Args),
+    /// Take OTLP/HTTP on `[ingest] otlp_http` and publish it to the `[jetstream]` stream,
+    /// partitioned by trace id; a request is answered once JetStream has stored all of it.
+    Publish(api::publish::Args),
     /// Create, list and expire silences of a running server (through its API).
     Silence(api::silence_cli::Args),
 }
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => exit(api::demo::run(args)),
         Command::Loadgen(args) => exit(api::loadgen::run(args)),
         Command::Silence(args) => exit(api::silence_cli::run(args)),
+        Command::Publish(args) => exit(api::publish::run(args)),
     }
 }
 

@@ -139,8 +139,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         elapsed = ?started.elapsed(),
         "restored the SLI windows"
     );
+    if let Some(js) = &config.jetstream {
+        pipeline.enable_stream(&js.stream, js.partitions);
+    }
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
+    let jetstream_metrics = Arc::new(engine::jetstream::JetStreamMetrics::default());
+    if config.jetstream.is_some() {
+        jetstream_metrics.register(&mut registry);
+    }
     // Alerting metrics are registered below, with the alert state.
     metrics.register(&mut registry);
     storage_metrics.register(&mut registry);
@@ -275,9 +282,55 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
 
     let flush_stop = CancellationToken::new();
-    let flusher = tokio::spawn(
-        Flusher::new(store, pipeline.clone(), storage_metrics).run(config.storage.flush_interval.0, flush_stop.clone()),
-    );
+    let flusher = Flusher::new(store.clone(), pipeline.clone(), storage_metrics);
+    // The partitions to consume. On PostgreSQL several instances may share the stream: each
+    // consumes the partitions whose advisory locks it holds (its `[cluster] partitions` first,
+    // then any nobody holds: a dead instance's within one `lock_poll`). On SQLite (one
+    // instance) all of them, or `consume`.
+    let mut _owned = None;
+    let mut _locks = None;
+    if let Some(js) = &config.jetstream {
+        let partitions = match db.backend {
+            engine::store::Backend::Postgres => {
+                let preferred: Vec<u32> = if config.cluster.partitions.is_empty() {
+                    js.consumed().into_iter().collect()
+                } else {
+                    config.cluster.partitions.clone()
+                };
+                let (locks, task) = engine::cluster::PartitionLocks::spawn(
+                    &config.storage.url.0,
+                    &js.stream,
+                    js.partitions,
+                    &preferred,
+                    config.cluster.lock_poll.0,
+                    cluster_metrics.clone(),
+                    stop.clone(),
+                )
+                .context("cannot hold the JetStream partition locks")?;
+                let owned = locks.subscribe();
+                _locks = Some((locks, task));
+                owned
+            }
+            engine::store::Backend::Sqlite => {
+                let (owned, partitions) = tokio::sync::watch::channel(js.consumed());
+                _owned = Some(owned);
+                partitions
+            }
+        };
+        let consumer = engine::jetstream::Consumer {
+            config: js.clone(),
+            pipeline: pipeline.clone(),
+            store,
+            keys: AttrKeys::from_journeys(&config.journeys),
+            engine_metrics: metrics.clone(),
+            metrics: jetstream_metrics,
+            committed: flusher.committed(),
+            flush: flusher.handle(),
+        };
+        tracing::info!(url = %js.url, stream = %js.stream, partitions = js.partitions, "consuming JetStream");
+        tasks.spawn(consumer.run(partitions, stop.clone()));
+    }
+    let flusher = tokio::spawn(flusher.run(config.storage.flush_interval.0, flush_stop.clone()));
 
     let mut failed = None;
     tokio::select! {
@@ -295,8 +348,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             failed.get_or_insert(Err(e));
         }
     }
-    // Nothing arrives any more: judge the open traces on what they hold, then store everything.
-    pipeline.lock().expect("pipeline lock poisoned").close_all();
+    // Nothing arrives any more: judge the open traces on what they hold (those of JetStream
+    // partitions stay open in their partition's snapshot), then store everything.
+    pipeline
+        .lock()
+        .expect("pipeline lock poisoned")
+        .close_all_but_consumed();
     flush_stop.cancel();
     let stored = flusher.await.context("the flusher panicked")?;
     if let Some(Err(e)) = failed {

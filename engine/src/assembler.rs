@@ -7,6 +7,10 @@
 //! Traces are kept in order of last activity (a linked hash map), so closing idle traces and
 //! evicting the oldest both pop from the front.
 
+mod snapshot;
+
+pub use snapshot::{SnapshotRestored, SnapshotWriter};
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,6 +209,15 @@ impl Assembler {
     /// Closes everything now (shutdown, end of a replay).
     pub fn close_all(&mut self, out: &mut Vec<ClosedTrace>) {
         while let Some((id, trace)) = self.open.pop_front() {
+            out.push(self.finish(id, trace));
+        }
+    }
+
+    /// Closes now every open trace for which `keep` does not hold.
+    pub fn close_unless(&mut self, keep: impl Fn(&TraceId) -> bool, out: &mut Vec<ClosedTrace>) {
+        let ids: Vec<TraceId> = self.open.keys().filter(|id| !keep(id)).copied().collect();
+        for id in ids {
+            let trace = self.open.remove(&id).expect("listed");
             out.push(self.finish(id, trace));
         }
     }

@@ -38,6 +38,27 @@ pub struct Drained {
     /// (journey index, its changes); journeys without changes are left out.
     pub journeys: Vec<(usize, Changes)>,
     pub totals: Vec<Counts>,
+    /// The JetStream partitions consumed here, as of the same instant (none without JetStream).
+    pub stream: Option<StreamDrain>,
+}
+
+/// Per JetStream partition consumed here: the newest stream sequence ingested and the open
+/// traces of that partition, taken under the same lock as the buckets they belong with; the
+/// flusher commits all three in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamDrain {
+    pub stream: String,
+    /// (partition, sequence, open-trace snapshot).
+    pub partitions: Vec<(u32, u64, Vec<u8>)>,
+}
+
+/// The JetStream side of the pipeline: which partitions are consumed here and how far.
+#[derive(Debug)]
+struct StreamPositions {
+    stream: String,
+    partitions: u32,
+    /// Per partition consumed here, the newest stream sequence ingested (or skipped as poison).
+    positions: std::collections::BTreeMap<u32, u64>,
 }
 
 /// Where spans came from; the `receiver` label of the engine's metrics.
@@ -46,6 +67,8 @@ pub enum Source {
     OtlpGrpc,
     OtlpHttp,
     Zipkin,
+    /// A JetStream partition's consumer.
+    JetStream,
 }
 
 impl Source {
@@ -54,6 +77,7 @@ impl Source {
             Source::OtlpGrpc => "otlp_grpc",
             Source::OtlpHttp => "otlp_http",
             Source::Zipkin => "zipkin",
+            Source::JetStream => "jetstream",
         }
     }
 }
@@ -137,6 +161,7 @@ pub struct Pipeline {
     /// Per journey, what each other instance sharing the database counted, laid out like
     /// `windows` (see [`set_others`](Self::set_others)); empty on a single instance.
     others: Vec<Vec<JourneyWindows>>,
+    stream: Option<StreamPositions>,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -235,7 +260,88 @@ impl Pipeline {
             last_now: Timestamp::EPOCH,
             retention: layout.retention,
             others: Vec::new(),
+            stream: None,
         }
+    }
+
+    /// Consumes the JetStream stream `stream` of `partitions` partitions: each flush from now on
+    /// carries the positions and open traces of the partitions opened with
+    /// [`open_partition`](Self::open_partition).
+    pub fn enable_stream(&mut self, stream: &str, partitions: u32) {
+        self.stream = Some(StreamPositions {
+            stream: stream.to_owned(),
+            partitions: partitions.max(1),
+            positions: Default::default(),
+        });
+    }
+
+    /// Starts consuming partition `p` from its stored checkpoint `seq` (0: from the start), with
+    /// the open traces stored with it (their idle time starts again at `now`).
+    pub fn open_partition(
+        &mut self,
+        p: u32,
+        seq: u64,
+        snapshot: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<crate::assembler::SnapshotRestored, String> {
+        let names: Vec<String> = self.journeys.0.iter().map(|j| j.name.clone()).collect();
+        let stream = self.stream.as_mut().ok_or("the pipeline consumes no stream")?;
+        stream.positions.insert(p, seq);
+        let restored = match snapshot {
+            Some(data) => self.assembler.restore(data, &names, now)?,
+            None => Default::default(),
+        };
+        self.update_gauges();
+        Ok(restored)
+    }
+
+    /// Stops consuming partition `p` (after a flush that stored it): its position and open
+    /// traces are forgotten without a verdict, for the instance that takes it over.
+    pub fn release_partition(&mut self, p: u32) -> usize {
+        let Some(stream) = self.stream.as_mut() else {
+            return 0;
+        };
+        stream.positions.remove(&p);
+        let n = stream.partitions;
+        let forgotten = self.assembler.forget(|id| crate::jetstream::partition_of(id, n) == p);
+        self.update_gauges();
+        forgotten
+    }
+
+    /// The newest sequence of partition `p` ingested here, if it is consumed here.
+    pub fn position(&self, p: u32) -> Option<u64> {
+        self.stream.as_ref()?.positions.get(&p).copied()
+    }
+
+    /// Records that the message `seq` of partition `p` was ingested (or skipped as undecodable):
+    /// call it under the same lock hold as the ingest, so a drain sees both or neither.
+    pub fn advance_position(&mut self, p: u32, seq: u64) {
+        if let Some(pos) = self.stream.as_mut().and_then(|s| s.positions.get_mut(&p)) {
+            *pos = (*pos).max(seq);
+        }
+    }
+
+    fn drain_stream(&self) -> Option<StreamDrain> {
+        let stream = self.stream.as_ref()?;
+        let names: Vec<String> = self.journeys.0.iter().map(|j| j.name.clone()).collect();
+        let parts: Vec<u32> = stream.positions.keys().copied().collect();
+        let mut writers: Vec<crate::assembler::SnapshotWriter> = parts
+            .iter()
+            .map(|_| crate::assembler::SnapshotWriter::new(&names))
+            .collect();
+        let n = stream.partitions;
+        self.assembler.snapshot(
+            |id| parts.binary_search(&crate::jetstream::partition_of(id, n)).ok(),
+            &mut writers,
+        );
+        Some(StreamDrain {
+            stream: stream.stream.clone(),
+            partitions: parts
+                .iter()
+                .zip(writers)
+                .map(|(&p, w)| (p, stream.positions[&p], w.data))
+                .collect(),
+        })
     }
 
     /// Applies a reloaded config's journeys and SLOs without losing what was counted: a journey
@@ -580,6 +686,29 @@ impl Pipeline {
         self.update_gauges();
     }
 
+    /// Whether the assembler holds `max_buffered_spans`: the next batch would be refused.
+    pub fn is_full(&self) -> bool {
+        self.assembler.buffered_spans() >= self.max_buffered_spans
+    }
+
+    /// Shutdown with a stream: closes every open trace but those of the partitions consumed here,
+    /// which stay open in their partition's snapshot and are restored at the next start.
+    pub fn close_all_but_consumed(&mut self) {
+        let Some(stream) = &self.stream else {
+            return self.close_all();
+        };
+        let n = stream.partitions;
+        let parts: Vec<u32> = stream.positions.keys().copied().collect();
+        let mut closed = std::mem::take(&mut self.closed);
+        self.assembler.close_unless(
+            |id| parts.binary_search(&crate::jetstream::partition_of(id, n)).is_ok(),
+            &mut closed,
+        );
+        self.judge(&mut closed, self.last_now);
+        self.closed = closed;
+        self.update_gauges();
+    }
+
     /// Closes every open trace at once (shutdown, end of a replay), as of the last `now` seen.
     pub fn close_all(&mut self) {
         let mut closed = std::mem::take(&mut self.closed);
@@ -819,6 +948,7 @@ impl Pipeline {
         Drained {
             journeys,
             totals: self.slo_totals().map(|(_, _, c)| c).collect(),
+            stream: self.drain_stream(),
         }
     }
 

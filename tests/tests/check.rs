@@ -87,7 +87,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "unknown section",
         "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[alerts]\nx = 1\n",
         "5:2",
-        "unknown section `alerts`, expected one of server, ingest, storage, cluster, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports",
+        "unknown section `alerts`, expected one of server, ingest, storage, cluster, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports, jetstream",
     ),
     (
         "unknown journey",

@@ -8,6 +8,7 @@ mod dashboards;
 mod demo;
 mod grafana;
 mod ingest;
+mod jetstream;
 mod load;
 mod prometheus;
 mod reload;

@@ -18,7 +18,7 @@ fn migrate_creates_the_sqlite_file_and_is_idempotent() {
     assert_eq!(
         String::from_utf8_lossy(&first.stdout),
         format!(
-            "{url}: applied 1 config versions\n{url}: applied 2 sli buckets\n{url}: applied 3 sli count blocks\n{url}: applied 4 alerting\n"
+            "{url}: applied 1 config versions\n{url}: applied 2 sli buckets\n{url}: applied 3 sli count blocks\n{url}: applied 4 alerting\n{url}: applied 5 jetstream\n"
         )
     );
     assert!(db.exists(), "the embedded default creates its file");

@@ -143,7 +143,7 @@ pub fn decode(
     Ok(())
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -151,17 +151,21 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn done(&self) -> bool {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Reader { data, at: 0 }
+    }
+
+    pub(crate) fn done(&self) -> bool {
         self.at >= self.data.len()
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    pub(crate) fn varint(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let Some(&b) = self.data.get(self.at) else {
@@ -176,7 +180,7 @@ impl<'a> Reader<'a> {
         Err(format!("a varint longer than 64 bits at byte {}", self.at))
     }
 
-    fn bytes(&mut self, len: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(len).filter(|&e| e <= self.data.len());
         let Some(end) = end else {
             return Err(format!("truncated at byte {}", self.at));

@@ -288,7 +288,7 @@ mod tests {
             old.run(&db.pool).await.unwrap();
             assert_eq!(
                 db.migrate().await.unwrap(),
-                ["2 sli buckets", "3 sli count blocks", "4 alerting"],
+                ["2 sli buckets", "3 sli count blocks", "4 alerting", "5 jetstream"],
                 "{url}"
             );
             assert_eq!(db.migrate().await.unwrap(), Vec::<String>::new(), "{url}: idempotent");

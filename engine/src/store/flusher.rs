@@ -60,6 +60,8 @@ pub struct StorageMetrics {
     pub pending_rows: Gauge,
     pub last_flush: Gauge,
     pub restored_rows: Family<OutcomeLabels, Counter>,
+    /// Bytes of open-trace snapshots written (JetStream partitions).
+    pub snapshot_bytes: Counter,
 }
 
 impl Default for StorageMetrics {
@@ -73,6 +75,7 @@ impl Default for StorageMetrics {
             pending_rows: Gauge::default(),
             last_flush: Gauge::default(),
             restored_rows: Family::default(),
+            snapshot_bytes: Counter::default(),
         }
     }
 }
@@ -112,10 +115,36 @@ impl StorageMetrics {
             self.last_flush.clone(),
         );
         r.register(
+            "snapshot_bytes",
+            "Bytes of open-trace snapshots written with JetStream checkpoints",
+            self.snapshot_bytes.clone(),
+        );
+        r.register(
             "restored_rows",
             "Rows read at start-up, per outcome (restored, unknown_journey, too_old, corrupt)",
             self.restored_rows.clone(),
         );
+    }
+}
+
+/// Per JetStream partition, the newest stream sequence a committed flush stored.
+pub type Committed = std::collections::BTreeMap<u32, u64>;
+
+/// Asks the flusher to flush now; the answer says whether it committed.
+pub type FlushRequest = tokio::sync::oneshot::Sender<bool>;
+
+/// A way to make the flusher flush now and wait for it (a partition handed over, a test).
+#[derive(Debug, Clone)]
+pub struct FlushHandle(tokio::sync::mpsc::Sender<FlushRequest>);
+
+impl FlushHandle {
+    /// Flushes now; `false` when the flush failed or the flusher has stopped.
+    pub async fn flush(&self) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.0.send(tx).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 }
 
@@ -128,17 +157,34 @@ pub struct Flusher {
     pending: Pending,
     /// The retention horizon last applied to the database.
     expired_to: Option<Timestamp>,
+    committed: tokio::sync::watch::Sender<Committed>,
+    requests: tokio::sync::mpsc::Receiver<FlushRequest>,
+    handle: FlushHandle,
 }
 
 impl Flusher {
     pub fn new(store: SliStore, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<StorageMetrics>) -> Self {
+        let (tx, requests) = tokio::sync::mpsc::channel(16);
         Flusher {
             store,
             pipeline,
             metrics,
             pending: Pending::default(),
             expired_to: None,
+            committed: tokio::sync::watch::Sender::new(Committed::new()),
+            requests,
+            handle: FlushHandle(tx),
         }
+    }
+
+    /// The JetStream positions of the last committed flush; a consumer acks up to them.
+    pub fn committed(&self) -> tokio::sync::watch::Receiver<Committed> {
+        self.committed.subscribe()
+    }
+
+    /// Flushes on request, besides every interval.
+    pub fn handle(&self) -> FlushHandle {
+        self.handle.clone()
     }
 
     /// Drains the pipeline and writes everything waiting in one transaction. On failure the rows
@@ -152,6 +198,10 @@ impl Flusher {
             (p.drain_changes(), p.retained_from(), names, series)
         };
         self.pending.merge(drained.journeys, &names, &series);
+        if drained.stream.is_some() {
+            // Positions only grow, and the newest open traces replace the older ones.
+            self.pending.stream = drained.stream;
+        }
         let m = &self.metrics;
         m.pending_rows.set(self.pending.len() as i64);
         let expire = horizon.filter(|h| self.expired_to.is_none_or(|done| *h > done));
@@ -168,6 +218,17 @@ impl Flusher {
                 m.rows_written
                     .get_or_create(&TableLabels { table: "sli_latency" })
                     .inc_by(w.latency_rows);
+                m.rows_written
+                    .get_or_create(&TableLabels {
+                        table: "jetstream_checkpoints",
+                    })
+                    .inc_by(w.checkpoints);
+                m.rows_written
+                    .get_or_create(&TableLabels {
+                        table: "jetstream_open_traces",
+                    })
+                    .inc_by(w.checkpoints);
+                m.snapshot_bytes.inc_by(w.snapshot_bytes);
                 m.rows_deleted
                     .get_or_create(&ReasonLabels { reason: "coarsened" })
                     .inc_by(w.replaced);
@@ -180,6 +241,10 @@ impl Flusher {
                     })
                     .inc_by(w.moved);
                 m.last_flush.set(wall_clock().unix_secs());
+                if let Some(stream) = &self.pending.stream {
+                    let positions: Committed = stream.partitions.iter().map(|(p, seq, _)| (*p, *seq)).collect();
+                    self.committed.send_modify(|c| c.extend(positions));
+                }
                 self.pending.clear();
                 m.pending_rows.set(0);
                 if expire.is_some() {
@@ -204,8 +269,22 @@ impl Flusher {
     pub async fn run(mut self, interval: Duration, stop: CancellationToken) -> bool {
         let mut failures = 0u32;
         let mut wait = interval;
-        while stop.run_until_cancelled(tokio::time::sleep(wait)).await.is_some() {
-            match self.flush().await {
+        let mut asked: Vec<FlushRequest> = Vec::new();
+        loop {
+            let sleep = tokio::time::sleep(wait);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = sleep => {}
+                Some(r) = self.requests.recv() => asked.push(r),
+            }
+            while let Ok(r) = self.requests.try_recv() {
+                asked.push(r);
+            }
+            let result = self.flush().await;
+            for r in asked.drain(..) {
+                let _ = r.send(result.is_ok());
+            }
+            match result {
                 Ok(_) => {
                     if failures > 0 {
                         tracing::info!(after = failures, "the database is back: flushed what was waiting");
@@ -229,7 +308,12 @@ impl Flusher {
         let mut attempt = 0;
         loop {
             match self.flush().await {
-                Ok(_) => return true,
+                Ok(_) => {
+                    while let Ok(r) = self.requests.try_recv() {
+                        let _ = r.send(true);
+                    }
+                    return true;
+                }
                 Err(e) if Instant::now() < deadline => {
                     attempt += 1;
                     tracing::warn!(error = %e, "last flush failed; retrying before exit");

@@ -8,7 +8,7 @@ pub mod sli;
 pub mod testing;
 
 pub use db::{Backend, Db, DbError, Typed};
-pub use flusher::{Flusher, StorageMetrics};
+pub use flusher::{Committed, FlushHandle, Flusher, StorageMetrics};
 pub use sli::{Pending, Restored, SliStore, StoreError, Written};
 #[cfg(test)]
 mod tests;

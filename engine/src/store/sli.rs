@@ -26,7 +26,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 
 use super::block::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::db::{Db, Typed};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, StreamDrain};
 
 /// Rows per INSERT statement: 5 parameters each, far below both backends' parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -42,6 +42,8 @@ pub struct Pending {
     /// By (journey, block width, block start).
     counts: BTreeMap<(usize, i64, i64), Block>,
     latencies: BTreeMap<(usize, i64), Row<Vec<u8>>>,
+    /// The JetStream positions and open traces of the newest drain: written with the rows.
+    pub stream: Option<StreamDrain>,
 }
 
 #[derive(Debug)]
@@ -114,6 +116,7 @@ impl Pending {
         self.counts.clear();
         self.latencies.clear();
         self.journeys.clear();
+        self.stream = None;
     }
 }
 
@@ -169,6 +172,9 @@ pub struct Written {
     pub expired: u64,
     /// 0002 count rows deleted once their buckets were written as blocks.
     pub moved: u64,
+    /// JetStream partitions whose checkpoint and open traces were written.
+    pub checkpoints: u64,
+    pub snapshot_bytes: u64,
 }
 
 /// What a restore found.
@@ -330,6 +336,50 @@ macro_rules! write_in {
                     .rows_affected();
             }
         }
+        if let Some(stream) = &pending.stream {
+            let now_ms = crate::receiver::wall_clock().unix_millis();
+            for (part, seq, snapshot) in &stream.partitions {
+                let fenced = sqlx::query(
+                    "INSERT INTO jetstream_checkpoints (stream, part, seq, instance, updated_ms) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream, part) DO UPDATE \
+                     SET seq = excluded.seq, updated_ms = excluded.updated_ms \
+                     WHERE jetstream_checkpoints.instance = excluded.instance",
+                )
+                .bind(&stream.stream)
+                .bind(i64::from(*part))
+                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                .bind(&store.instance)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("write jetstream checkpoints"))?
+                .rows_affected();
+                if fenced == 0 {
+                    return Err(StoreError {
+                        what: "partition taken over",
+                        source: sqlx::Error::Protocol(format!(
+                            "partition {part} of stream {} is consumed by another instance now",
+                            stream.stream
+                        )),
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO jetstream_open_traces (stream, part, instance, updated_ms, data) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream, part) DO UPDATE \
+                     SET instance = excluded.instance, updated_ms = excluded.updated_ms, data = excluded.data",
+                )
+                .bind(&stream.stream)
+                .bind(i64::from(*part))
+                .bind(&store.instance)
+                .bind(now_ms)
+                .bind(snapshot.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("write jetstream open traces"))?;
+                written.checkpoints += 1;
+                written.snapshot_bytes += snapshot.len() as u64;
+            }
+        }
         tx.commit().await.map_err(err("commit a flush"))?;
         written
     }};
@@ -377,6 +427,54 @@ impl SliStore {
                 .retain(|j| !legacy.contains(j));
         }
         Ok(written)
+    }
+
+    /// Takes partition `part` of `stream` for this instance (the caller holds it exclusively: a
+    /// config or a cluster lock), so a flush of any instance that consumed it before fails from
+    /// now on; returns its stored position (0: none) and open traces.
+    pub async fn claim_partition(&self, stream: &str, part: u32) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        let now_ms = crate::receiver::wall_clock().unix_millis();
+        macro_rules! claim {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await.map_err(err("claim a partition"))?;
+                sqlx::query(
+                    "INSERT INTO jetstream_checkpoints (stream, part, seq, instance, updated_ms) \
+                     VALUES ($1, $2, 0, $3, $4) ON CONFLICT (stream, part) DO UPDATE \
+                     SET instance = excluded.instance, updated_ms = excluded.updated_ms",
+                )
+                .bind(stream)
+                .bind(i64::from(part))
+                .bind(&self.instance)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("claim a partition"))?;
+                let seq: i64 = sqlx::query("SELECT seq FROM jetstream_checkpoints WHERE stream = $1 AND part = $2")
+                    .bind(stream)
+                    .bind(i64::from(part))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err("read a checkpoint"))?
+                    .try_get(0)
+                    .map_err(err("read a checkpoint"))?;
+                let data: Option<Vec<u8>> =
+                    sqlx::query("SELECT data FROM jetstream_open_traces WHERE stream = $1 AND part = $2")
+                        .bind(stream)
+                        .bind(i64::from(part))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err("read open traces"))?
+                        .map(|row| row.try_get(0))
+                        .transpose()
+                        .map_err(err("read open traces"))?;
+                tx.commit().await.map_err(err("claim a partition"))?;
+                (u64::try_from(seq).unwrap_or(0), data)
+            }};
+        }
+        Ok(match &self.typed {
+            Typed::Sqlite(pool) => claim!(pool),
+            Typed::Postgres(pool) => claim!(pool),
+        })
     }
 
     /// Rebuilds `pipeline`'s windows from this instance's rows, as of `now`.

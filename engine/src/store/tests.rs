@@ -298,7 +298,7 @@ async fn count_rows_of_the_0002_layout_restore_and_move_into_blocks_on_both_back
         assert_eq!(buckets, 51, "{url}: the traffic touched 51 minutes");
         assert_eq!(
             db.migrate().await.unwrap(),
-            ["3 sli count blocks", "4 alerting"],
+            ["3 sli count blocks", "4 alerting", "5 jetstream"],
             "{url}"
         );
 

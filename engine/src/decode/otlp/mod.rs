@@ -41,6 +41,18 @@ pub fn decode_json(body: &[u8], keys: &AttrKeys) -> Result<Decoded, DecodeError>
     Ok(convert(&resource_spans, keys))
 }
 
+/// The official OTLP/JSON encoding into the full generated types (for `tracebudget publish`,
+/// which re-encodes it), with the same errors as [`decode_json`].
+pub fn parse_json(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
+    const EXPECTED: &str = "a json object with \"resourceSpans\"";
+    if body.trim_ascii().is_empty() {
+        return Err(DecodeError::Empty { expected: EXPECTED });
+    }
+    let JsonRequest(resource_spans) = serde_json::from_slice(body)?;
+    let resource_spans = resource_spans.ok_or(DecodeError::NoKnownKeys { expected: EXPECTED })?;
+    Ok(ExportTraceServiceRequest { resource_spans })
+}
+
 /// The gRPC path: tonic has already decoded the full generated types.
 pub fn from_request(req: ExportTraceServiceRequest, keys: &AttrKeys) -> Decoded {
     convert(&req.resource_spans, keys)
