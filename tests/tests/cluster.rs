@@ -16,7 +16,13 @@ const EVAL: Duration = Duration::from_secs(1);
 
 /// One journey with an availability SLO, a fast page (2m/1m windows, factor 5 at 99%), evaluated
 /// every second, on the shared database under `instance`.
-fn config(dir: &TempDir, instance: &str, ports: &[SocketAddr], url: &str, hook: SocketAddr) -> std::path::PathBuf {
+pub(crate) fn config(
+    dir: &TempDir,
+    instance: &str,
+    ports: &[SocketAddr],
+    url: &str,
+    hook: SocketAddr,
+) -> std::path::PathBuf {
     let [api, grpc, http, zipkin] = ports[..] else {
         unreachable!()
     };
@@ -76,13 +82,13 @@ repeat_interval = "1h"
     )
 }
 
-fn json(server: &Server, path: &str) -> Json {
+pub(crate) fn json(server: &Server, path: &str) -> Json {
     let r = server.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     assert_eq!(r.status, 200, "GET {path}: {}", r.body);
     Json::parse(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", r.body))
 }
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
         assert!(
@@ -94,7 +100,7 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// (events, bad events) of the SLO over its period, as `/api/v1/slos` shows them.
-fn period(server: &Server) -> (f64, f64) {
+pub(crate) fn period(server: &Server) -> (f64, f64) {
     let slos = json(server, "/api/v1/slos");
     let slo = &slos.get("slos").unwrap().as_array().unwrap()[0];
     (slo.num(&["period", "events"]), slo.num(&["period", "bad_events"]))

@@ -9,6 +9,7 @@ mod demo;
 mod grafana;
 mod ingest;
 mod jetstream;
+mod jetstream_cluster;
 mod load;
 mod prometheus;
 mod reload;

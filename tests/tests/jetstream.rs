@@ -29,14 +29,14 @@ fn nats_binary() -> PathBuf {
 }
 
 /// A private nats-server with JetStream on a free loopback port, its store in a temp dir.
-struct Nats {
+pub(crate) struct Nats {
     child: Option<Child>,
     addr: SocketAddr,
     dir: TempDir,
 }
 
 impl Nats {
-    fn start() -> Nats {
+    pub(crate) fn start() -> Nats {
         let mut n = Nats {
             child: None,
             addr: free_addr(),
@@ -46,7 +46,7 @@ impl Nats {
         n
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://{}", self.addr)
     }
 
@@ -93,10 +93,10 @@ impl Drop for Nats {
 }
 
 /// `tracebudget publish` on `config`, answering on `addr`.
-struct Publisher(Child);
+pub(crate) struct Publisher(Child);
 
 impl Publisher {
-    fn start(config: &Path, addr: SocketAddr) -> Publisher {
+    pub(crate) fn start(config: &Path, addr: SocketAddr) -> Publisher {
         let log = std::fs::File::create(config.with_extension("publish.log")).unwrap();
         let child = Command::new(tracebudget_tests::bin())
             .args(["publish", "--config"])
