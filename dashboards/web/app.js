@@ -596,9 +596,20 @@ function silencesTable(silences) {
 
 const SEVERITY_ORDER = { page: 0, ticket: 1 };
 
+/** Like Promise.all, but a failure is reported in the order the requests are listed, not in the
+ * order they happen to fail, so a view names the same failed request every time. */
+async function allInOrder(promises) {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) {
+    throw failed.reason;
+  }
+  return settled.map((r) => r.value);
+}
+
 async function oncallPage() {
   document.title = "On-call — tracebudget";
-  const [{ alerts }, { silences }] = await Promise.all([api("/api/v1/alerts"), api("/api/v1/silences")]);
+  const [{ alerts }, { silences }] = await allInOrder([api("/api/v1/alerts"), api("/api/v1/silences")]);
   const firing = alerts
     .filter((a) => a.status === "firing")
     .sort(
@@ -639,7 +650,7 @@ async function sloPage(route) {
   document.title = `${name} — tracebudget`;
   const range = RANGES.find(([r]) => r === route.params.get("range")) ?? RANGES[1];
   const enc = encodeURIComponent(name);
-  const [s, series] = await Promise.all([
+  const [s, series] = await allInOrder([
     api(`/api/v1/slos/${enc}`),
     api(`/api/v1/slos/${enc}/series?range=${range[0]}&step=${range[1]}`),
   ]);
