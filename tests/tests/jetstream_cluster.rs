@@ -96,6 +96,15 @@ fn the_survivor_takes_the_killed_instances_partitions_counts_exactly_and_pages_o
             .get("tracebudget_jetstream_position", &[("partition", p)])
             .is_some()
     };
+    // Holding a partition's lock comes first; the consumer then claims it and starts reading
+    // (its position appears): give that a moment on a loaded machine.
+    for (s, parts) in [(&mut a, ["0", "1"]), (&mut b, ["2", "3"])] {
+        wait_for(s, Duration::from_secs(20), |m| {
+            parts
+                .iter()
+                .all(|p| m.get("tracebudget_jetstream_position", &[("partition", p)]).is_some())
+        });
+    }
     for p in ["0", "1"] {
         assert!(owned(&mut a, p) && !owned(&mut b, p), "a consumes partition {p}");
     }
