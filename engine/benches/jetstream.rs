@@ -21,8 +21,6 @@ use engine::metrics::EngineMetrics;
 use engine::pipeline::Pipeline;
 use engine::store::{Db, Flusher, SliStore, StorageMetrics};
 use engine::synth::{Generator, Shape, ShapeDefaults};
-use slis::journey::{AttrMatcher, Journey, Journeys, RootMatcher};
-use slis::slo::{Period, SliKind, Slo};
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
@@ -34,62 +32,9 @@ const PARTITIONS: u32 = 4;
 /// loadgen → `serve` over OTLP/HTTP protobuf, end to end, on this machine (README, issue #3).
 const OTLP_HTTP_SPANS_PER_SEC: f64 = 160_000.0;
 
-fn journeys() -> Journeys {
-    let journey = |name: &str, method: &str, route: &str, services: &[&str]| Journey {
-        name: name.into(),
-        root: RootMatcher {
-            service: Some("frontend".into()),
-            http_route: Some(route.into()),
-            http_method: Some(method.into()),
-            ..Default::default()
-        },
-        status_error: true,
-        error_rules: vec![AttrMatcher::parse("http.response.status_code >= 500").unwrap()],
-        expected_services: services.iter().map(|s| Arc::from(*s)).collect(),
-        labels: vec![],
-    };
-    Journeys(vec![
-        journey(
-            "checkout",
-            "POST",
-            "/api/checkout",
-            &["frontend", "checkout", "payment", "catalog"],
-        ),
-        journey(
-            "search",
-            "GET",
-            "/api/search",
-            &["frontend", "catalog", "inventory", "checkout"],
-        ),
-        journey(
-            "login",
-            "POST",
-            "/api/login",
-            &["frontend", "auth", "catalog", "payment"],
-        ),
-    ])
-}
-
-fn slos() -> Vec<Slo> {
-    let kinds = [
-        SliKind::Latency {
-            threshold: Duration::from_millis(800),
-        },
-        SliKind::Error,
-        SliKind::Completeness,
-    ];
-    (0..9)
-        .map(|i| Slo {
-            name: format!("slo-{i}"),
-            journey: i / 3,
-            sli: kinds[i % 3],
-            objective: 0.999,
-            period: Period::Rolling(Duration::from_secs(28 * 86_400)),
-            policy: 0,
-            labels: vec![],
-        })
-        .collect()
-}
+#[path = "common/shop.rs"]
+mod shop;
+use shop::{journeys, slos};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
