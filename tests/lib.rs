@@ -735,29 +735,53 @@ pub fn clients_dir() -> PathBuf {
 /// under `CI=true` as everywhere else.
 pub fn client_python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
+    from_env_or_setup(
+        &PYTHON,
+        "TRACEBUDGET_PYTHON",
+        ".ci/setup-python.sh",
+        "no Python with the tracing clients",
+        "the tracing clients are required, a missing interpreter fails the run",
+        "`bash .ci/run` (or `bash .ci/setup-python.sh`) installs them",
+        Duration::from_secs(900),
+    )
+}
+
+/// A tool the tests need: the path in `env` (which must exist), else the last line a setup
+/// script prints (it installs the tool on first use); found once per test process. Missing, it
+/// panics with `what`, the script's output and a hint (`ci_hint` under `CI=true`) — a failure,
+/// never a skip.
+fn from_env_or_setup(
+    cell: &'static OnceLock<Result<PathBuf, String>>,
+    env: &str,
+    script: &str,
+    what: &str,
+    ci_hint: &str,
+    local_hint: &str,
+    within: Duration,
+) -> PathBuf {
+    let found = cell.get_or_init(|| {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         let hint = if ci {
-            "CI=true: the tracing clients are required, a missing interpreter fails the run"
+            format!("CI=true: {ci_hint}")
         } else {
-            "`bash .ci/run` (or `bash .ci/setup-python.sh`) installs them"
+            local_hint.to_owned()
         };
-        if let Some(p) = std::env::var_os("TRACEBUDGET_PYTHON") {
+        if let Some(p) = std::env::var_os(env) {
             let p = PathBuf::from(p);
             return if p.is_file() {
                 Ok(p)
             } else {
-                Err(format!("TRACEBUDGET_PYTHON={} does not exist ({hint})", p.display()))
+                Err(format!("{env}={} does not exist ({hint})", p.display()))
             };
         }
-        let script = repo_root().join(".ci/setup-python.sh");
-        let out = output_within(Command::new("bash").arg(&script), Duration::from_secs(900));
+        let script = repo_root().join(script);
+        let out = output_within(Command::new("bash").arg(&script), within);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let path = stdout.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
         match path {
             Some(p) if out.status.success() && Path::new(p).is_file() => Ok(PathBuf::from(p)),
             _ => Err(format!(
-                "no Python with the tracing clients: `bash {}` failed ({}) ({hint})\n--- its output ---\n{stdout}{}",
+                "{what}: `bash {}` failed ({}) ({hint})\n--- its output ---\n{stdout}{}",
                 script.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
@@ -1214,40 +1238,13 @@ fn serve_one(mut stream: std::net::TcpStream) -> Option<Received> {
 /// failure, never a skip — under `CI=true` as everywhere else.
 pub fn chromedriver() -> PathBuf {
     static DRIVER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = DRIVER.get_or_init(|| {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let hint = if ci {
-            "CI=true: the browser tests are required, a missing chromedriver fails the run"
-        } else {
-            "`bash .ci/run` (or `bash .ci/setup-chromium.sh`, as root) installs it"
-        };
-        if let Some(p) = std::env::var_os("TRACEBUDGET_CHROMEDRIVER") {
-            let p = PathBuf::from(p);
-            return if p.is_file() {
-                Ok(p)
-            } else {
-                Err(format!(
-                    "TRACEBUDGET_CHROMEDRIVER={} does not exist ({hint})",
-                    p.display()
-                ))
-            };
-        }
-        let script = repo_root().join(".ci/setup-chromium.sh");
-        let out = output_within(Command::new("bash").arg(&script), Duration::from_secs(1200));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let path = stdout.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
-        match path {
-            Some(p) if out.status.success() && Path::new(p).is_file() => Ok(PathBuf::from(p)),
-            _ => Err(format!(
-                "no chromedriver: `bash {}` failed ({}) ({hint})\n--- its output ---\n{stdout}{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )),
-        }
-    });
-    match found {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
-    }
+    from_env_or_setup(
+        &DRIVER,
+        "TRACEBUDGET_CHROMEDRIVER",
+        ".ci/setup-chromium.sh",
+        "no chromedriver",
+        "the browser tests are required, a missing chromedriver fails the run",
+        "`bash .ci/run` (or `bash .ci/setup-chromium.sh`, as root) installs it",
+        Duration::from_secs(1200),
+    )
 }
