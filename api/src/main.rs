@@ -46,6 +46,14 @@ enum Command {
     /// Take OTLP/HTTP on `[ingest] otlp_http` and publish it to the `[jetstream]` stream,
     /// partitioned by trace id; a request is answered once JetStream has stored all of it.
     Publish(api::publish::Args),
+    /// Backtest: stream recorded spans (OTLP JSON/protobuf files as the Collector's `file`
+    /// exporter writes them, Zipkin v2 JSON; gzip or not; `-` for stdin) through the same
+    /// pipeline and alert rules on a virtual clock; print every alert that would have fired and
+    /// resolved and each SLO's final figures. Several --config compare side by side.
+    Replay(api::replay::Args),
+    /// Run the `[ingest]` receivers and write every request they accept to a file that `replay`
+    /// reads, to capture production traffic and backtest on it later.
+    Record(api::record::Args),
     /// Create, list and expire silences of a running server (through its API).
     Silence(api::silence_cli::Args),
 }
@@ -72,6 +80,8 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => exit(api::loadgen::run(args)),
         Command::Silence(args) => exit(api::silence_cli::run(args)),
         Command::Publish(args) => exit(api::publish::run(args)),
+        Command::Replay(args) => exit(api::replay::run(args)),
+        Command::Record(args) => exit(api::record::run(args)),
     }
 }
 

@@ -93,7 +93,7 @@ pub(crate) fn init_logging(default: &str) {
 }
 
 /// How often idle traces are closed: a tenth of `trace_idle`, between 10 ms and 1 s.
-fn tick_interval(trace_idle: Duration) -> Duration {
+pub(crate) fn tick_interval(trace_idle: Duration) -> Duration {
     (trace_idle / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
@@ -161,6 +161,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         keys: AttrKeys::from_journeys(&config.journeys),
         max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
         max_buffered_spans: config.ingest.max_buffered_spans,
+        record: None,
     });
 
     let stop = CancellationToken::new();
@@ -364,7 +365,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -11,5 +11,6 @@ pub mod jetstream;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
+pub mod replay;
 pub mod store;
 pub mod synth;

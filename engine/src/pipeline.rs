@@ -69,6 +69,8 @@ pub enum Source {
     Zipkin,
     /// A JetStream partition's consumer.
     JetStream,
+    /// A recorded file (`tracebudget replay`).
+    Replay,
 }
 
 impl Source {
@@ -78,6 +80,7 @@ impl Source {
             Source::OtlpHttp => "otlp_http",
             Source::Zipkin => "zipkin",
             Source::JetStream => "jetstream",
+            Source::Replay => "replay",
         }
     }
 }

@@ -102,6 +102,14 @@ pub struct Delivery {
     /// connection, before it counts as failed.
     #[arg(long, default_value_t = 10)]
     pub max_retries: u32,
+    /// Write the traffic to this file instead of sending it, on a virtual clock from now (no
+    /// sleeping: an hour of traffic takes seconds), in the format `tracebudget replay` reads;
+    /// `--gzip` compresses it. Incidents and the schedule are in virtual time.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The format of `--out`.
+    #[arg(long, value_enum, default_value_t = crate::record::FileFormat::Proto)]
+    pub out_format: crate::record::FileFormat,
 }
 
 /// What the traces look like and what goes wrong in them.
@@ -263,6 +271,8 @@ pub struct Summary {
     /// Per journey: name, slow threshold, tally of the traces in accepted requests.
     pub journeys: Vec<(String, Duration, Tally)>,
     pub incidents: Vec<Incident>,
+    /// `--out`: the virtual clock's start (the traffic's timestamps begin there).
+    pub virtual_start: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -329,6 +339,7 @@ impl Summary {
                 "error_rate": i.error_rate,
             })).collect::<Vec<_>>(),
             "journeys": journeys,
+            "virtual_start_unix_ms": self.virtual_start.map(|t| t.unix_millis()),
         })
     }
 }
@@ -359,12 +370,15 @@ pub(crate) async fn execute_on(config: &Config, args: Args, ctrl_c: bool, verbos
         .map(|j| (j.name.clone(), j.slow_threshold))
         .collect();
     let mut generator = Generator::new(shape, traffic.seed)?;
-    let endpoint = delivery.protocol.endpoint(delivery.endpoint.as_deref())?;
-    let sender = Sender::new(delivery.protocol, endpoint.clone(), delivery.gzip)?;
     let duration = match (delivery.duration, delivery.traces) {
         (None, None) => Some(DEFAULT_DURATION),
         (d, _) => d,
     };
+    if let Some(out) = &delivery.out {
+        return write_file(out, &delivery, traffic, generator, names, duration);
+    }
+    let endpoint = delivery.protocol.endpoint(delivery.endpoint.as_deref())?;
+    let sender = Sender::new(delivery.protocol, endpoint.clone(), delivery.gzip)?;
     let stats = Arc::new(Stats {
         accepted_tally: Mutex::new(vec![Tally::default(); names.len()]),
         ..Stats::default()
@@ -484,6 +498,66 @@ pub(crate) async fn execute_on(config: &Config, args: Args, ctrl_c: bool, verbos
             .map(|((name, threshold), t)| (name, threshold, t))
             .collect(),
         incidents: traffic.incidents,
+        virtual_start: None,
+    })
+}
+
+/// `--out`: the same schedule, generator and incidents as a live run, on a virtual clock that
+/// starts now and moves by the pacer's schedule, every request written to the file.
+fn write_file(
+    out: &Path,
+    delivery: &Delivery,
+    traffic: Traffic,
+    mut generator: Generator,
+    names: Vec<(String, Duration)>,
+    duration: Option<Duration>,
+) -> anyhow::Result<Summary> {
+    anyhow::ensure!(delivery.rate > 0.0, "--out needs a --rate above 0 (the virtual clock follows it)");
+    let writer = engine::replay::Writer::create(out, delivery.out_format.into(), delivery.gzip)
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let started = std::time::Instant::now();
+    let origin = wall_clock();
+    let mut pacer = Pacer::new(delivery.rate, MAX_LAG);
+    let mut traces_left = delivery.traces.unwrap_or(u64::MAX);
+    let mut sent = Counts::default();
+    let mut elapsed = Duration::ZERO;
+    while traces_left > 0 {
+        let due = pacer.next_due(elapsed);
+        if duration.is_some_and(|d| due >= d) {
+            break;
+        }
+        elapsed = due;
+        generator.set_error_rate(error_rate_at(&traffic.incidents, elapsed));
+        let batch = generator.batch(origin + elapsed, delivery.spans_per_request as usize, traces_left);
+        traces_left -= batch.traces;
+        pacer.sent(batch.spans);
+        writer
+            .write(engine::replay::Request::Otlp(&batch.request))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        sent.requests += 1;
+        sent.traces += batch.traces;
+        sent.spans += batch.spans;
+    }
+    Ok(Summary {
+        protocol: delivery.protocol,
+        endpoint: out.display().to_string(),
+        seed: traffic.seed,
+        elapsed: started.elapsed(),
+        sent,
+        accepted: sent,
+        rejected_spans: 0,
+        rejected_message: None,
+        retries: 0,
+        failed_requests: 0,
+        failed_spans: 0,
+        last_error: None,
+        journeys: names
+            .into_iter()
+            .zip(generator.tally().iter().copied())
+            .map(|((name, threshold), t)| (name, threshold, t))
+            .collect(),
+        incidents: traffic.incidents,
+        virtual_start: Some(origin),
     })
 }
 

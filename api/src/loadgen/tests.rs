@@ -429,6 +429,7 @@ fn the_summary_is_one_json_object() {
             },
         )],
         incidents: vec![],
+        virtual_start: None,
     };
     assert_eq!(
         summary.to_json(),

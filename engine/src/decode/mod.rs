@@ -75,6 +75,11 @@ impl AttrKeys {
         AttrKeys::new(standard.chain(matchers))
     }
 
+    /// Every key of every set (a replay decodes once for several configs).
+    pub fn merged(sets: impl IntoIterator<Item = AttrKeys>) -> Self {
+        AttrKeys::new(sets.into_iter().flat_map(|s| s.keys))
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.get(key.as_bytes()).is_some()
     }

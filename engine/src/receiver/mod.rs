@@ -39,6 +39,22 @@ pub struct Intake {
     /// Largest body accepted, before and after decompression.
     pub max_body: usize,
     pub max_buffered_spans: usize,
+    /// `tracebudget record`: accepted requests are written here instead of entering the pipeline.
+    pub record: Option<Arc<crate::replay::Writer>>,
+}
+
+/// Why a decoded request was not taken.
+#[derive(Debug)]
+pub enum Refused {
+    Backpressure,
+    /// `tracebudget record` could not write it: the client should retry.
+    Record(std::io::Error),
+}
+
+impl From<Backpressure> for Refused {
+    fn from(_: Backpressure) -> Refused {
+        Refused::Backpressure
+    }
 }
 
 impl Intake {
@@ -51,6 +67,26 @@ impl Intake {
             result.first_rejection = decoded.first_rejection;
         }
         Ok(result)
+    }
+
+    /// Where a decoded request goes: the pipeline, or with `record` the recording file (as it
+    /// was received, so a replay reads what a live server would have).
+    pub fn accept(
+        &self,
+        source: Source,
+        decoded: Decoded,
+        raw: crate::replay::Request<'_>,
+    ) -> Result<Ingested, Refused> {
+        let Some(writer) = &self.record else {
+            return Ok(self.ingest(source, decoded)?);
+        };
+        writer.write(raw).map_err(Refused::Record)?;
+        self.metrics.reject(source.as_str(), "invalid_span", decoded.rejected);
+        Ok(Ingested {
+            accepted: decoded.spans.len() as u64,
+            rejected: decoded.rejected,
+            first_rejection: decoded.first_rejection,
+        })
     }
 
     fn ingest_spans(&self, source: Source, spans: Vec<Span>) -> Result<Ingested, Backpressure> {
@@ -153,6 +189,15 @@ impl Refusal {
             status: axum::http::StatusCode::TOO_MANY_REQUESTS,
             outcome: "backpressure",
             message: intake.backpressure_message(),
+        }
+    }
+
+    /// `tracebudget record` could not write the request: 503, retryable.
+    pub fn record_failed(e: &std::io::Error) -> Self {
+        Refusal {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            outcome: "record_failed",
+            message: format!("cannot record the request: {e}"),
         }
     }
 

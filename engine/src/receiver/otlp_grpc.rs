@@ -13,7 +13,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{Intake, RETRY_AFTER, otlp_response};
+use super::{Intake, RETRY_AFTER, Refused, otlp_response};
+use crate::replay::Request as Raw;
 use crate::decode::otlp;
 use crate::metrics::EngineMetrics;
 use crate::pipeline::Source;
@@ -32,10 +33,15 @@ impl TraceService for Receiver {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let intake = &self.intake;
-        let decoded = otlp::from_request(request.into_inner(), &intake.keys);
-        match intake.ingest(Source::OtlpGrpc, decoded) {
+        let request = request.into_inner();
+        let decoded = otlp::from_request(&request, &intake.keys);
+        match intake.accept(Source::OtlpGrpc, decoded, Raw::Otlp(&request)) {
             Ok(result) => Ok(Response::new(otlp_response(intake, RECEIVER, result))),
-            Err(_backpressure) => {
+            Err(Refused::Record(e)) => {
+                intake.metrics.request(RECEIVER, "record_failed");
+                Err(Status::unavailable(format!("cannot record the request: {e}")))
+            }
+            Err(Refused::Backpressure) => {
                 intake.metrics.request(RECEIVER, "backpressure");
                 Err(Status::with_error_details(
                     Code::ResourceExhausted,

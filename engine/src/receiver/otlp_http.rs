@@ -15,7 +15,8 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use super::{Format, Intake, Refusal, content_type, otlp_response, with_retry_after};
+use super::{Format, Intake, Refusal, Refused, content_type, otlp_response, with_retry_after};
+use crate::replay::Request;
 use crate::decode::otlp;
 use crate::pipeline::Source;
 
@@ -46,14 +47,18 @@ async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
         Err(refusal) => return refuse(&intake, format, refusal),
     };
     let decoded = match format {
-        Format::Protobuf => otlp::decode_protobuf(bytes, &intake.keys),
+        Format::Protobuf => otlp::decode_protobuf(bytes.clone(), &intake.keys),
         Format::Json => otlp::decode_json(&bytes, &intake.keys),
+    };
+    let raw = match format {
+        Format::Protobuf => Request::OtlpProtobuf(&bytes),
+        Format::Json => Request::OtlpJson(&bytes),
     };
     let decoded = match decoded {
         Ok(d) => d,
         Err(e) => return refuse(&intake, format, Refusal::bad_request(e.to_string())),
     };
-    match intake.ingest(Source::OtlpHttp, decoded) {
+    match intake.accept(Source::OtlpHttp, decoded, raw) {
         Ok(result) => {
             let response = otlp_response(&intake, RECEIVER, result);
             match format {
@@ -67,7 +72,8 @@ async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
                 }
             }
         }
-        Err(_backpressure) => with_retry_after(refuse(&intake, format, Refusal::backpressure(&intake))),
+        Err(Refused::Backpressure) => with_retry_after(refuse(&intake, format, Refusal::backpressure(&intake))),
+        Err(Refused::Record(e)) => refuse(&intake, format, Refusal::record_failed(&e)),
     }
 }
 
@@ -94,7 +100,8 @@ pub struct RpcStatus {
 fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
     intake.metrics.request(RECEIVER, refusal.outcome);
     let code = match refusal.status {
-        StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
+        StatusCode::TOO_MANY_REQUESTS => 8,    // RESOURCE_EXHAUSTED
+        StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
         _ => 3,                             // INVALID_ARGUMENT
     };
     let status = RpcStatus {

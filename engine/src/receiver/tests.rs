@@ -73,6 +73,7 @@ fn intake(max_buffered_spans: usize) -> Arc<Intake> {
         keys: AttrKeys::from_journeys(&journeys),
         max_body: MAX_BODY,
         max_buffered_spans,
+        record: None,
     })
 }
 

@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{Intake, Refusal, content_type, with_retry_after};
+use super::{Intake, Refusal, Refused, content_type, with_retry_after};
+use crate::replay::Request;
 use crate::decode::zipkin;
 use crate::pipeline::Source;
 
@@ -43,12 +44,13 @@ async fn spans(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body
         Ok(d) => d,
         Err(e) => return refuse(&intake, Refusal::bad_request(e.to_string())),
     };
-    match intake.ingest(Source::Zipkin, decoded) {
+    match intake.accept(Source::Zipkin, decoded, Request::ZipkinJson(&bytes)) {
         Ok(result) => {
             intake.metrics.request(RECEIVER, result.outcome());
             StatusCode::ACCEPTED.into_response()
         }
-        Err(_backpressure) => with_retry_after(refuse(&intake, Refusal::backpressure(&intake))),
+        Err(Refused::Backpressure) => with_retry_after(refuse(&intake, Refusal::backpressure(&intake))),
+        Err(Refused::Record(e)) => refuse(&intake, Refusal::record_failed(&e)),
     }
 }
 

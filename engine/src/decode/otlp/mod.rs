@@ -54,7 +54,7 @@ pub fn parse_json(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError>
 }
 
 /// The gRPC path: tonic has already decoded the full generated types.
-pub fn from_request(req: ExportTraceServiceRequest, keys: &AttrKeys) -> Decoded {
+pub fn from_request(req: &ExportTraceServiceRequest, keys: &AttrKeys) -> Decoded {
     convert(&req.resource_spans, keys)
 }
 

@@ -228,7 +228,7 @@ fn the_three_paths_decode_every_field_the_same() {
     let want = want_spans();
     assert_decoded("protobuf", decode_protobuf(Bytes::from(proto), &keys).unwrap(), &want);
     assert_decoded("json", decode_json(&json, &keys).unwrap(), &want);
-    assert_decoded("grpc", from_request(req, &keys), &want);
+    assert_decoded("grpc", from_request(&req, &keys), &want);
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn invalid_ids_are_counted_and_the_other_spans_survive() {
             decode_protobuf(Bytes::from(req.encode_to_vec()), &keys).unwrap(),
         ),
         ("json", decode_json(&json, &keys).unwrap()),
-        ("grpc", from_request(req, &keys)),
+        ("grpc", from_request(&req, &keys)),
     ];
     for (what, decoded) in cases {
         let names: Vec<&str> = decoded.spans.iter().map(|s| &*s.name).collect();
@@ -401,7 +401,7 @@ fn rejection_reasons() {
                 ..Default::default()
             }],
         };
-        let decoded = from_request(req, &keys());
+        let decoded = from_request(&req, &keys());
         assert_eq!(decoded.rejected, 1, "{why}");
         assert_eq!(decoded.first_rejection.unwrap(), format!("span \"GET /\": {why}"));
     }

@@ -1,0 +1,109 @@
+//! `tracebudget record`: the receivers of `[ingest]` (OTLP/gRPC, OTLP/HTTP, Zipkin), each
+//! accepted request written to a file that `tracebudget replay` reads, instead of the pipeline.
+//!
+//! The receivers are `serve`'s own (`engine::receiver`, same limits, status codes and gzip), with
+//! [`engine::receiver::Intake::record`] set: a request that decodes is written (flushed, one
+//! gzip member each with `--gzip`) before it is answered, so what a client was told was taken is
+//! in the file; a write that fails answers 503/UNAVAILABLE and the client retries. OTLP is written
+//! as OTLP JSON lines or protobuf frames (`--format`); Zipkin requests are kept as the Zipkin v2
+//! arrays they were (JSON only: a protobuf recording refuses a config that listens for Zipkin).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use engine::decode::AttrKeys;
+use engine::metrics::EngineMetrics;
+use engine::pipeline::Pipeline;
+use engine::receiver::{self, Intake};
+use engine::replay::{OutFormat, Writer};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Command-line arguments of `tracebudget record`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The config whose `[ingest]` receivers (addresses, body limits) listen.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The file to write (created or truncated).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// OTLP JSON, one request per line, or OTLP protobuf frames (4-byte big-endian length).
+    #[arg(long, value_enum, default_value_t = FileFormat::Json)]
+    pub format: FileFormat,
+    /// Gzip the file (one member per request, so a crash leaves a readable file).
+    #[arg(long)]
+    pub gzip: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormat {
+    Json,
+    Proto,
+}
+
+impl From<FileFormat> for OutFormat {
+    fn from(f: FileFormat) -> OutFormat {
+        match f {
+            FileFormat::Json => OutFormat::Json,
+            FileFormat::Proto => OutFormat::Proto,
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = crate::config::load(&args.config)?;
+    crate::serve::init_logging("info");
+    anyhow::ensure!(
+        !(args.format == FileFormat::Proto && config.ingest.zipkin.is_some()),
+        "--format proto records OTLP only, and {} listens for Zipkin ([ingest] zipkin): use --format json, \
+         which keeps Zipkin requests as their JSON arrays",
+        args.config.display()
+    );
+    let writer = Writer::create(&args.out, args.format.into(), args.gzip)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the runtime")?;
+    runtime.block_on(async move {
+        let metrics = Arc::new(EngineMetrics::default());
+        // The receivers' shared state wants a pipeline; with `record` set nothing enters it.
+        let pipeline = Pipeline::new(
+            config.journeys.clone(),
+            &config.alerting.slos,
+            &config.ingest,
+            metrics.clone(),
+        );
+        let intake = Arc::new(Intake {
+            pipeline: Arc::new(Mutex::new(pipeline)),
+            metrics,
+            keys: AttrKeys::from_journeys(&config.journeys),
+            max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
+            max_buffered_spans: config.ingest.max_buffered_spans,
+            record: Some(Arc::new(writer)),
+        });
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let bound = receiver::start(&config.ingest, intake, stop.clone(), &mut tasks).await?;
+        anyhow::ensure!(!bound.is_empty(), "no receiver configured in [ingest]");
+        for (source, addr) in &bound {
+            tracing::info!(receiver = source.as_str(), %addr, out = %args.out.display(), "recording");
+        }
+        let mut failed = None;
+        tokio::select! {
+            _ = crate::serve::shutdown_signal() => tracing::info!("stopping"),
+            Some(result) = tasks.join_next() => {
+                failed = Some(result.context("a receiver panicked").and_then(|r| r.context("a receiver stopped")));
+            }
+        }
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        if let Some(Err(e)) = failed {
+            return Err(e);
+        }
+        tracing::info!(out = %args.out.display(), "stopped; every accepted request is in the file");
+        Ok(())
+    })
+}

@@ -1,0 +1,293 @@
+//! What `tracebudget replay` prints: a table for people, JSON for programs, CSV for sheets.
+//! Times are the virtual clock's (the spans' own), RFC 3339 UTC.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slis::Timestamp;
+
+use super::{ConfigResult, Event, Report, SloFinal};
+
+/// How many corrupt records the JSON output lists (all are counted).
+pub const CORRUPT_LISTED: usize = 1_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn write(report: &Report, format: OutputFormat, out: &mut impl Write) -> io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &to_json(report))?;
+            writeln!(out)
+        }
+        OutputFormat::Csv => csv(report, out),
+        OutputFormat::Table => table(report, out),
+    }
+}
+
+fn time(t: Timestamp) -> String {
+    alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn ms(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64() * 1e3)
+}
+
+fn event_json(e: &Event) -> Value {
+    json!({
+        "at": time(e.at),
+        "event": if e.firing { "firing" } else { "resolved" },
+        "alertname": e.alertname,
+        "slo": e.slo,
+        "severity": e.severity,
+        "factor": e.factor,
+        "long_window_seconds": e.long_window.as_secs_f64(),
+        "short_window_seconds": e.short_window.as_secs_f64(),
+        "burn_long": e.burn_long,
+        "burn_short": e.burn_short,
+        "budget_remaining": e.budget_remaining,
+    })
+}
+
+fn slo_json(s: &SloFinal) -> Value {
+    json!({
+        "name": s.name,
+        "journey": s.journey,
+        "objective": s.objective,
+        "events": s.events,
+        "bad_events": s.bad,
+        "sli_ratio": s.sli(),
+        "budget_remaining": s.budget_remaining,
+        "p95_ms": ms(s.p95),
+        "p99_ms": ms(s.p99),
+    })
+}
+
+/// Per (SLO, severity), when each config first fired, and how much later than the earliest.
+pub fn first_firing(configs: &[ConfigResult]) -> BTreeMap<(String, String), Vec<Option<Timestamp>>> {
+    let mut out: BTreeMap<(String, String), Vec<Option<Timestamp>>> = BTreeMap::new();
+    for (i, c) in configs.iter().enumerate() {
+        for e in c.events.iter().filter(|e| e.firing) {
+            let row = out
+                .entry((e.slo.clone(), e.severity.clone()))
+                .or_insert_with(|| vec![None; configs.len()]);
+            if row[i].is_none() {
+                row[i] = Some(e.at);
+            }
+        }
+    }
+    out
+}
+
+fn to_json(r: &Report) -> Value {
+    let read = &r.read;
+    let comparison: Vec<Value> = first_firing(&r.configs)
+        .into_iter()
+        .map(|((slo, severity), firsts)| {
+            let earliest = firsts.iter().flatten().min().copied();
+            json!({
+                "slo": slo,
+                "severity": severity,
+                "first_firing": r.configs.iter().zip(&firsts).map(|(c, f)| json!({
+                    "config": c.config,
+                    "at": f.map(time),
+                    "after_earliest_seconds": f.zip(earliest).map(|(f, e)| (f - e).as_secs_f64()),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "inputs": read.inputs.iter().map(|i| json!({
+            "name": i.name, "format": i.framing, "gzip": i.gzip, "bytes": i.bytes, "requests": i.requests,
+        })).collect::<Vec<_>>(),
+        "requests": read.requests,
+        "spans": read.spans,
+        "invalid_spans": read.invalid_spans,
+        "elapsed_seconds": read.elapsed.as_secs_f64(),
+        "spans_per_second": read.spans as f64 / read.elapsed.as_secs_f64().max(1e-9),
+        "corrupt": {
+            "count": read.corrupt,
+            "records": read.corrupt_listed.iter().map(|c| {
+                let mut v = json!({ "input": c.input, "reason": c.reason });
+                match c.at {
+                    engine::replay::Position::Line(n) => v["line"] = json!(n),
+                    engine::replay::Position::Offset(o) => v["offset"] = json!(o),
+                }
+                v
+            }).collect::<Vec<_>>(),
+        },
+        "configs": r.configs.iter().map(|c| json!({
+            "config": c.config,
+            "start": c.start.map(time),
+            "end": time(c.end),
+            "accepted_spans": c.accepted_spans,
+            "refused_spans": c.refused,
+            "notifications": c.notifications,
+            "timeline": c.events.iter().map(event_json).collect::<Vec<_>>(),
+            "slos": c.slos.iter().map(slo_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "comparison": comparison,
+    })
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.digits$}"))
+}
+
+fn csv(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "record,config,at,event,alertname,slo,severity,factor,burn_long,burn_short,budget_remaining,events,bad_events,sli_ratio,p95_ms,p99_ms"
+    )?;
+    for c in &r.configs {
+        let config = quote(&c.config);
+        for e in &c.events {
+            writeln!(
+                out,
+                "alert,{config},{},{},{},{},{},{},{},{},{},,,,,",
+                time(e.at),
+                if e.firing { "firing" } else { "resolved" },
+                quote(&e.alertname),
+                quote(&e.slo),
+                e.severity,
+                e.factor,
+                e.burn_long,
+                e.burn_short,
+                e.budget_remaining
+            )?;
+        }
+        for s in &c.slos {
+            writeln!(
+                out,
+                "slo,{config},{},,,{},,,,,{},{},{},{},{},{}",
+                time(c.end),
+                quote(&s.name),
+                s.budget_remaining,
+                s.events,
+                s.bad,
+                opt(s.sli(), 6),
+                opt(ms(s.p95), 3),
+                opt(ms(s.p99), 3)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it needs to be.
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
+
+fn table(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let read = &r.read;
+    for i in &read.inputs {
+        writeln!(
+            out,
+            "input {}: {}{}, {} bytes, {} requests",
+            i.name,
+            i.framing,
+            if i.gzip { " (gzip)" } else { "" },
+            i.bytes,
+            i.requests
+        )?;
+    }
+    writeln!(
+        out,
+        "read {} requests, {} spans ({} invalid) in {:.2}s ({:.0} spans/s); {} corrupt records skipped",
+        read.requests,
+        read.spans,
+        read.invalid_spans,
+        read.elapsed.as_secs_f64(),
+        read.spans as f64 / read.elapsed.as_secs_f64().max(1e-9),
+        read.corrupt
+    )?;
+    for c in &r.configs {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "== {} ({} → {}, virtual time)",
+            c.config,
+            c.start.map_or_else(|| "no data".to_owned(), time),
+            time(c.end)
+        )?;
+        if !c.refused.is_empty() {
+            let list: Vec<String> = c.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(out, "spans refused or dropped: {}", list.join(", "))?;
+        }
+        writeln!(out, "Timeline ({} alert transitions):", c.events.len())?;
+        writeln!(
+            out,
+            "  {:<24} {:<9} {:<28} {:<7} {:>10} {:>10} {:>8}",
+            "at", "event", "slo", "sev", "burn long", "burn short", "budget"
+        )?;
+        for e in &c.events {
+            writeln!(
+                out,
+                "  {:<24} {:<9} {:<28} {:<7} {:>10.2} {:>10.2} {:>8}",
+                time(e.at),
+                if e.firing { "FIRING" } else { "resolved" },
+                e.slo,
+                e.severity,
+                e.burn_long,
+                e.burn_short,
+                pct(e.budget_remaining)
+            )?;
+        }
+        if !c.notifications.is_empty() {
+            let list: Vec<String> = c.notifications.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(out, "notifications that would have been sent: {}", list.join(", "))?;
+        }
+        writeln!(out, "SLOs at the end:")?;
+        writeln!(
+            out,
+            "  {:<28} {:>10} {:>8} {:>10} {:>9} {:>10} {:>10}",
+            "slo", "events", "bad", "sli", "budget", "p95 ms", "p99 ms"
+        )?;
+        for s in &c.slos {
+            writeln!(
+                out,
+                "  {:<28} {:>10} {:>8} {:>10} {:>9} {:>10} {:>10}",
+                s.name,
+                s.events,
+                s.bad,
+                s.sli().map_or_else(|| "-".to_owned(), |v| format!("{:.4}%", v * 100.0)),
+                pct(s.budget_remaining),
+                opt(ms(s.p95), 1),
+                opt(ms(s.p99), 1)
+            )?;
+        }
+    }
+    if r.configs.len() > 1 {
+        writeln!(out)?;
+        writeln!(out, "First firing per config (relative to the earliest):")?;
+        for ((slo, severity), firsts) in first_firing(&r.configs) {
+            let earliest = firsts.iter().flatten().min().copied();
+            let cells: Vec<String> = r
+                .configs
+                .iter()
+                .zip(&firsts)
+                .map(|(c, f)| match (f, earliest) {
+                    (Some(f), Some(e)) => format!("{}: {} (+{:.0}s)", c.config, time(*f), (*f - e).as_secs_f64()),
+                    _ => format!("{}: never", c.config),
+                })
+                .collect();
+            writeln!(out, "  {slo} {severity}: {}", cells.join("; "))?;
+        }
+    }
+    Ok(())
+}
