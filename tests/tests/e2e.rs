@@ -13,5 +13,6 @@ mod jetstream_cluster;
 mod load;
 mod prometheus;
 mod reload;
+mod replay;
 mod restart;
 mod storage;

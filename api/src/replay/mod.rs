@@ -96,6 +96,8 @@ struct Run {
     metrics: Arc<EngineMetrics>,
     alerter: Alerter,
     clock: Clock,
+    /// The first instant the data gave.
+    start: Option<Timestamp>,
     trace_idle: Duration,
     events: Vec<Event>,
     /// Notifications the route would have queued, per receiver (none is sent).
@@ -125,6 +127,7 @@ impl Run {
                 crate::serve::tick_interval(config.ingest.trace_idle.0),
                 config.alerting.settings.eval_interval.0,
             ),
+            start: None,
             trace_idle: config.ingest.trace_idle.0,
             events: Vec::new(),
             notifications: BTreeMap::new(),
@@ -372,7 +375,11 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
             let last = runs.len() - 1;
             for (i, run) in runs.iter_mut().enumerate() {
                 let now = match newest {
-                    Some(t) => run.advance(t),
+                    Some(t) => {
+                        let now = run.advance(t);
+                        run.start.get_or_insert(now);
+                        now
+                    }
                     None => run.clock.now().unwrap_or(Timestamp::EPOCH),
                 };
                 let batch = if i == last {
@@ -402,7 +409,7 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
     let configs = runs
         .iter_mut()
         .map(|run| {
-            let start = run.clock.now();
+            let start = run.start;
             let end = run.finish();
             ConfigResult {
                 config: run.name.clone(),

@@ -42,6 +42,7 @@ fn ms(d: Option<Duration>) -> Option<f64> {
 fn event_json(e: &Event) -> Value {
     json!({
         "at": time(e.at),
+        "at_unix_ms": e.at.unix_millis(),
         "event": if e.firing { "firing" } else { "resolved" },
         "alertname": e.alertname,
         "slo": e.slo,
