@@ -60,8 +60,12 @@ fn vm_hwm_kib() -> u64 {
 fn decode_only(path: &Path) -> (u64, Duration) {
     let keys = engine::decode::AttrKeys::from_journeys(&config().journeys);
     let started = Instant::now();
-    let mut input = Input::open(path.to_str().expect("utf-8 path"), Arc::new(AtomicU64::new(0)), 64 << 20)
-        .expect("open");
+    let mut input = Input::open(
+        path.to_str().expect("utf-8 path"),
+        Arc::new(AtomicU64::new(0)),
+        64 << 20,
+    )
+    .expect("open");
     let mut spans = 0;
     while let Some(item) = input.next_item() {
         if let Item::Request { kind, body, .. } = item {

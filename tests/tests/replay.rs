@@ -85,7 +85,11 @@ fn replay(args: &[&str], stdin: Option<&[u8]>) -> (Json, String) {
     let out = child.wait_with_output().expect("replay ran");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "replay failed: {}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "replay failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
     (
         Json::parse(stdout.trim()).unwrap_or_else(|e| panic!("replay printed no JSON ({e}):\n{stdout}")),
         stderr,
@@ -154,7 +158,13 @@ fn replayed_incident_pages_when_the_workbook_says_with_exact_counts() {
     assert!(errors > 0.0 && traces > 10_000.0, "{errors} of {traces}");
 
     let (report, _) = replay(
-        &["--config", fast.to_str().unwrap(), "--config", slow.to_str().unwrap(), file.to_str().unwrap()],
+        &[
+            "--config",
+            fast.to_str().unwrap(),
+            "--config",
+            slow.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(report.num(&["corrupt", "count"]), 0.0);
@@ -165,7 +175,10 @@ fn replayed_incident_pages_when_the_workbook_says_with_exact_counts() {
         assert_eq!(availability.num(&["bad_events"]), errors);
         let latency = slo(&report, config, "checkout-latency");
         assert_eq!(latency.num(&["events"]), traces);
-        assert_eq!(latency.num(&["bad_events"]), tally.num(&["journeys", "checkout", "slow"]));
+        assert_eq!(
+            latency.num(&["bad_events"]),
+            tally.num(&["journeys", "checkout", "slow"])
+        );
     }
     let events = timeline(&report, 0);
     assert_eq!(
@@ -191,7 +204,13 @@ fn replayed_incident_pages_when_the_workbook_says_with_exact_counts() {
     let firsts = comparison[0].get("first_firing").unwrap().as_array().unwrap();
     let after: Vec<f64> = firsts.iter().map(|f| f.num(&["after_earliest_seconds"])).collect();
     let slow_fired = slow_events[0].0;
-    assert_eq!(after, [((fired - slow_fired) / 1e3).max(0.0), ((slow_fired - fired) / 1e3).max(0.0)]);
+    assert_eq!(
+        after,
+        [
+            ((fired - slow_fired) / 1e3).max(0.0),
+            ((slow_fired - fired) / 1e3).max(0.0)
+        ]
+    );
 }
 
 fn wait_listening(addr: SocketAddr, child: &mut std::process::Child) {
@@ -215,7 +234,13 @@ fn replay_and_serve_agree_on_the_same_recorded_requests() {
     let config = example_config(&dir, api, grpc, http, zipkin);
     let file = dir.path().join("recorded.jsonl");
     let mut record = Command::new(bin())
-        .args(["record", "--config", config.to_str().unwrap(), "--out", file.to_str().unwrap()])
+        .args([
+            "record",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -280,7 +305,11 @@ fn replay_and_serve_agree_on_the_same_recorded_requests() {
         let closed = slos.iter().all(|s| {
             s.get("sli").and_then(Json::as_str) != Some("completeness")
                 || s.num(&["period", "events"])
-                    == tally.num(&["journeys", &journey_of(s.get("name").unwrap().as_str().unwrap()), "traces"])
+                    == tally.num(&[
+                        "journeys",
+                        &journey_of(s.get("name").unwrap().as_str().unwrap()),
+                        "traces",
+                    ])
         });
         if closed || Instant::now() > deadline {
             break slos;
@@ -372,8 +401,17 @@ fn corrupt_records_are_reported_skipped_and_counted_in_every_format() {
     );
     assert_eq!(records[1].num(&["line"]), 5.0);
     let reason = records[1].get("reason").and_then(Json::as_str).unwrap();
-    assert!(reason.starts_with("otlp_json: invalid json: EOF while parsing"), "{reason}");
-    assert!(stderr.contains(&format!("replay: corrupt, skipped: {}: line 3: neither", mixed.display())), "{stderr}");
+    assert!(
+        reason.starts_with("otlp_json: invalid json: EOF while parsing"),
+        "{reason}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "replay: corrupt, skipped: {}: line 3: neither",
+            mixed.display()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains(": line 5: otlp_json: invalid json"), "{stderr}");
     assert_eq!(report.num(&["spans"]), tally.num(&["sent", "spans"]) + 2.0);
     assert_eq!(report.num(&["requests"]), tally.num(&["sent", "requests"]) + 1.0);

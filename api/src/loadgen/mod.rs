@@ -512,7 +512,10 @@ fn write_file(
     names: Vec<(String, Duration)>,
     duration: Option<Duration>,
 ) -> anyhow::Result<Summary> {
-    anyhow::ensure!(delivery.rate > 0.0, "--out needs a --rate above 0 (the virtual clock follows it)");
+    anyhow::ensure!(
+        delivery.rate > 0.0,
+        "--out needs a --rate above 0 (the virtual clock follows it)"
+    );
     let writer = engine::replay::Writer::create(out, delivery.out_format.into(), delivery.gzip)
         .with_context(|| format!("cannot create {}", out.display()))?;
     let started = std::time::Instant::now();

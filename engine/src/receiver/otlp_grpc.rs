@@ -14,10 +14,10 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Intake, RETRY_AFTER, Refused, otlp_response};
-use crate::replay::Request as Raw;
 use crate::decode::otlp;
 use crate::metrics::EngineMetrics;
 use crate::pipeline::Source;
+use crate::replay::Request as Raw;
 
 const RECEIVER: &str = "otlp_grpc";
 

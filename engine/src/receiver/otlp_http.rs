@@ -16,9 +16,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message;
 
 use super::{Format, Intake, Refusal, Refused, content_type, otlp_response, with_retry_after};
-use crate::replay::Request;
 use crate::decode::otlp;
 use crate::pipeline::Source;
+use crate::replay::Request;
 
 const RECEIVER: &str = "otlp_http";
 
@@ -102,7 +102,7 @@ fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
     let code = match refusal.status {
         StatusCode::TOO_MANY_REQUESTS => 8,    // RESOURCE_EXHAUSTED
         StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
-        _ => 3,                             // INVALID_ARGUMENT
+        _ => 3,                                // INVALID_ARGUMENT
     };
     let status = RpcStatus {
         code,

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::{Intake, Refusal, Refused, content_type, with_retry_after};
-use crate::replay::Request;
 use crate::decode::zipkin;
 use crate::pipeline::Source;
+use crate::replay::Request;
 
 const RECEIVER: &str = "zipkin";
 

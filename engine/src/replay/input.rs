@@ -229,10 +229,7 @@ impl Input {
                 Some(b'{') => Kind::OtlpJson,
                 Some(b'[') => Kind::ZipkinJson,
                 Some(_) => {
-                    return Some(self.corrupt(
-                        at,
-                        "neither an OTLP JSON object ('{') nor a Zipkin JSON array ('[')",
-                    ));
+                    return Some(self.corrupt(at, "neither an OTLP JSON object ('{') nor a Zipkin JSON array ('[')"));
                 }
             };
             return Some(Item::Request {
@@ -327,7 +324,11 @@ fn read_line(r: &mut impl BufRead, out: &mut Vec<u8>, max: usize) -> io::Result<
     if !any {
         return Ok(Line::End);
     }
-    Ok(if seen > max as u64 { Line::TooLong(seen) } else { Line::Read })
+    Ok(if seen > max as u64 {
+        Line::TooLong(seen)
+    } else {
+        Line::Read
+    })
 }
 
 /// Reads until `buf` is full or the end; returns how many bytes were read.

@@ -83,7 +83,11 @@ fn what_the_writer_writes_the_reader_reads() {
                 format!("byte offset {before}")
             }
         };
-        let want: Vec<_> = reqs.iter().enumerate().map(|(i, r)| Ok((at(i), kind, spans(r)))).collect();
+        let want: Vec<_> = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Ok((at(i), kind, spans(r))))
+            .collect();
         assert_eq!(got, want, "{format:?} gzip {gz}");
     }
     let zipkin = Writer::create(&dir.join("z"), OutFormat::Proto, false).unwrap();
@@ -109,7 +113,10 @@ fn json_lines_mix_otlp_and_zipkin_and_skip_corrupt_lines() {
         Ok(("line 3".into(), Kind::ZipkinJson, 1)),
         Err("line 4: neither an OTLP JSON object ('{') nor a Zipkin JSON array ('[')".into()),
         Err("line 5: invalid json: expected value at line 1 column 20".into()),
-        Err(format!("line 6: line of {} bytes exceeds the limit of {max} bytes", max + 1)),
+        Err(format!(
+            "line 6: line of {} bytes exceeds the limit of {max} bytes",
+            max + 1
+        )),
         Ok(("line 7".into(), Kind::OtlpJson, n)),
         Ok(("line 8".into(), Kind::ZipkinJson, 0)), // a span with bad ids: counted by decode
         Err("line 9: json object has none of the known keys, expected a json object with \"resourceSpans\"".into()),
@@ -142,7 +149,7 @@ fn protobuf_frames_corrupt_truncated_and_oversized() {
     oversized.extend(u32::MAX.to_be_bytes());
     oversized.extend(frame(&a));
     let head: Vec<Result<(String, Kind, usize), String>> = vec![
-        Ok((format!("byte offset 0"), Kind::OtlpProtobuf, spans(&reqs[0]))),
+        Ok(("byte offset 0".to_owned(), Kind::OtlpProtobuf, spans(&reqs[0]))),
         Err(format!(
             "byte offset {off_garbage}: invalid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: invalid varint"
         )),
@@ -157,7 +164,10 @@ fn protobuf_frames_corrupt_truncated_and_oversized() {
         (data.clone(), head.clone()),
         (
             truncated,
-            with(format!("byte offset {off_end}: truncated frame: 16 of {} bytes", a.len())),
+            with(format!(
+                "byte offset {off_end}: truncated frame: 16 of {} bytes",
+                a.len()
+            )),
         ),
         (
             oversized,
@@ -167,10 +177,7 @@ fn protobuf_frames_corrupt_truncated_and_oversized() {
         ),
         (gzip(&data), head.clone()),
         // Two gzip members, as `record --gzip` writes them.
-        (
-            [gzip(&data[..off_b]), gzip(&data[off_b..])].concat(),
-            head.clone(),
-        ),
+        ([gzip(&data[..off_b]), gzip(&data[off_b..])].concat(), head.clone()),
     ];
     for (i, (bytes, want)) in cases.into_iter().enumerate() {
         assert_eq!(read_all(bytes, 1 << 20), want, "case {i}");
