@@ -163,13 +163,12 @@ impl Run {
 
     fn ingest(&mut self, spans: Vec<slis::Span>, now: Timestamp) {
         let n = spans.len() as u64;
-        // Live, a full assembler makes the client retry later; here "later" is the next tick.
-        let retry = match self.pipeline.ingest(Source::Replay, spans.clone(), now) {
-            Ok(_) => return,
-            Err(_) => spans,
-        };
-        self.pipeline.tick(now);
-        if self.pipeline.ingest(Source::Replay, retry, now).is_err() {
+        // Live, a full assembler makes the client retry later; here "later" is a tick at the
+        // same instant (idle traces close, the assembler evicts over its bound).
+        if self.pipeline.is_full() {
+            self.pipeline.tick(now);
+        }
+        if self.pipeline.ingest(Source::Replay, spans, now).is_err() {
             self.refused_spans += n;
         }
     }

@@ -70,6 +70,16 @@ fn slo_json(s: &SloFinal) -> Value {
     })
 }
 
+/// Alerts whose last transition is `firing`: still firing when the data ended, as
+/// "alertname slo severity".
+pub fn firing_at_end(events: &[Event]) -> Vec<String> {
+    let mut last: BTreeMap<String, bool> = BTreeMap::new();
+    for e in events {
+        last.insert(format!("{} {} {}", e.alertname, e.slo, e.severity), e.firing);
+    }
+    last.into_iter().filter(|(_, firing)| *firing).map(|(k, _)| k).collect()
+}
+
 /// Per (SLO, severity), when each config first fired, and how much later than the earliest.
 pub fn first_firing(configs: &[ConfigResult]) -> BTreeMap<(String, String), Vec<Option<Timestamp>>> {
     let mut out: BTreeMap<(String, String), Vec<Option<Timestamp>>> = BTreeMap::new();
@@ -131,6 +141,7 @@ fn to_json(r: &Report) -> Value {
             "refused_spans": c.refused,
             "notifications": c.notifications,
             "timeline": c.events.iter().map(event_json).collect::<Vec<_>>(),
+            "firing_at_end": firing_at_end(&c.events),
             "slos": c.slos.iter().map(slo_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "comparison": comparison,
@@ -248,6 +259,10 @@ fn table(r: &Report, out: &mut impl Write) -> io::Result<()> {
                 e.burn_short,
                 pct(e.budget_remaining)
             )?;
+        }
+        let still = firing_at_end(&c.events);
+        if !still.is_empty() {
+            writeln!(out, "  still firing at the end: {}", still.join(", "))?;
         }
         if !c.notifications.is_empty() {
             let list: Vec<String> = c.notifications.iter().map(|(k, v)| format!("{k} {v}")).collect();
