@@ -222,8 +222,9 @@ fn wait_listening(addr: SocketAddr, child: &mut std::process::Child) {
     }
 }
 
-/// (b) Live traffic recorded by `record` (loadgen over OTLP/HTTP protobuf, gzip; written as OTLP
-/// JSON lines), then the same requests sent to a real `serve` and replayed: serve's
+/// (b) Live traffic recorded by `record` (loadgen over OTLP/HTTP protobuf with gzip and over
+/// OTLP/gRPC, written as OTLP JSON lines; a Zipkin request kept as its array), then the same
+/// requests sent to a real `serve` and replayed: serve's
 /// `/api/v1/slos` and replay's figures agree exactly for every SLO, and equal loadgen's tally.
 #[test]
 fn replay_and_serve_agree_on_the_same_recorded_requests() {
@@ -246,28 +247,52 @@ fn replay_and_serve_agree_on_the_same_recorded_requests() {
         .spawn()
         .expect("start record");
     wait_listening(http, &mut record);
-    let tally = loadgen(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--endpoint",
-            &format!("http://{http}"),
-            "--rate",
-            "3000",
-            "--duration",
-            "3s",
-            "--error-rate",
-            "0.05",
-            "--slow-rate",
-            "0.05",
-            "--incomplete-rate",
-            "0.05",
-            "--seed",
-            "21",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(tally.num(&["failed", "requests"]), 0.0);
+    // OTLP/HTTP protobuf (gzip), then OTLP/gRPC, then one Zipkin request of a journey-less service.
+    let tallies: Vec<Json> = [("http", http, "21", "3s"), ("grpc", grpc, "22", "1s")]
+        .into_iter()
+        .map(|(protocol, addr, seed, duration)| {
+            loadgen(
+                &[
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--protocol",
+                    protocol,
+                    "--endpoint",
+                    &format!("http://{addr}"),
+                    "--rate",
+                    "3000",
+                    "--duration",
+                    duration,
+                    "--error-rate",
+                    "0.05",
+                    "--slow-rate",
+                    "0.05",
+                    "--incomplete-rate",
+                    "0.05",
+                    "--seed",
+                    seed,
+                ],
+                Duration::from_secs(60),
+            )
+        })
+        .collect();
+    let tally = |path: &[&str]| tallies.iter().map(|t| t.num(path)).sum::<f64>();
+    assert_eq!(tally(&["failed", "requests"]), 0.0);
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let zipkin_body = ZIPKIN_LINE.replace("TS", &now_us.to_string());
+    let r = http_request(
+        zipkin,
+        "POST",
+        "/api/v2/spans",
+        &[("content-type", "application/json")],
+        Some(&zipkin_body),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
     let status = Command::new("kill")
         .args(["-TERM", &record.id().to_string()])
         .status()
@@ -278,22 +303,29 @@ fn replay_and_serve_agree_on_the_same_recorded_requests() {
 
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len() as f64, tally.num(&["accepted", "requests"]));
+    assert_eq!(lines.len() as f64, tally(&["accepted", "requests"]) + 1.0);
+    assert_eq!(lines.last(), Some(&zipkin_body.as_str()), "zipkin is kept as it came");
 
     let mut server = Server::start(&config, api);
     for (i, line) in lines.iter().enumerate() {
+        let (addr, path) = match line.starts_with('[') {
+            true => (zipkin, "/api/v2/spans"),
+            false => (http, "/v1/traces"),
+        };
         let r = http_request(
-            http,
+            addr,
             "POST",
-            "/v1/traces",
+            path,
             &[("content-type", "application/json")],
             Some(line),
             Duration::from_secs(10),
         )
         .unwrap();
-        assert_eq!(r.status, 200, "line {}: {}", i + 1, r.body);
+        assert!(matches!(r.status, 200 | 202), "line {}: {} {}", i + 1, r.status, r.body);
     }
     let (report, _) = replay(&["--config", config.to_str().unwrap(), file.to_str().unwrap()], None);
+    assert_eq!(report.num(&["spans"]), tally(&["accepted", "spans"]) + 2.0);
+    assert_eq!(report.num(&["corrupt", "count"]), 0.0);
     let journey_of = |name: &str| name.split('-').next().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     let live = loop {
@@ -305,7 +337,7 @@ fn replay_and_serve_agree_on_the_same_recorded_requests() {
         let closed = slos.iter().all(|s| {
             s.get("sli").and_then(Json::as_str) != Some("completeness")
                 || s.num(&["period", "events"])
-                    == tally.num(&[
+                    == tally(&[
                         "journeys",
                         &journey_of(s.get("name").unwrap().as_str().unwrap()),
                         "traces",
@@ -324,11 +356,11 @@ fn replay_and_serve_agree_on_the_same_recorded_requests() {
         let (events, bad) = (s.num(&["period", "events"]), s.num(&["period", "bad_events"]));
         assert_eq!(replayed.num(&["events"]), events, "{name} events");
         assert_eq!(replayed.num(&["bad_events"]), bad, "{name} bad events");
-        assert_eq!(events, tally.num(&["journeys", &j, "traces"]), "{name}");
+        assert_eq!(events, tally(&["journeys", &j, "traces"]), "{name}");
         let want_bad = match s.get("sli").and_then(Json::as_str).unwrap() {
-            "error" => tally.num(&["journeys", &j, "errors"]),
-            "completeness" => tally.num(&["journeys", &j, "incomplete"]),
-            _ => tally.num(&["journeys", &j, "slow"]),
+            "error" => tally(&["journeys", &j, "errors"]),
+            "completeness" => tally(&["journeys", &j, "incomplete"]),
+            _ => tally(&["journeys", &j, "slow"]),
         };
         assert_eq!(bad, want_bad, "{name}");
         assert!(bad > 0.0, "{name}: the traffic had no bad events");
