@@ -298,7 +298,8 @@ impl Summary {
     ///   connection; `failed`: requests given up on (retries exhausted, or refused for good);
     /// - `spans_per_sec`: accepted spans over the whole run's wall time;
     /// - `journeys`: per journey, the [`Tally`] of the traces in accepted requests (what a correct
-    ///   engine counts when nothing was rejected) and the slow threshold it was judged against.
+    ///   engine counts when nothing was rejected) and the slow threshold it was judged against;
+    /// - `virtual_start_unix_ms` (`--out` only): the instant the virtual clock started from.
     pub fn to_json(&self) -> Value {
         let journeys: serde_json::Map<String, Value> = self
             .journeys
@@ -317,7 +318,7 @@ impl Summary {
                 (name.clone(), v)
             })
             .collect();
-        json!({
+        let mut out = json!({
             "protocol": self.protocol.name(),
             "endpoint": self.endpoint,
             "seed": self.seed,
@@ -339,8 +340,12 @@ impl Summary {
                 "error_rate": i.error_rate,
             })).collect::<Vec<_>>(),
             "journeys": journeys,
-            "virtual_start_unix_ms": self.virtual_start.map(|t| t.unix_millis()),
-        })
+        });
+        // `--out` only: where the virtual clock started.
+        if let Some(start) = self.virtual_start {
+            out["virtual_start_unix_ms"] = json!(start.unix_millis());
+        }
+        out
     }
 }
 
