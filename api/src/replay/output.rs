@@ -307,3 +307,69 @@ fn table(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at: i64, slo: &str, severity: &str, firing: bool) -> Event {
+        Event {
+            at: Timestamp::from_unix_secs(at),
+            firing,
+            alertname: "SLOBurnRate".into(),
+            slo: slo.into(),
+            severity: severity.into(),
+            factor: 14.4,
+            long_window: Duration::from_secs(3_600),
+            short_window: Duration::from_secs(300),
+            burn_long: 15.0,
+            burn_short: 20.0,
+            budget_remaining: 0.5,
+        }
+    }
+
+    fn config(name: &str, events: Vec<Event>) -> ConfigResult {
+        ConfigResult {
+            config: name.into(),
+            start: None,
+            end: Timestamp::EPOCH,
+            events,
+            slos: vec![],
+            notifications: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            accepted_spans: 0,
+        }
+    }
+
+    #[test]
+    fn side_by_side_first_firings_and_alerts_left_firing() {
+        let a = config(
+            "a",
+            vec![
+                event(100, "x", "page", true),
+                event(200, "x", "page", false),
+                event(300, "x", "page", true), // a second page: the first one counts
+                event(150, "y", "ticket", true),
+            ],
+        );
+        let b = config("b", vec![event(130, "x", "page", true), event(400, "z", "page", true)]);
+        let t = |s: i64| Some(Timestamp::from_unix_secs(s));
+        let got = first_firing(&[a.clone(), b.clone()]);
+        let want: BTreeMap<(String, String), Vec<Option<Timestamp>>> = [
+            (("x".into(), "page".into()), vec![t(100), t(130)]),
+            (("y".into(), "ticket".into()), vec![t(150), None]),
+            (("z".into(), "page".into()), vec![None, t(400)]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(firing_at_end(&a.events), ["SLOBurnRate x page", "SLOBurnRate y ticket"]);
+        assert_eq!(
+            firing_at_end(&[event(1, "x", "page", true), event(2, "x", "page", false)]),
+            Vec::<String>::new()
+        );
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("plain"), "plain");
+    }
+}
