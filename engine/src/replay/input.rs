@@ -265,8 +265,9 @@ impl Input {
                 format!("frame length {len} exceeds the limit of {max} bytes; the rest of the input cannot be framed"),
             ));
         }
-        let mut body = vec![0u8; len];
-        match read_full(&mut self.reader, &mut body) {
+        // Filled by the read itself (no zeroing first): the frame is copied once.
+        let mut body = Vec::with_capacity(len);
+        match (&mut self.reader).take(len as u64).read_to_end(&mut body) {
             Ok(n) if n == len => {}
             Ok(n) => {
                 self.done = true;
