@@ -3,18 +3,16 @@
 //! exporter's framing) of each size in `REPLAY_BENCH_GB` (default `1,10`) into
 //! `REPLAY_BENCH_DIR` (default the system's temporary directory), then replays it through
 //! `api::replay::replay` — the whole command: read, decode, pipeline, evaluator — in a child
-//! process per size, and prints spans/s, the time split (read + decode alone, measured by a
-//! second pass) and the child's peak RSS (`VmHWM`). The file is deleted afterwards.
+//! process per size, and prints spans/s, the time per stage (the replay's own `Stages`) and the
+//! child's peak RSS (`VmHWM`). The file is deleted afterwards.
 //!
 //! Run with `cargo bench -p tracebudget --bench replay`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use engine::replay::{Input, Item, OutFormat, Request, Writer, decode};
+use engine::replay::{OutFormat, Request, Writer};
 use engine::synth::{Generator, Shape, ShapeDefaults};
 use slis::Timestamp;
 
@@ -60,25 +58,6 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Read + decode only (no pipeline): the share of the time the input side takes.
-fn decode_only(path: &Path) -> (u64, Duration) {
-    let keys = engine::decode::AttrKeys::from_journeys(&config().journeys);
-    let started = Instant::now();
-    let mut input = Input::open(
-        path.to_str().expect("utf-8 path"),
-        Arc::new(AtomicU64::new(0)),
-        64 << 20,
-    )
-    .expect("open");
-    let mut spans = 0;
-    while let Some(item) = input.next_item() {
-        if let Item::Request { kind, body, .. } = item {
-            spans += decode(kind, body, &keys).expect("decodes").spans.len() as u64;
-        }
-    }
-    (spans, started.elapsed())
-}
-
 /// The child: replays one file, prints one line of figures.
 fn child(path: &Path) {
     let name = path.to_str().expect("utf-8 path").to_owned();
@@ -87,20 +66,23 @@ fn child(path: &Path) {
     let elapsed = started.elapsed();
     let spans = report.read.spans;
     let hwm = vm_hwm_kib();
-    let (decoded, decode_time) = decode_only(path);
-    assert_eq!(decoded, spans);
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let fired = report.configs[0].events.len();
+    let st = report.read.stages;
+    let rate = |d: Duration| spans as f64 / d.as_secs_f64().max(1e-9);
     println!(
-        "replay {:.2} GB: {spans} spans in {:.1}s = {:.0} spans/s ({:.0} MB/s); read+decode alone {:.1}s \
-         ({:.0} spans/s), so pipeline+evaluator {:.1}s; peak RSS {} MiB; {fired} alert transitions",
+        "replay {:.2} GB: {spans} spans in {:.1}s = {:.0} spans/s ({:.0} MB/s); stages: read {:.1}s, \
+         decode {:.1}s ({:.0} spans/s), pipeline+evaluator {:.1}s ({:.0} spans/s); peak RSS {} MiB; \
+         {fired} alert transitions",
         bytes as f64 / 1e9,
         elapsed.as_secs_f64(),
-        spans as f64 / elapsed.as_secs_f64(),
+        rate(elapsed),
         bytes as f64 / 1e6 / elapsed.as_secs_f64(),
-        decode_time.as_secs_f64(),
-        decoded as f64 / decode_time.as_secs_f64(),
-        elapsed.saturating_sub(decode_time).as_secs_f64(),
+        st.read.as_secs_f64(),
+        st.decode.as_secs_f64(),
+        rate(st.decode),
+        st.engine.as_secs_f64(),
+        rate(st.engine),
         hwm / 1024,
     );
 }

@@ -270,6 +270,17 @@ pub struct ReadStats {
     pub corrupt: u64,
     pub corrupt_listed: Vec<Corrupt>,
     pub elapsed: Duration,
+    /// Where the time went: reading and framing (decompression included), decoding, and the
+    /// pipelines with their ticks and evaluations.
+    pub stages: Stages,
+}
+
+/// Time per stage of a replay, measured around each request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stages {
+    pub read: Duration,
+    pub decode: Duration,
+    pub engine: Duration,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -345,7 +356,11 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
             gzip: input.is_gzip(),
             ..Default::default()
         };
+        let mut mark = Instant::now();
         while let Some(item) = input.next_item() {
+            let t = Instant::now();
+            stats.stages.read += t - mark;
+            mark = t;
             let (at, kind, body) = match item {
                 Item::Request { at, kind, body } => (at, kind, body),
                 Item::Corrupt(c) => {
@@ -353,7 +368,11 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
                     continue;
                 }
             };
-            let decoded = match decode(kind, body, &keys) {
+            let decoded = decode(kind, body, &keys);
+            let t = Instant::now();
+            stats.stages.decode += t - mark;
+            mark = t;
+            let decoded = match decoded {
                 Ok(d) => d,
                 Err(e) => {
                     let c = Corrupt {
@@ -388,6 +407,9 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
                 };
                 run.ingest(batch, now);
             }
+            let t = Instant::now();
+            stats.stages.engine += t - mark;
+            mark = t;
             if stats.requests % 64 == 0 {
                 progress::update(&bar, read.load(Ordering::Relaxed), stats.spans, started.elapsed());
             }

@@ -122,6 +122,11 @@ fn to_json(r: &Report) -> Value {
         "invalid_spans": read.invalid_spans,
         "elapsed_seconds": read.elapsed.as_secs_f64(),
         "spans_per_second": read.spans as f64 / read.elapsed.as_secs_f64().max(1e-9),
+        "stage_seconds": {
+            "read": read.stages.read.as_secs_f64(),
+            "decode": read.stages.decode.as_secs_f64(),
+            "engine": read.stages.engine.as_secs_f64(),
+        },
         "corrupt": {
             "count": read.corrupt,
             "records": read.corrupt_listed.iter().map(|c| {
