@@ -25,7 +25,8 @@ pub(crate) enum WireValue<'a> {
     Bool(bool),
     /// Arrays, maps, bytes, absent: no matcher reads them.
     Other,
-    /// An OTLP `AnyValue` still encoded (the protobuf projection): parsed only if its key is kept.
+    /// An OTLP `KeyValue` still encoded (the protobuf projection): its value is parsed only if
+    /// its key is kept.
     Encoded(&'a bytes::Bytes),
 }
 

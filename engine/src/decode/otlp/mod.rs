@@ -177,23 +177,30 @@ impl OtlpSpan for projection::Span {
     }
 }
 
-fn projected_attribute(kv: &projection::KeyValue) -> (&[u8], WireValue<'_>) {
-    (&kv.key, WireValue::Encoded(&kv.value))
+fn projected_attribute(kv: &Bytes) -> (&[u8], WireValue<'_>) {
+    match projection::key_value(kv) {
+        Some((key, _)) => (key, WireValue::Encoded(kv)),
+        None => (&[], WireValue::Other),
+    }
 }
 
-/// Parses one encoded `AnyValue` (with prost). A string comes back as a slice of `raw` itself:
-/// prost hands out zero-copy `Bytes` views of the buffer it decodes, so the text is located in
-/// `raw` by its address instead of being copied. Malformed or non-scalar values are `Other`.
-pub(crate) fn parse_any_value(raw: &Bytes) -> WireValue<'_> {
+/// Parses the value of one encoded `KeyValue` (with prost). A string comes back as a slice of
+/// `kv` itself: prost hands out zero-copy `Bytes` views of the buffer it decodes, so the text is
+/// located in `kv` by its address instead of being copied. Malformed or non-scalar values are
+/// `Other`.
+pub(crate) fn parse_any_value(kv: &Bytes) -> WireValue<'_> {
     use projection::Value;
-    let Ok(value) = projection::AnyValue::decode(raw.clone()) else {
+    let Some((_, raw)) = projection::key_value(kv) else {
+        return WireValue::Other;
+    };
+    let Ok(value) = projection::AnyValue::decode(kv.slice_ref(raw)) else {
         return WireValue::Other;
     };
     match value.value {
         Some(Value::Str(s)) if s.is_empty() => WireValue::Str(b""),
         Some(Value::Str(s)) => {
-            let start = (s.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
-            match raw.get(start..start + s.len()) {
+            let start = (s.as_ptr() as usize).wrapping_sub(kv.as_ptr() as usize);
+            match kv.get(start..start + s.len()) {
                 Some(text) => WireValue::Str(text),
                 None => WireValue::Other,
             }
