@@ -123,9 +123,7 @@ fn sniff(mut r: Box<dyn Read + Send>, n: usize) -> io::Result<(Vec<u8>, Box<dyn 
     Ok((head, Box::new(again)))
 }
 
-/// Read buffers. A frame larger than this (typical: a few hundred KiB) is read past the buffer,
-/// straight into its own allocation: one copy from the file instead of two.
-const BUFFER: usize = 64 << 10;
+const BUFFER: usize = 1 << 20;
 
 impl Input {
     /// Opens `raw`, named `name` in messages; `read` counts the raw bytes consumed. Lines and
