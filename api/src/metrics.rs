@@ -64,7 +64,7 @@ pub fn initialise(
     let _ = engine.spans_clamped.get_or_create(&ReasonLabels {
         reason: "negative_duration",
     });
-    for outcome in ["ok", "error", "given_up"] {
+    for outcome in ["ok", "error", "given_up", "fenced"] {
         let _ = storage.flushes.get_or_create(&FlushOutcome { outcome });
     }
     for receiver in receivers {

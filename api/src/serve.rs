@@ -331,11 +331,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(url = %js.url, stream = %js.stream, partitions = js.partitions, "consuming JetStream");
         tasks.spawn(consumer.run(partitions, stop.clone()));
     }
+    let fenced = flusher.fenced();
     let flusher = tokio::spawn(flusher.run(config.storage.flush_interval.0, flush_stop.clone()));
 
     let mut failed = None;
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = fenced.cancelled() => {
+            failed = Some(Err(anyhow::anyhow!(
+                "another instance took over a JetStream partition whose counts were not stored yet \
+                 (this instance lost its database session): stopping; start it again to resume from \
+                 the stored positions"
+            )));
+        }
         Some(result) = tasks.join_next() => {
             failed = Some(result.context("a server task panicked").and_then(|r| r.context("a server stopped")));
         }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tracebudget_tests::{
-    Json, Metrics, PgDatabase, Server, TempDir, example_config_with, free_addr, free_addrs, loadgen, wait_for,
+    Json, Metrics, PgDatabase, Server, TempDir, example_config_with, free_addr, free_addrs, loadgen, psql, wait_for,
 };
 
 const JOURNEYS: [&str; 3] = ["checkout", "search", "login"];
@@ -385,5 +385,61 @@ fn publish_takes_otlp_json_and_grpc_and_refuses_like_the_receivers() {
     assert_eq!(
         pm.sum("tracebudget_publish_spans_total", &[]),
         json.num(&["accepted", "spans"]) + grpc.num(&["accepted", "spans"])
+    );
+}
+
+#[test]
+fn an_instance_whose_partition_was_taken_over_stops_without_storing_and_its_restart_is_exact() {
+    let dir = TempDir::new("js-fenced");
+    let pg = PgDatabase::new("js_fenced");
+    let nats = Nats::start();
+    let ports: [_; 4] = free_addrs(4).try_into().unwrap();
+    let serve_config = config(&dir, ports, &pg.url, &nats.url());
+    let pub_dir = TempDir::new("js-fenced-publish");
+    let pub_ports: [_; 4] = free_addrs(4).try_into().unwrap();
+    let pub_config = config(&pub_dir, pub_ports, &pg.url, &nats.url());
+    let _publisher = Publisher::start(&pub_config, pub_ports[2]);
+    let mut server = Server::start(&serve_config, ports[0]);
+
+    let first = send(pub_config.clone(), pub_ports[2], 3_000, 8_000, 81).join().unwrap();
+    assert_exact(&mut server, &first, "before the takeover");
+    // Another instance claims partition 0 while this one still consumes it (as after this one
+    // lost its lock session): the claim names the new owner in the checkpoint row.
+    psql(
+        &pg.url,
+        "UPDATE jetstream_checkpoints SET instance = 'intruder' WHERE part = 0",
+    );
+    let second = send(pub_config.clone(), pub_ports[2], 2_000, 8_000, 82).join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = server.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve kept running after its partition was taken over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "{status:?}");
+    let log = server.output();
+    assert!(
+        log.contains("another instance took over a JetStream partition") && log.contains("partition taken over"),
+        "{log}"
+    );
+    // Nothing of the waiting counts was stored: started again, it claims partition 0 back (its
+    // lock is free), resumes from the stored positions, and counts everything exactly once.
+    let mut server = Server::start(&serve_config, ports[0]);
+    let runs = [first, second];
+    let m = wait_for(&mut server, Duration::from_secs(120), |m| exact_sum(m, &runs));
+    assert!(exact_sum(&m, &runs), "{}", m.lines_with_prefix("tracebudget_slo_"));
+    assert_eq!(
+        psql(
+            &pg.url,
+            "SELECT count(*) FROM jetstream_checkpoints WHERE instance <> ''"
+        )
+        .trim(),
+        "0",
+        "every partition is this instance's again"
     );
 }

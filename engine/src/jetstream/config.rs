@@ -25,6 +25,11 @@ pub struct JetStreamConfig {
     pub consumer_prefix: String,
     /// Messages asked for per pull.
     pub batch: usize,
+    /// Bytes asked for per pull, per partition: what the server may push to this instance at
+    /// once is `batch_bytes` × partitions consumed, which must stay below the server's
+    /// `max_pending` (64 MiB by default) or the server drops the connection as a slow consumer.
+    /// At least the server's `max_payload` (1 MiB by default).
+    pub batch_bytes: usize,
     /// How long the server waits for an ack before redelivering (a redelivery of something
     /// already counted is skipped). Must exceed `[storage] flush_interval` by a margin.
     pub ack_wait: HumanDuration,
@@ -45,6 +50,7 @@ impl Default for JetStreamConfig {
             consume: None,
             consumer_prefix: "tracebudget".to_owned(),
             batch: 500,
+            batch_bytes: 4 << 20,
             ack_wait: Duration::from_secs(60).into(),
             max_ack_pending: 20_000,
             duplicate_window: Duration::from_secs(120).into(),
@@ -65,6 +71,12 @@ impl JetStreamConfig {
         }
         if self.batch == 0 {
             bad("jetstream batch must be at least 1".to_owned());
+        }
+        if self.batch_bytes < 1 << 20 {
+            bad(format!(
+                "jetstream batch_bytes must be at least 1048576 (NATS' default max_payload), not {}",
+                self.batch_bytes
+            ));
         }
         if self.max_ack_pending < 1 {
             bad(format!(
@@ -128,9 +140,13 @@ mod tests {
         let five = Duration::from_secs(5);
         assert_eq!(JetStreamConfig::default().validate(five), Ok(()));
         type Change = fn(&mut JetStreamConfig);
-        let cases: [(Change, &str); 6] = [
+        let cases: [(Change, &str); 7] = [
             (|c| c.partitions = 0, "jetstream partitions must be 1 to 4096, not 0"),
             (|c| c.batch = 0, "jetstream batch must be at least 1"),
+            (
+                |c| c.batch_bytes = 65_536,
+                "jetstream batch_bytes must be at least 1048576 (NATS' default max_payload), not 65536",
+            ),
             (
                 |c| c.max_ack_pending = 0,
                 "jetstream max_ack_pending must be at least 1, not 0",

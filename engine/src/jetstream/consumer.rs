@@ -174,6 +174,7 @@ impl Partition {
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(self.c.config.batch)
+                .max_bytes_per_batch(self.c.config.batch_bytes)
                 .heartbeat(Duration::from_secs(5))
                 .expires(Duration::from_secs(30))
                 .messages()

@@ -213,9 +213,29 @@ async fn a_partition_handed_over_mid_stream_is_counted_and_judged_once() {
         stale.enable_stream(&config.stream, 2);
         stale.open_partition(1, 1, None, wall_clock()).unwrap();
         let stale = Arc::new(Mutex::new(stale));
-        let mut f = Flusher::new(SliStore::new(&db, "a"), stale, Arc::new(StorageMetrics::default()));
+        let metrics = Arc::new(StorageMetrics::default());
+        let mut f = Flusher::new(SliStore::new(&db, "a"), stale, metrics.clone());
         let e = f.flush().await.unwrap_err();
         assert_eq!(e.what, "partition taken over", "{url}");
+        assert!(e.is_fenced());
+        // Running, it does not retry such a flush: it stands down at once and says so.
+        let fenced = f.fenced();
+        let stored = tokio::time::timeout(
+            Duration::from_secs(10),
+            f.run(Duration::from_millis(10), CancellationToken::new()),
+        )
+        .await
+        .expect("a fenced flusher stops instead of retrying");
+        assert!(!stored, "{url}");
+        assert!(fenced.is_cancelled(), "{url}");
+        let count = |outcome| {
+            metrics
+                .flushes
+                .get_or_create(&crate::store::flusher::OutcomeLabels { outcome })
+                .get()
+        };
+        // The first flush above and the one in `run`; neither is an error to retry.
+        assert_eq!((count("fenced"), count("error")), (2, 0), "{url}");
 
         let (ta, tb) = (a.finish().await, b.finish().await);
         let mut tally = Tally::default();

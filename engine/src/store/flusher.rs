@@ -160,6 +160,7 @@ pub struct Flusher {
     committed: tokio::sync::watch::Sender<Committed>,
     requests: tokio::sync::mpsc::Receiver<FlushRequest>,
     handle: FlushHandle,
+    fenced: CancellationToken,
 }
 
 impl Flusher {
@@ -174,12 +175,23 @@ impl Flusher {
             committed: tokio::sync::watch::Sender::new(Committed::new()),
             requests,
             handle: FlushHandle(tx),
+            fenced: CancellationToken::new(),
         }
     }
 
     /// The JetStream positions of the last committed flush; a consumer acks up to them.
     pub fn committed(&self) -> tokio::sync::watch::Receiver<Committed> {
         self.committed.subscribe()
+    }
+
+    /// Cancelled when [`Flusher::run`] stops because another instance has claimed one of the
+    /// JetStream partitions whose counts are waiting (its lock session was lost and the partition
+    /// taken over). Those counts can never be stored — the new owner counts the same messages
+    /// again from the stored position — and they cannot be told apart from the other
+    /// partitions' in the windows, so the instance must stop and start again from what is
+    /// stored: `serve` exits with an error (nothing acked is lost, nothing is counted twice).
+    pub fn fenced(&self) -> CancellationToken {
+        self.fenced.clone()
     }
 
     /// Flushes on request, besides every interval.
@@ -257,7 +269,8 @@ impl Flusher {
                 Ok(w)
             }
             Err(e) => {
-                m.flushes.get_or_create(&OutcomeLabels { outcome: "error" }).inc();
+                let outcome = if e.is_fenced() { "fenced" } else { "error" };
+                m.flushes.get_or_create(&OutcomeLabels { outcome }).inc();
                 m.failures.get_or_create(&StageLabels { stage: e.what }).inc();
                 Err(e)
             }
@@ -284,6 +297,11 @@ impl Flusher {
             for r in asked.drain(..) {
                 let _ = r.send(result.is_ok());
             }
+            if let Err(e) = &result
+                && e.is_fenced()
+            {
+                return self.stand_down(e);
+            }
             match result {
                 Ok(_) => {
                     if failures > 0 {
@@ -308,6 +326,7 @@ impl Flusher {
         let mut attempt = 0;
         loop {
             match self.flush().await {
+                Err(e) if e.is_fenced() => return self.stand_down(&e),
                 Ok(_) => {
                     while let Ok(r) = self.requests.try_recv() {
                         let _ = r.send(true);
@@ -333,6 +352,23 @@ impl Flusher {
                 }
             }
         }
+    }
+}
+
+impl Flusher {
+    /// Stops for good after a fenced flush; see [`Flusher::fenced`].
+    fn stand_down(mut self, e: &StoreError) -> bool {
+        tracing::error!(
+            error = %e,
+            dropped_rows = self.pending.len(),
+            "another instance consumes a partition whose counts are waiting here: stopping without \
+             storing them (they were never acked; the new owner counts those messages)"
+        );
+        while let Ok(r) = self.requests.try_recv() {
+            let _ = r.send(false);
+        }
+        self.fenced.cancel();
+        false
     }
 }
 

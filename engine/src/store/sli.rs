@@ -209,6 +209,18 @@ pub struct StoreError {
     pub source: sqlx::Error,
 }
 
+/// The failure of a flush whose JetStream partition another instance has claimed since: the
+/// pending counts hold that partition's messages, which the new owner counts again from the
+/// stored position, so they must never be stored (see [`super::Flusher::fenced`]).
+pub const FENCED: &str = "partition taken over";
+
+impl StoreError {
+    /// Whether another instance owns one of the flushed partitions now.
+    pub fn is_fenced(&self) -> bool {
+        self.what == FENCED
+    }
+}
+
 fn err(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError { what, source }
 }
@@ -356,7 +368,7 @@ macro_rules! write_in {
                 .rows_affected();
                 if fenced == 0 {
                     return Err(StoreError {
-                        what: "partition taken over",
+                        what: FENCED,
                         source: sqlx::Error::Protocol(format!(
                             "partition {part} of stream {} is consumed by another instance now",
                             stream.stream
