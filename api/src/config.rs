@@ -7,6 +7,7 @@ use std::path::Path;
 
 use alerting::config::{Alerting, Sections};
 use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use engine::health::TraceHealthConfig;
 use engine::jetstream::JetStreamConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -62,6 +63,8 @@ pub struct Config {
     pub alerting: Alerting,
     /// `[jetstream]`; absent: no JetStream.
     pub jetstream: Option<JetStreamConfig>,
+    /// `[trace_health]`: how the tracing pipeline itself is watched.
+    pub trace_health: TraceHealthConfig,
 }
 
 const SECTIONS: &[&str] = &[
@@ -78,6 +81,7 @@ const SECTIONS: &[&str] = &[
     "inhibit_rules",
     "reports",
     "jetstream",
+    "trace_health",
 ];
 
 /// Every error found in one config file, rendered with file, line, column and the offending line.
@@ -125,6 +129,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     let (mut storage_span, mut cluster_span) = (None, None);
     let mut journeys = Vec::new();
     let mut jetstream: Option<(JetStreamConfig, std::ops::Range<usize>)> = None;
+    let mut trace_health = TraceHealthConfig::default();
     let mut sections = Sections::default();
     for (key, value) in root.into_inner() {
         let e = &mut errors;
@@ -148,6 +153,15 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 cluster = one(value, e).unwrap_or_default();
             }
             "jetstream" => jetstream = Some((one(value, e).unwrap_or_default(), key.span())),
+            "trace_health" => {
+                trace_health = one(value, e).unwrap_or_default();
+                e.extend(
+                    trace_health
+                        .validate()
+                        .into_iter()
+                        .map(|m| ConfigError::at(key.span(), m)),
+                );
+            }
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
             "journeys" => journeys = many::<JourneyConfig>("journeys", value, e),
@@ -221,6 +235,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 journeys,
                 alerting,
                 jetstream: jetstream.map(|(js, _)| js),
+                trace_health,
             })
         }
         _ => Err(fail(errors)),

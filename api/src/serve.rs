@@ -142,6 +142,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(js) = &config.jetstream {
         pipeline.enable_stream(&js.stream, js.partitions);
     }
+    pipeline.set_trace_health(config.trace_health.clone());
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
     let jetstream_metrics = Arc::new(engine::jetstream::JetStreamMetrics::default());
@@ -153,6 +154,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     storage_metrics.register(&mut registry);
     registry.register_collector(Box::new(PipelineCollector {
         pipeline: pipeline.clone(),
+    }));
+    registry.register_collector(Box::new(engine::health::collector::HealthCollector {
+        pipeline: pipeline.clone(),
+        clock: receiver::wall_clock,
     }));
 
     let intake = Arc::new(Intake {

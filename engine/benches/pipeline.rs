@@ -54,12 +54,15 @@ fn pipeline() -> Pipeline {
     Pipeline::new(journeys(), &slos(), &ingest, Arc::new(EngineMetrics::default()))
 }
 
-/// Decode, ingest and close every request at its virtual time.
+/// Decode, ingest and close every request at its virtual time; trace health included (every
+/// attribute value hashed into the cardinality sketches, volume, lag, and the analysis of each
+/// closed trace), as the receivers do.
 fn run(bodies: &[Bytes], keys: &AttrKeys, start: Timestamp, p: &mut Pipeline) {
     for (i, body) in bodies.iter().enumerate() {
         let now = start + STEP * i as u32;
         let decoded = otlp::decode_protobuf(body.clone(), keys).expect("valid request");
         black_box(p.ingest(Source::OtlpHttp, decoded.spans, now).expect("no backpressure"));
+        p.ingest_tags(&decoded.tags, now);
         p.tick(now);
     }
     p.close_all();

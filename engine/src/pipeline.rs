@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use slis::journey::Journeys;
 use slis::slo::{SliKind, Slo};
-use slis::window::{Changes, Counts, JourneyWindows, Merged, Recorded, RestoreError, RootSample};
+use slis::window::{Changes, Counts, JourneyWindows, Merged, Recorded, RestoreError, RootSample, TraceVerdict};
 use slis::{Span, SpanKind, Timestamp, TraceId};
 
 use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
 use crate::config::IngestConfig;
+use crate::health::{TraceHealth, TraceHealthConfig};
 use crate::exemplars::{self, Blame, BlameReason, Culprit, Dropped, ExemplarTrace, Insights, Rank};
 use crate::metrics::{EngineMetrics, ReasonLabels, ReceiverLabels, ResultLabels};
 
@@ -162,6 +163,8 @@ pub struct Pipeline {
     /// `windows` (see [`set_others`](Self::set_others)); empty on a single instance.
     others: Vec<Vec<JourneyWindows>>,
     stream: Option<StreamPositions>,
+    /// Trace-pipeline health (issue 10): measured on every accepted span and closed trace.
+    health: TraceHealth,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -202,7 +205,10 @@ impl Layout {
             .iter()
             .map(|s| match s.sli {
                 SliKind::Latency { .. } => Rank::Slowest,
-                SliKind::Error | SliKind::Completeness => Rank::ErrorsThenSlowest,
+                SliKind::ExportLag { .. } => Rank::Slowest,
+                SliKind::Error | SliKind::Completeness | SliKind::Fragmentation | SliKind::ClockSkew => {
+                    Rank::ErrorsThenSlowest
+                }
             })
             .collect();
         Layout {
@@ -261,6 +267,25 @@ impl Pipeline {
             retention: layout.retention,
             others: Vec::new(),
             stream: None,
+            health: TraceHealth::new(TraceHealthConfig::default(), layout.per_journey.len()),
+        }
+    }
+
+    /// Watches the tracing pipeline with these settings (`[trace_health]`), starting afresh.
+    pub fn set_trace_health(&mut self, config: TraceHealthConfig) {
+        self.health = TraceHealth::new(config, self.journeys.0.len());
+    }
+
+    /// The trace-pipeline health figures.
+    pub fn health(&self) -> &TraceHealth {
+        &self.health
+    }
+
+    /// Adds a request's distinct attribute values to the cardinality sketches (call it after an
+    /// `ingest` of the same request that was not refused).
+    pub fn ingest_tags(&mut self, tags: &[crate::health::Tag], now: Timestamp) {
+        if !tags.is_empty() {
+            self.health.observe_tags(tags, now);
         }
     }
 
@@ -427,6 +452,7 @@ impl Pipeline {
             .collect();
         self.insights.remap(&slo_from, &layout.ranks);
         self.assembler.remap_journeys(&journey_map);
+        self.health.remap_journeys(&journey_map, journeys.0.len());
         self.windows = windows;
         self.journeys = journeys;
         self.slots = layout.slots;
@@ -459,6 +485,13 @@ impl Pipeline {
         let (mut clamped, mut late, mut duplicate, mut too_old_samples) = (0u64, 0u64, 0u64, 0u64);
         let newest = now + self.rules.max_future_skew;
         let oldest = now - self.rules.max_span_age;
+        self.health.observe(
+            spans
+                .iter()
+                .filter(|s| s.start.unix_nanos() > 0 && s.end.unix_nanos() > 0 && s.end <= newest && s.end >= oldest)
+                .map(|s| (&s.service, s.end)),
+            now,
+        );
         for span in spans {
             let verdict = if span.start.unix_nanos() <= 0 || span.end.unix_nanos() <= 0 {
                 Err(Reject::MissingTimestamp)
@@ -595,7 +628,7 @@ impl Pipeline {
         match self.kinds[slo] {
             SliKind::Latency { threshold } => u128::from(s.latency_nanos) > threshold.as_nanos(),
             SliKind::Error => s.error,
-            SliKind::Completeness => false,
+            SliKind::Completeness | SliKind::Fragmentation | SliKind::ExportLag { .. } | SliKind::ClockSkew => false,
         }
     }
 
@@ -721,7 +754,15 @@ impl Pipeline {
     fn judge(&mut self, closed: &mut Vec<ClosedTrace>, now: Timestamp) {
         let mut results = [0u64; 4]; // complete, incomplete, no_journey, no_root
         let mut too_old = 0;
+        let tolerance = i64::try_from(self.health.config().skew_tolerance.0.as_nanos()).unwrap_or(i64::MAX);
         for t in closed.drain(..) {
+            let health = &self.health;
+            let findings = crate::health::trace::analyze(&t.nodes, &t.peers, tolerance, |s| health.reports(s));
+            let judged = match (t.root, t.remote_root) {
+                (Some(RootRef { journey: Some(j), .. }), _) | (None, Some(Candidate { journey: j, .. })) => Some(j),
+                _ => None,
+            };
+            self.health.judged(judged, &t.services, &findings);
             let (journey, sample, roots, orphans, root) = match (t.root, t.remote_root) {
                 (
                     Some(RootRef {
@@ -752,10 +793,16 @@ impl Pipeline {
             let expected = &self.journeys.0[journey].expected_services;
             let complete = roots == 1 && orphans == 0 && expected.iter().all(|e| t.services.iter().any(|s| s == e));
             results[usize::from(!complete)] += 1;
-            if self.windows[journey].record_completeness(sample.at, complete, sample.weight) == Recorded::TooOld {
+            let verdict = TraceVerdict {
+                complete,
+                fragmented: findings.fragmented(),
+                skewed: findings.skewed(),
+                max_lag_nanos: t.max_lag_nanos,
+            };
+            if self.windows[journey].record_trace(sample.at, &verdict, sample.weight) == Recorded::TooOld {
                 too_old += 1;
             }
-            self.blame_trace(journey, &t, root, &sample, complete, now);
+            self.blame_trace(journey, &t, root, &sample, &verdict, &findings, now);
         }
         let m = &self.metrics;
         for (result, n) in ["complete", "incomplete", "no_journey", "no_root"]
@@ -777,15 +824,18 @@ impl Pipeline {
 
     /// Blames the spans of a closed trace for each SLO of its journey it made bad, and offers it
     /// as an exemplar of the completeness SLOs it failed (latency/error ones had it on arrival).
+    #[allow(clippy::too_many_arguments)]
     fn blame_trace(
         &mut self,
         journey: usize,
         t: &ClosedTrace,
         root: Option<usize>,
         s: &RootSample,
-        complete: bool,
+        verdict: &TraceVerdict,
+        findings: &crate::health::Findings,
         now: Timestamp,
     ) {
+        let complete = verdict.complete;
         let mut culprits = Vec::new();
         for k in 0..self.journey_slos[journey].len() {
             let slo = self.journey_slos[journey][k];
@@ -803,6 +853,12 @@ impl Pipeline {
                 (SliKind::Latency { .. }, Some(r)) if self.root_bad(slo, s) => {
                     let slowest = exemplars::critical_path(&t.nodes, r);
                     culprits.push(exemplars::culprit(&t.nodes[slowest], BlameReason::SlowestChild));
+                }
+                (kind @ (SliKind::Fragmentation | SliKind::ExportLag { .. } | SliKind::ClockSkew), _)
+                    if kind.window_sli().trace_bad(verdict) =>
+                {
+                    self.offer(slo, t.trace_id, s, now);
+                    exemplars::health_culprits(&t.nodes, kind, findings, t.max_lag_node, &mut culprits);
                 }
                 _ => continue,
             }

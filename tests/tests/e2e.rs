@@ -15,3 +15,4 @@ mod prometheus;
 mod reload;
 mod restart;
 mod storage;
+mod trace_health;
