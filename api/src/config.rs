@@ -154,13 +154,13 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
             }
             "jetstream" => jetstream = Some((one(value, e).unwrap_or_default(), key.span())),
             "trace_health" => {
+                // Each problem points at its key's value (the section header when it is unset).
+                let spans = key_spans(&value);
                 trace_health = one(value, e).unwrap_or_default();
-                e.extend(
-                    trace_health
-                        .validate()
-                        .into_iter()
-                        .map(|m| ConfigError::at(key.span(), m)),
-                );
+                e.extend(trace_health.validate().into_iter().map(|(k, m)| {
+                    let span = spans.iter().find(|(name, _)| name == k).map_or(key.span(), |(_, s)| s.clone());
+                    ConfigError::at(span, m)
+                }));
             }
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
@@ -239,6 +239,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
             })
         }
         _ => Err(fail(errors)),
+    }
+}
+
+/// The span of each key's value in a table (none for another value).
+fn key_spans(value: &Spanned<DeValue<'_>>) -> Vec<(String, std::ops::Range<usize>)> {
+    match value.get_ref() {
+        DeValue::Table(t) => t.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -50,28 +50,34 @@ impl Default for TraceHealthConfig {
 }
 
 impl TraceHealthConfig {
-    /// Every problem, each naming the key and its value.
-    pub fn validate(&self) -> Vec<String> {
+    /// Every problem: (the offending key, a message naming it and its value).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();
-        let mut positive = |key: &str, d: &HumanDuration| {
+        let mut positive = |key: &'static str, d: &HumanDuration| {
             if d.0.is_zero() {
-                errors.push(format!("trace_health.{key} must be longer than 0"));
+                errors.push((key, format!("trace_health.{key} must be longer than 0")));
             }
         };
         positive("volume_window", &self.volume_window);
         positive("volume_baseline", &self.volume_baseline);
         positive("window", &self.window);
         if !self.volume_window.0.is_zero() && self.volume_baseline.0 < self.volume_window.0 {
-            errors.push(format!(
-                "trace_health.volume_baseline \"{}\" must be at least volume_window \"{}\"",
-                slis::format_duration(self.volume_baseline.0),
-                slis::format_duration(self.volume_window.0)
+            errors.push((
+                "volume_baseline",
+                format!(
+                    "trace_health.volume_baseline \"{}\" must be at least volume_window \"{}\"",
+                    slis::format_duration(self.volume_baseline.0),
+                    slis::format_duration(self.volume_window.0)
+                ),
             ));
         }
         if !(self.volume_drop_ratio > 0.0 && self.volume_drop_ratio < 1.0) {
-            errors.push(format!(
-                "trace_health.volume_drop_ratio must be strictly between 0 and 1, found {}",
-                self.volume_drop_ratio
+            errors.push((
+                "volume_drop_ratio",
+                format!(
+                    "trace_health.volume_drop_ratio must be strictly between 0 and 1, found {}",
+                    self.volume_drop_ratio
+                ),
             ));
         }
         for (key, v) in [
@@ -80,7 +86,7 @@ impl TraceHealthConfig {
             ("max_keys_per_service", self.max_keys_per_service),
         ] {
             if v == 0 {
-                errors.push(format!("trace_health.{key} must be at least 1"));
+                errors.push((key, format!("trace_health.{key} must be at least 1")));
             }
         }
         errors
@@ -127,7 +133,8 @@ mod tests {
             ),
         ];
         for (config, want) in cases {
-            assert_eq!(config.validate(), want);
+            let got: Vec<String> = config.validate().into_iter().map(|(_, m)| m).collect();
+            assert_eq!(got, want);
         }
     }
 }
