@@ -158,7 +158,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 let spans = key_spans(&value);
                 trace_health = one(value, e).unwrap_or_default();
                 e.extend(trace_health.validate().into_iter().map(|(k, m)| {
-                    let span = spans.iter().find(|(name, _)| name == k).map_or(key.span(), |(_, s)| s.clone());
+                    let span = spans
+                        .iter()
+                        .find(|(name, _)| name == k)
+                        .map_or(key.span(), |(_, s)| s.clone());
                     ConfigError::at(span, m)
                 }));
             }

@@ -264,7 +264,11 @@ pub fn health_culprits(
     match kind {
         SliKind::Fragmentation => {
             for b in &findings.boundaries {
-                let service = if &*b.from == crate::health::trace::UNKNOWN { &b.to } else { &b.from };
+                let service = if &*b.from == crate::health::trace::UNKNOWN {
+                    &b.to
+                } else {
+                    &b.from
+                };
                 out.push(Culprit {
                     service: service.clone(),
                     operation: Arc::from(format!("{} → {}", b.from, b.to)),

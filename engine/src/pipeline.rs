@@ -15,8 +15,8 @@ use slis::{Span, SpanKind, Timestamp, TraceId};
 
 use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
 use crate::config::IngestConfig;
-use crate::health::{TraceHealth, TraceHealthConfig};
 use crate::exemplars::{self, Blame, BlameReason, Culprit, Dropped, ExemplarTrace, Insights, Rank};
+use crate::health::{TraceHealth, TraceHealthConfig};
 use crate::metrics::{EngineMetrics, ReasonLabels, ReceiverLabels, ResultLabels};
 
 /// How long SLI buckets are kept beyond the longest SLO period.
@@ -1135,6 +1135,83 @@ pub(crate) mod tests {
 
     fn totals(p: &Pipeline, _at: i64) -> Vec<(String, u64, u64)> {
         p.slo_totals().map(|(n, _, c)| (n.to_owned(), c.total, c.bad)).collect()
+    }
+
+    /// Issue 10: the trace-health SLIs are judged when a trace closes — fragmentation on its
+    /// roots and orphans, clock skew on parent/child times, export lag on its latest span — and
+    /// blame the boundary, the skewed service and the late span.
+    #[test]
+    fn trace_health_slos_judge_closed_traces_and_blame_who_broke_them() {
+        let slo = |name: &str, sli| Slo {
+            name: name.into(),
+            journey: 0,
+            sli,
+            objective: 0.99,
+            period: Period::Rolling(Duration::from_secs(7 * 86_400)),
+            policy: 0,
+            labels: vec![],
+        };
+        let slos = vec![
+            slo("fragmentation", SliKind::Fragmentation),
+            slo("skew", SliKind::ClockSkew),
+            slo(
+                "lag",
+                SliKind::ExportLag {
+                    threshold: Duration::from_secs(2),
+                },
+            ),
+        ];
+        let ingest = IngestConfig {
+            trace_idle: Duration::from_secs(30).into(),
+            ..Default::default()
+        };
+        let mut p = Pipeline::new(journeys(), &slos, &ingest, Arc::new(EngineMetrics::default()));
+        // Trace 1 healthy; 2: a second root in payment; 3: payment starts 50 ms before its
+        // parent; 4: healthy but received 3 s after it ended. All end at T0 + 1 s.
+        let mut batch = vec![
+            span(1, 1, None, "frontend", 1_000, 100),
+            span(1, 2, Some(1), "payment", 990, 50),
+            span(2, 1, None, "frontend", 1_000, 100),
+            span(2, 2, None, "payment", 990, 50),
+            span(3, 1, None, "frontend", 1_000, 100),
+            span(3, 2, Some(1), "payment", 990, 140),
+        ];
+        p.ingest(Source::OtlpHttp, std::mem::take(&mut batch), now(1)).unwrap();
+        p.ingest(Source::OtlpHttp, vec![span(4, 1, None, "frontend", 1_000, 100)], now(4))
+            .unwrap();
+        p.tick(now(60));
+        use crate::exemplars::BlameReason;
+        use slis::window::Window;
+        let w = Window::Last(Duration::from_secs(3_600));
+        let got: Vec<(u64, u64)> = (0..3)
+            .map(|slo| {
+                let c = p.windows()[0].counts(p.slot(slo), w, now(60));
+                (c.total, c.bad)
+            })
+            .collect();
+        assert_eq!(got, [(4, 1), (4, 1), (4, 1)]);
+        let blamed = |slo| {
+            p.contributors(slo, now(0), 5)
+                .into_iter()
+                .map(|b| (b.service, b.operation, b.reason))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            blamed(0),
+            [("payment".into(), "unknown → payment".into(), BlameReason::LostContext)]
+        );
+        assert_eq!(
+            blamed(1),
+            [(
+                "payment".into(),
+                "starts_before_parent (frontend → payment)".into(),
+                BlameReason::ClockSkew
+            )]
+        );
+        assert_eq!(blamed(2), [("frontend".into(), "op".into(), BlameReason::ExportLag)]);
+        let h = p.health();
+        assert_eq!((h.traces, h.fragmented, h.skewed), (4, 1, 1));
+        assert_eq!(h.journeys()[0].traces, 4);
     }
 
     #[test]

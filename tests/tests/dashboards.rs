@@ -1429,14 +1429,26 @@ fn health_expected(h: &Value) -> Vec<HealthFigure> {
     let drops = services.iter().filter(|s| s["volume"]["drop"] == true).count();
     let mut out = vec![
         fig("", "", "health-total-traces", &h["traces"], count(&h["traces"])),
-        fig("", "", "health-total-fragmentation", &h["fragmentation_ratio"], opt_ratio(&h["fragmentation_ratio"])),
+        fig(
+            "",
+            "",
+            "health-total-fragmentation",
+            &h["fragmentation_ratio"],
+            opt_ratio(&h["fragmentation_ratio"]),
+        ),
         fig("", "", "health-total-skewed", &h["skewed"], count(&h["skewed"])),
         fig("", "", "health-drops", &json!(drops), count(&json!(drops))),
     ];
     for j in h["journeys"].as_array().unwrap() {
         let name = j["journey"].as_str().unwrap();
         out.push(fig(name, "", "health-traces", &j["traces"], count(&j["traces"])));
-        out.push(fig(name, "", "health-fragmented", &j["fragmented"], count(&j["fragmented"])));
+        out.push(fig(
+            name,
+            "",
+            "health-fragmented",
+            &j["fragmented"],
+            count(&j["fragmented"]),
+        ));
         let r = &j["fragmentation_ratio"];
         out.push(fig(name, "", "health-fragmentation", r, opt_ratio(r)));
         out.push(fig(name, "", "health-skewed", &j["skewed"], count(&j["skewed"])));
@@ -1456,13 +1468,28 @@ fn health_expected(h: &Value) -> Vec<HealthFigure> {
         out.push(fig(name, "", "health-lag-p99", p99, latency(p99)));
         let r = &s["fragmentation_ratio"];
         out.push(fig(name, "", "health-service-fragmentation", r, opt_ratio(r)));
-        for k in s["attributes"].as_array().unwrap().iter().filter(|k| k["over_limit"] == true) {
+        for k in s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["over_limit"] == true)
+        {
             let key = k["key"].as_str().unwrap();
-            out.push(fig(name, key, "health-key-estimate", &k["estimate"], count(&k["estimate"])));
+            out.push(fig(
+                name,
+                key,
+                "health-key-estimate",
+                &k["estimate"],
+                count(&k["estimate"]),
+            ));
         }
     }
     for b in h["lost_context"].as_array().unwrap() {
-        let row = format!("{}>{}>", b["parent_service"].as_str().unwrap(), b["child_service"].as_str().unwrap());
+        let row = format!(
+            "{}>{}>",
+            b["parent_service"].as_str().unwrap(),
+            b["child_service"].as_str().unwrap()
+        );
         out.push(fig(&row, "", "health-lost-traces", &b["traces"], count(&b["traces"])));
     }
     for k in h["clock_skew"].as_array().unwrap() {

@@ -124,7 +124,17 @@ struct S {
     attrs: Vec<(&'static str, String)>,
 }
 
-fn span(trace: u128, id: u64, parent: Option<u64>, service: &'static str, name: &'static str, kind: i32, start_ms: i64, end_ms: i64) -> S {
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: u128,
+    id: u64,
+    parent: Option<u64>,
+    service: &'static str,
+    name: &'static str,
+    kind: i32,
+    start_ms: i64,
+    end_ms: i64,
+) -> S {
     S {
         trace,
         id,
@@ -186,7 +196,8 @@ fn request(spans: &[S], base: i64) -> String {
 
 fn send(otlp: SocketAddr, spans: &[S], base: i64) {
     let body = request(spans, base);
-    let r = http_request(otlp, "POST", "/v1/traces", &[], Some(&body), Duration::from_secs(5)).expect("POST /v1/traces");
+    let r =
+        http_request(otlp, "POST", "/v1/traces", &[], Some(&body), Duration::from_secs(5)).expect("POST /v1/traces");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!r.body.contains("rejected"), "{}", r.body);
 }
@@ -200,7 +211,10 @@ fn json(server: &Server, path: &str) -> Json {
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -241,9 +255,15 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
         let trace = 0x1000 + t;
         let id = |k: u64| (t as u64) << 8 | k;
         spans.push(span(trace, id(1), None, "frontend", "POST /checkout", SERVER, 0, 100));
-        spans.push(peer(span(trace, id(2), Some(id(1)), "frontend", "call checkout", CLIENT, 5, 95), "checkout"));
+        spans.push(peer(
+            span(trace, id(2), Some(id(1)), "frontend", "call checkout", CLIENT, 5, 95),
+            "checkout",
+        ));
         spans.push(span(trace, id(3), Some(id(2)), "checkout", "checkout", SERVER, 10, 90));
-        spans.push(peer(span(trace, id(4), Some(id(3)), "checkout", "call payment", CLIENT, 20, 80), "payment"));
+        spans.push(peer(
+            span(trace, id(4), Some(id(3)), "checkout", "call payment", CLIENT, 20, 80),
+            "payment",
+        ));
         if t < 10 {
             spans.push(span(trace, id(5), Some(id(4)), "payment", "charge", SERVER, 25, 75));
         } else {
@@ -267,7 +287,10 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
     // 3. A tag with a fresh UUID on each of 100 catalog spans (limit 50).
     for t in 0..100u128 {
         let mut s = span(0x3000 + t, 1, None, "catalog", "reindex", SERVER, 0, 10);
-        s.attrs.push(("request.uuid", format!("{:08x}-4e5f-4a6b-9c7d-{:012x}", t * 7919, t * 104_729 + 17)));
+        s.attrs.push((
+            "request.uuid",
+            format!("{:08x}-4e5f-4a6b-9c7d-{:012x}", t * 7919, t * 104_729 + 17),
+        ));
         s.attrs.push(("http.request.method", "GET".to_owned()));
         spans.push(s);
     }
@@ -286,7 +309,11 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
     let h = json(&server, "/api/v1/health/traces");
     let checkout = find(h.get("journeys").unwrap(), "journey", "checkout");
     assert_eq!(
-        (checkout.num(&["traces"]), checkout.num(&["fragmented"]), checkout.num(&["fragmentation_ratio"])),
+        (
+            checkout.num(&["traces"]),
+            checkout.num(&["fragmented"]),
+            checkout.num(&["fragmentation_ratio"])
+        ),
         (20.0, 10.0, 0.5)
     );
     let lost = h.get("lost_context").unwrap().as_array().unwrap();
@@ -302,7 +329,11 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
     );
     let service = |name: &str| find(h.get("services").unwrap(), "service", name).clone();
     assert_eq!(service("checkout").num(&["fragmented_traces"]), 10.0);
-    assert_eq!(service("payment").num(&["traces"]), 20.0, "10 inside checkout's traces, 10 of its own");
+    assert_eq!(
+        service("payment").num(&["traces"]),
+        20.0,
+        "10 inside checkout's traces, 10 of its own"
+    );
 
     let search = find(h.get("journeys").unwrap(), "journey", "search");
     assert_eq!((search.num(&["traces"]), search.num(&["skewed"])), (11.0, 9.0));
@@ -329,19 +360,40 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
 
     let catalog = service("catalog");
     let uuid = find(catalog.get("attributes").unwrap(), "key", "request.uuid");
-    assert_eq!((uuid.num(&["estimate"]), uuid.get("over_limit").unwrap().as_bool()), (100.0, Some(true)));
+    assert_eq!(
+        (uuid.num(&["estimate"]), uuid.get("over_limit").unwrap().as_bool()),
+        (100.0, Some(true))
+    );
     let method = find(catalog.get("attributes").unwrap(), "key", "http.request.method");
-    assert_eq!((method.num(&["estimate"]), method.get("over_limit").unwrap().as_bool()), (1.0, Some(false)));
+    assert_eq!(
+        (method.num(&["estimate"]), method.get("over_limit").unwrap().as_bool()),
+        (1.0, Some(false))
+    );
 
     let lag = service("gateway");
-    let (p50, p99) = (lag.num(&["export_lag", "p50_seconds"]), lag.num(&["export_lag", "p99_seconds"]));
+    let (p50, p99) = (
+        lag.num(&["export_lag", "p50_seconds"]),
+        lag.num(&["export_lag", "p99_seconds"]),
+    );
     assert_eq!(lag.num(&["export_lag", "count"]), 10.0);
     // 3 s plus the time the request took; HDR keeps 2 significant figures (within 1%).
     assert!((3.0..3.2).contains(&p50) && (3.0..3.2).contains(&p99), "{p50} {p99}");
 
     let m = server.metrics();
-    assert_eq!(m.get("tracebudget_trace_health_fragmented_traces_total", &[("journey", "checkout")]), Some(10.0));
-    assert_eq!(m.get("tracebudget_trace_health_fragmentation_ratio", &[("journey", "checkout")]), Some(0.5));
+    assert_eq!(
+        m.get(
+            "tracebudget_trace_health_fragmented_traces_total",
+            &[("journey", "checkout")]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        m.get(
+            "tracebudget_trace_health_fragmentation_ratio",
+            &[("journey", "checkout")]
+        ),
+        Some(0.5)
+    );
     assert_eq!(
         m.get(
             "tracebudget_trace_health_lost_context_total",
@@ -352,16 +404,32 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
     assert_eq!(
         m.get(
             "tracebudget_trace_health_clock_skew_spans_total",
-            &[("parent_service", "frontend"), ("child_service", "catalog"), ("kind", "starts_before_parent")]
+            &[
+                ("parent_service", "frontend"),
+                ("child_service", "catalog"),
+                ("kind", "starts_before_parent")
+            ]
         ),
         Some(4.0)
     );
     assert_eq!(
-        m.get("tracebudget_trace_health_attribute_cardinality", &[("service", "catalog"), ("key", "request.uuid")]),
+        m.get(
+            "tracebudget_trace_health_attribute_cardinality",
+            &[("service", "catalog"), ("key", "request.uuid")]
+        ),
         Some(100.0)
     );
-    assert_eq!(m.get("tracebudget_trace_health_high_cardinality_keys", &[("service", "catalog")]), Some(1.0));
-    assert_eq!(m.get("tracebudget_trace_health_dropped_total", &[("reason", "key_limit")]), Some(0.0));
+    assert_eq!(
+        m.get(
+            "tracebudget_trace_health_high_cardinality_keys",
+            &[("service", "catalog")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("tracebudget_trace_health_dropped_total", &[("reason", "key_limit")]),
+        Some(0.0)
+    );
 
     // The three SLOs page through the webhook: 50% fragmented, 9/11 skewed, 10/10 late, each
     // far above 5× a 1% budget.
@@ -399,16 +467,34 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
         .find(|a| a.at(&["labels", "slo"]).and_then(Json::as_str) == Some("checkout-fragmentation"))
         .unwrap()
         .clone();
-    let contributors = fragmentation.at(&["detail", "contributors"]).unwrap().as_array().unwrap();
+    let contributors = fragmentation
+        .at(&["detail", "contributors"])
+        .unwrap()
+        .as_array()
+        .unwrap();
     assert_eq!(contributors[0].get("service").unwrap().as_str(), Some("checkout"));
-    assert_eq!(contributors[0].get("operation").unwrap().as_str(), Some("checkout → payment"));
+    assert_eq!(
+        contributors[0].get("operation").unwrap().as_str(),
+        Some("checkout → payment")
+    );
     assert_eq!(contributors[0].num(&["bad_events"]), 10.0);
 
     // 5. An exporter that stops: inventory sends 40 spans in the middle of each of 4 volume
     //    buckets, then nothing.
     let inventory = |bucket: u64| -> Vec<S> {
         (0..40u128)
-            .map(|i| span(0x5000 + (bucket as u128) * 100 + i, 1, None, "inventory", "reserve", SERVER, 0, 5))
+            .map(|i| {
+                span(
+                    0x5000 + (bucket as u128) * 100 + i,
+                    1,
+                    None,
+                    "inventory",
+                    "reserve",
+                    SERVER,
+                    0,
+                    5,
+                )
+            })
             .collect()
     };
     let first = sleep_into_next_bucket(Duration::from_millis(1_000));
@@ -422,15 +508,34 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
     sleep_into_next_bucket(Duration::from_millis(300));
     let volume = |server: &Server| {
         let h = json(server, "/api/v1/health/traces");
-        let v = find(h.get("services").unwrap(), "service", "inventory").get("volume").unwrap().clone();
-        (v.num(&["newest"]), v.num(&["baseline"]), v.get("drop").unwrap().as_bool().unwrap())
+        let v = find(h.get("services").unwrap(), "service", "inventory")
+            .get("volume")
+            .unwrap()
+            .clone();
+        (
+            v.num(&["newest"]),
+            v.num(&["baseline"]),
+            v.get("drop").unwrap().as_bool().unwrap(),
+        )
     };
     assert_eq!(volume(&server), (40.0, 40.0, false));
     // In bucket first + 5: the newest complete bucket is empty against a baseline of 40.
     sleep_into_next_bucket(Duration::from_millis(300));
     assert_eq!(volume(&server), (0.0, 40.0, true));
     let m = server.metrics();
-    assert_eq!(m.get("tracebudget_trace_health_volume_drop", &[("service", "inventory")]), Some(1.0));
-    assert_eq!(m.get("tracebudget_trace_health_volume_drop", &[("service", "catalog")]), Some(0.0));
-    assert_eq!(m.get("tracebudget_trace_health_service_spans_total", &[("service", "inventory")]), Some(160.0));
+    assert_eq!(
+        m.get("tracebudget_trace_health_volume_drop", &[("service", "inventory")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("tracebudget_trace_health_volume_drop", &[("service", "catalog")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(
+            "tracebudget_trace_health_service_spans_total",
+            &[("service", "inventory")]
+        ),
+        Some(160.0)
+    );
 }

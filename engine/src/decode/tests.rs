@@ -83,7 +83,11 @@ fn tag_values_hash_alike_across_encodings_and_dedup_per_request() {
     }
     let raw = encoded(Value::IntValue(503));
     assert_eq!(value_hash(WireValue::Encoded(&raw)), value_hash(WireValue::Int(503)));
-    assert_ne!(value_hash(WireValue::Int(1)), value_hash(WireValue::Str(b"1")), "the type counts");
+    assert_ne!(
+        value_hash(WireValue::Int(1)),
+        value_hash(WireValue::Str(b"1")),
+        "the type counts"
+    );
     assert_eq!(value_hash(WireValue::Other), None);
 
     let body = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}},{"key":"host.name","value":{"stringValue":"h1"}}]},"scopeSpans":[{"spans":[
@@ -94,7 +98,11 @@ fn tag_values_hash_alike_across_encodings_and_dedup_per_request() {
     let keys = AttrKeys::from_journeys(&slis::journey::Journeys::default());
     let decoded = super::otlp::decode_json(body.as_bytes(), &keys).unwrap();
     let tags: Vec<(&str, &str)> = decoded.tags.iter().map(|t| (&*t.service, &*t.key)).collect();
-    assert_eq!(tags, [("a", "host.name"), ("a", "k"), ("a", "k")], "k=v1 once, k=v2 once");
+    assert_eq!(
+        tags,
+        [("a", "host.name"), ("a", "k"), ("a", "k")],
+        "k=v1 once, k=v2 once"
+    );
     let off = super::otlp::decode_json(body.as_bytes(), &AttrKeys::new(["k"])).unwrap();
     assert!(off.tags.is_empty(), "not watched: nothing hashed");
 }

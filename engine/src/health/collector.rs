@@ -193,7 +193,9 @@ impl Collector for HealthCollector {
             e,
             "trace_health_volume_drop",
             "1 when a service's newest volume bucket fell below volume_drop_ratio of its baseline (suspected exporter or agent outage)",
-            f.services.iter().map(|s| (service(&s.service), f64::from(u8::from(s.volume.drop)))),
+            f.services
+                .iter()
+                .map(|s| (service(&s.service), f64::from(u8::from(s.volume.drop)))),
         )?;
         gauge(
             e,
@@ -227,9 +229,12 @@ impl Collector for HealthCollector {
             e,
             "trace_health_high_cardinality_keys",
             "Attribute keys of each service above cardinality_limit",
-            f.services
-                .iter()
-                .map(|s| (service(&s.service), s.keys.iter().filter(|k| k.over_limit).count() as f64)),
+            f.services.iter().map(|s| {
+                (
+                    service(&s.service),
+                    s.keys.iter().filter(|k| k.over_limit).count() as f64,
+                )
+            }),
         )?;
         counter(
             e,

@@ -280,7 +280,7 @@ impl TraceHealth {
                 s.volume.add(bucket, n, keep);
                 let hist = s.lag.at(epoch).get_or_insert_with(lag_histogram);
                 for lag in lags {
-                    hist.saturating_record(lag.min(LAG_MAX_MICROS).max(1));
+                    hist.saturating_record(lag.clamp(1, LAG_MAX_MICROS));
                 }
             }
         };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use slis::{SpanId, SpanKind, Timestamp};
 
-use super::trace::{NONE, UNKNOWN, analyze};
+use super::trace::{self, NONE, UNKNOWN, analyze};
 use super::*;
 use crate::assembler::SpanNode;
 
@@ -148,7 +148,11 @@ fn fragmentation_names_the_boundary_that_lost_the_context() {
     for (name, (nodes, peers, lost, dangling, boundaries)) in cases {
         let peers: Vec<(u32, Arc<str>)> = peers.into_iter().map(|(i, p)| (i, Arc::from(p))).collect();
         let f = analyze(&nodes, &peers, 1_000_000, reports);
-        assert_eq!((f.lost_spans, f.dangling, f.boundaries), (lost, dangling, boundaries), "{name}");
+        assert_eq!(
+            (f.lost_spans, f.dangling, f.boundaries),
+            (lost, dangling, boundaries),
+            "{name}"
+        );
         assert_eq!(f.skews, vec![], "{name}");
     }
 }
@@ -157,7 +161,7 @@ fn fragmentation_names_the_boundary_that_lost_the_context() {
 fn clock_skew_per_service_pair_and_kind() {
     let tol = 5_000_000; // 5 ms
     let k = |p: &str, c: &str, kind: SkewKind| (Arc::from(p), Arc::from(c), kind);
-    let cases: Vec<(&str, Vec<SpanNode>, Vec<(Arc<str>, Arc<str>, SkewKind)>)> = vec![
+    let cases: Vec<(&str, Vec<SpanNode>, Vec<trace::Skew>)> = vec![
         (
             "within the tolerance",
             vec![
@@ -249,7 +253,7 @@ fn a_volume_drop_is_flagged_against_the_service_own_baseline() {
         }
     );
     // Nothing at all: still a drop while the baseline holds.
-    assert_eq!(status(&h, 60).drop, true);
+    assert!(status(&h, 60).drop);
     assert_eq!(status(&h, 70).baseline, (8.0 + 0.0 + 20.0) / 3.0);
     // The baseline has decayed below volume_min_spans: no verdict.
     assert_eq!(
@@ -302,12 +306,20 @@ fn cardinality_is_flagged_above_the_limit_and_bounded_by_the_caps() {
     let report = h.report(at(0));
     let keys: Vec<(&str, &str, u64, bool)> = report
         .iter()
-        .flat_map(|s| s.keys.iter().map(move |k| (&*s.service, &*k.key, k.estimate, k.over_limit)))
+        .flat_map(|s| {
+            s.keys
+                .iter()
+                .map(move |k| (&*s.service, &*k.key, k.estimate, k.over_limit))
+        })
         .collect();
     // Up to 128 distinct values the sketch keeps the hashes: exact.
     assert_eq!(
         keys,
-        [("a", "request.id", 120, true), ("a", "method", 3, false), ("b", "method", 1, false)]
+        [
+            ("a", "request.id", 120, true),
+            ("a", "method", 3, false),
+            ("b", "method", 1, false)
+        ]
     );
     assert_eq!(
         h.dropped(),
@@ -318,7 +330,13 @@ fn cardinality_is_flagged_above_the_limit_and_bounded_by_the_caps() {
     );
     // The union of this window and the previous one; gone two windows later.
     h.observe_tags(&[tag(&a, &method, 7)], at(61));
-    let method_a = |h: &TraceHealth, s| h.report(at(s))[0].keys.iter().find(|k| &*k.key == "method").map(|k| k.estimate);
+    let method_a = |h: &TraceHealth, s| {
+        h.report(at(s))[0]
+            .keys
+            .iter()
+            .find(|k| &*k.key == "method")
+            .map(|k| k.estimate)
+    };
     assert_eq!(method_a(&h, 61), Some(4));
     assert_eq!(method_a(&h, 121), Some(1));
     assert_eq!(method_a(&h, 200), None);

@@ -111,7 +111,11 @@ pub fn analyze(
     // Span id → node index, sorted for binary search (traces are small; no hashing).
     let mut ids: Vec<(slis::SpanId, u32)> = nodes.iter().enumerate().map(|(i, n)| (n.span_id, i as u32)).collect();
     ids.sort_unstable();
-    let find = |id: slis::SpanId| ids.binary_search_by(|(k, _)| k.cmp(&id)).ok().map(|k| ids[k].1 as usize);
+    let find = |id: slis::SpanId| {
+        ids.binary_search_by(|(k, _)| k.cmp(&id))
+            .ok()
+            .map(|k| ids[k].1 as usize)
+    };
     let parent: Vec<Option<usize>> = nodes.iter().map(|n| n.parent.and_then(find)).collect();
     let mut has_child = vec![false; nodes.len()];
     for p in parent.iter().flatten() {
@@ -134,9 +138,8 @@ pub fn analyze(
         }
         out.lost_spans += 1;
         let callers = || {
-            (0..nodes.len()).filter(|&c| {
-                calls(&nodes[c]) && !has_child[c] && peer_of(c).is_some_and(|p| **p == *n.service)
-            })
+            (0..nodes.len())
+                .filter(|&c| calls(&nodes[c]) && !has_child[c] && peer_of(c).is_some_and(|p| **p == *n.service))
         };
         let holds = |c: usize| nodes[c].start_nanos <= n.start_nanos && n.start_nanos <= end(&nodes[c]);
         let caller = callers().find(|&c| holds(c)).or_else(|| callers().next());

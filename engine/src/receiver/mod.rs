@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 use crate::config::IngestConfig;
-use crate::health::Tag;
 use crate::decode::{AttrKeys, Decoded};
+use crate::health::Tag;
 use crate::metrics::EngineMetrics;
 use crate::pipeline::{Backpressure, Ingested, Pipeline, Source};
 
