@@ -163,7 +163,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let intake = Arc::new(Intake {
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),
-        keys: AttrKeys::from_journeys(&config.journeys),
+        keys: attr_keys(&config),
         max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
         max_buffered_spans: config.ingest.max_buffered_spans,
     });
@@ -326,7 +326,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config: js.clone(),
             pipeline: pipeline.clone(),
             store,
-            keys: AttrKeys::from_journeys(&config.journeys),
+            keys: attr_keys(&config),
             engine_metrics: metrics.clone(),
             metrics: jetstream_metrics,
             committed: flusher.committed(),
@@ -394,4 +394,12 @@ mod tests {
         assert_eq!(tick_interval(Duration::from_secs(1)), Duration::from_millis(100));
         assert_eq!(tick_interval(Duration::from_millis(20)), Duration::from_millis(10));
     }
+}
+
+/// The attribute keys the decoders keep, and whether they hash every value for the cardinality
+/// sketches (`[trace_health] cardinality`).
+fn attr_keys(config: &Config) -> AttrKeys {
+    let mut keys = AttrKeys::from_journeys(&config.journeys);
+    keys.watch_tags = config.trace_health.cardinality;
+    keys
 }

@@ -112,6 +112,13 @@ fn bench(c: &mut Criterion) {
         p = pipeline();
         run(&bodies, &keys, start, &mut p);
     });
+    // The same without attribute cardinality (`[trace_health] cardinality = false`).
+    let mut plain_keys = keys.clone();
+    plain_keys.watch_tags = false;
+    let without_cardinality = rate(&mut || {
+        let mut p = pipeline();
+        run(&bodies, &plain_keys, start, &mut p);
+    });
     let decode_only = rate(&mut || {
         for body in &bodies {
             black_box(ExportTraceServiceRequest::decode(body.clone()).expect("valid"));
@@ -120,6 +127,10 @@ fn bench(c: &mut Criterion) {
     println!(
         "pipeline: decode → assemble → record: {:.2} M spans/s on one core",
         full / 1e6
+    );
+    println!(
+        "pipeline: the same without attribute cardinality: {:.2} M spans/s",
+        without_cardinality / 1e6
     );
     println!(
         "pipeline: decode into opentelemetry-proto's full types only: {:.2} M spans/s",

@@ -89,7 +89,7 @@ struct OpenTrace {
     /// and the node that had it.
     max_lag_nanos: u64,
     max_lag_node: u32,
-    /// (node index, `peer.service`) of the spans that name their callee (fragmentation).
+    /// (node index, `peer.service`) of the CLIENT/PRODUCER spans that name their callee.
     peers: Vec<(u32, Arc<str>)>,
 }
 
@@ -306,7 +306,10 @@ impl OpenTrace {
         if self.candidate.is_none() {
             self.candidate = candidate.map(Box::new);
         }
-        if let Some(slis::AttrValue::Str(peer)) = span.attribute(crate::health::PEER_SERVICE) {
+        // Only calls name a callee (fragmentation's caller and dangling-call rules).
+        if matches!(span.kind, SpanKind::Client | SpanKind::Producer)
+            && let Some(slis::AttrValue::Str(peer)) = span.attribute(crate::health::PEER_SERVICE)
+        {
             self.peers.push((self.nodes.len() as u32, peer.clone()));
         }
         self.nodes.push(SpanNode {

@@ -165,6 +165,7 @@ pub struct Pipeline {
     stream: Option<StreamPositions>,
     /// Trace-pipeline health (issue 10): measured on every accepted span and closed trace.
     health: TraceHealth,
+    health_scratch: crate::health::trace::Scratch,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -268,6 +269,7 @@ impl Pipeline {
             others: Vec::new(),
             stream: None,
             health: TraceHealth::new(TraceHealthConfig::default(), layout.per_journey.len()),
+            health_scratch: Default::default(),
         }
     }
 
@@ -757,7 +759,13 @@ impl Pipeline {
         let tolerance = i64::try_from(self.health.config().skew_tolerance.0.as_nanos()).unwrap_or(i64::MAX);
         for t in closed.drain(..) {
             let health = &self.health;
-            let findings = crate::health::trace::analyze(&t.nodes, &t.peers, tolerance, |s| health.reports(s));
+            let findings = crate::health::trace::analyze_with(
+                &t.nodes,
+                &t.peers,
+                tolerance,
+                |s| health.reports(s),
+                &mut self.health_scratch,
+            );
             let judged = match (t.root, t.remote_root) {
                 (Some(RootRef { journey: Some(j), .. }), _) | (None, Some(Candidate { journey: j, .. })) => Some(j),
                 _ => None,

@@ -79,21 +79,21 @@ pub(crate) struct Batch<'k, 'a> {
     /// (foldhash, through hashlink: a few times faster than SipHash on short strings, and the
     /// strings of one request need no defence against flooding beyond the body limit.)
     strings: HashMap<&'a [u8], Arc<str>, hashlink::DefaultHashBuilder>,
-    /// The request's distinct (service, key, value hash), for attribute cardinality; `None` when
-    /// `AttrKeys::watch_tags` is off.
-    tags: Option<TagCollector>,
+    /// The request's attribute value hashes by service and key, for attribute cardinality;
+    /// `None` when `AttrKeys::watch_tags` is off.
+    tags: Option<TagCollector<'a>>,
 }
 
-/// Collects a request's distinct tags (see [`crate::health::Tag`]).
+/// Collects a request's tags (see [`crate::health::Tag`]).
 #[derive(Debug, Default)]
-struct TagCollector {
-    /// Hashes of the (service, key, value) already taken.
-    seen: std::collections::HashSet<u64, foldhash::fast::FixedState>,
+struct TagCollector<'a> {
+    /// (service, by the address of its interned name; key) → index in `tags`.
+    index: HashMap<(usize, &'a [u8]), usize, foldhash::fast::FixedState>,
     tags: crate::health::Tags,
 }
 
 /// Fixed seed: a value hashes alike in every request, so the sketches see one value once.
-const TAG_SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7472_6163_6562_7564);
+pub(crate) const TAG_SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7472_6163_6562_7564);
 
 /// A 64-bit hash of an attribute value, the same whatever the wire format (a string hashes its
 /// bytes, a number its bits, each with a type tag); `None` for arrays, maps and bytes.
@@ -141,19 +141,21 @@ impl<'k, 'a> Batch<'k, 'a> {
 
     /// Notes one attribute of `service` for the cardinality sketches.
     fn tag(&mut self, service: &Arc<str>, key: &'a [u8], value: WireValue<'a>) {
-        use std::hash::BuildHasher as _;
         let Some(collector) = &mut self.tags else { return };
         let Some(value) = value_hash(value) else { return };
-        let id = TAG_SEED.hash_one((Arc::as_ptr(service) as *const u8 as usize, key, value));
-        if !collector.seen.insert(id) {
+        // The service is interned per request: its address names it within the request.
+        let id = (Arc::as_ptr(service) as *const u8 as usize, key);
+        if let Some(&i) = collector.index.get(&id) {
+            collector.tags[i].values.push(value);
             return;
         }
         let key = self.intern(key);
         if let Some(collector) = &mut self.tags {
+            collector.index.insert(id, collector.tags.len());
             collector.tags.push(crate::health::Tag {
                 service: service.clone(),
                 key,
-                value,
+                values: vec![value],
             });
         }
     }

@@ -64,9 +64,9 @@ fn keys_of_any_length() {
 }
 
 /// Issue 10: a value hashes alike whatever the wire format carried it in, so the cardinality
-/// sketches count it once; a request's repeated (service, key, value) is taken once.
+/// sketches count it once; a request's values are grouped by service and key.
 #[test]
-fn tag_values_hash_alike_across_encodings_and_dedup_per_request() {
+fn tag_values_hash_alike_across_encodings_and_group_by_key() {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
     use prost::Message as _;
 
@@ -97,12 +97,15 @@ fn tag_values_hash_alike_across_encodings_and_dedup_per_request() {
     ]}]}]}"#;
     let keys = AttrKeys::from_journeys(&slis::journey::Journeys::default());
     let decoded = super::otlp::decode_json(body.as_bytes(), &keys).unwrap();
-    let tags: Vec<(&str, &str)> = decoded.tags.iter().map(|t| (&*t.service, &*t.key)).collect();
-    assert_eq!(
-        tags,
-        [("a", "host.name"), ("a", "k"), ("a", "k")],
-        "k=v1 once, k=v2 once"
-    );
+    let tags: Vec<(&str, &str, usize)> = decoded
+        .tags
+        .iter()
+        .map(|t| (&*t.service, &*t.key, t.values.len()))
+        .collect();
+    assert_eq!(tags, [("a", "host.name", 1), ("a", "k", 3)], "one group per key");
+    let k = &decoded.tags[1].values;
+    assert_eq!((k[0] == k[1], k[1] == k[2]), (true, false), "v1, v1, v2");
+    assert_eq!(k[0], value_hash(WireValue::Str(b"v1")).unwrap());
     let off = super::otlp::decode_json(body.as_bytes(), &AttrKeys::new(["k"])).unwrap();
     assert!(off.tags.is_empty(), "not watched: nothing hashed");
 }

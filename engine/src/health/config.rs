@@ -23,6 +23,9 @@ pub struct TraceHealthConfig {
     /// Export-lag percentiles and attribute cardinality cover the current and the previous
     /// window of this length (between one and two windows of data).
     pub window: HumanDuration,
+    /// Hash every attribute value for the cardinality sketches. The costliest measure on the
+    /// hot path (see README "Performance"); `false` turns attribute cardinality off.
+    pub cardinality: bool,
     /// A key with more distinct values than this within the window is flagged.
     pub cardinality_limit: u64,
     /// Services watched at most; spans of further services are counted as dropped
@@ -42,6 +45,7 @@ impl Default for TraceHealthConfig {
             volume_drop_ratio: 0.5,
             volume_min_spans: 10,
             window: Duration::from_secs(10 * 60).into(),
+            cardinality: true,
             cardinality_limit: 1_000,
             max_services: 500,
             max_keys_per_service: 64,

@@ -6,8 +6,8 @@
 //! Pure state, clock passed in (like the assembler): [`TraceHealth`] lives in the
 //! [`Pipeline`](crate::pipeline::Pipeline), under its lock. What it costs on the hot path: per
 //! span one service lookup (cached across a run of spans of one service) and one HDR record; per
-//! distinct (service, key, value) of a request one sketch insert ([`Tags`], deduplicated by the
-//! decoder). Closed traces are analysed in [`trace::analyze`].
+//! attribute value one hash (in the decoder, outside the lock) and one sketch insert ([`Tags`],
+//! grouped by service and key by the decoder). Closed traces are analysed in [`trace::analyze`].
 //!
 //! Memory is bounded: at most `max_services` services and `max_keys_per_service` keys each; a
 //! key's sketch is a `cardinality-estimator` HyperLogLog++ (exact for small sets, 4 KiB at
@@ -21,6 +21,10 @@ mod tests;
 pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
+
+/// Maps keyed by service and attribute names: foldhash (names come from our own config and
+/// exporters, bounded by the caps; no defence against flooding is needed beyond them).
+type Names<V> = HashMap<Arc<str>, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use cardinality_estimator::CardinalityEstimator;
@@ -36,23 +40,23 @@ pub const PEER_SERVICE: &str = "peer.service";
 /// The largest export lag the histograms hold (longer lags count as this): 1 hour, in µs.
 const LAG_MAX_MICROS: u64 = 3_600_000_000;
 
-/// One distinct (service, attribute key, value) seen in a request; `value` is a 64-bit hash of
-/// the value (see `decode::spans`).
+/// One attribute key of one service in a request, with a 64-bit hash of each value it carried
+/// (see `decode::spans::value_hash`; repeats included: a sketch absorbs them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tag {
     pub service: Arc<str>,
     pub key: Arc<str>,
-    pub value: u64,
+    pub values: Vec<u64>,
 }
 
-/// The distinct tags of one request.
+/// The tags of one request, a service's keys together.
 pub type Tags = Vec<Tag>;
 
 /// What did not fit the bounds (the `reason` label of `tracebudget_trace_health_dropped_total`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dropped {
-    /// Spans and distinct attribute values (per request) of services beyond `max_services`:
-    /// their volume, lag and tags are not watched.
+    /// Spans and attribute values of services beyond `max_services`: their volume, lag and
+    /// tags are not watched.
     pub service_limit: u64,
     /// Attribute values of keys beyond `max_keys_per_service`.
     pub key_limit: u64,
@@ -155,7 +159,7 @@ struct Service {
     spans: u64,
     volume: Volume,
     lag: Rotating<Option<Histogram<u64>>>,
-    keys: HashMap<Arc<str>, Rotating<Sketch>>,
+    keys: Names<Rotating<Sketch>>,
     /// Closed traces this service took part in, and how many of them were fragmented.
     traces: u64,
     fragmented: u64,
@@ -203,7 +207,7 @@ pub struct ServiceReport {
 #[derive(Debug)]
 pub struct TraceHealth {
     config: TraceHealthConfig,
-    services: HashMap<Arc<str>, Service>,
+    services: Names<Service>,
     /// Per journey index.
     journeys: Vec<JourneyHealth>,
     /// Traces in which each boundary lost the context.
@@ -221,7 +225,7 @@ impl TraceHealth {
     pub fn new(config: TraceHealthConfig, journeys: usize) -> Self {
         TraceHealth {
             config,
-            services: HashMap::new(),
+            services: Names::default(),
             journeys: vec![JourneyHealth::default(); journeys],
             boundaries: BTreeMap::new(),
             skews: BTreeMap::new(),
@@ -257,7 +261,7 @@ impl TraceHealth {
                     spans: 0,
                     volume: Volume::default(),
                     lag: Rotating::new(epoch),
-                    keys: HashMap::new(),
+                    keys: Names::default(),
                     traces: 0,
                     fragmented: 0,
                 },
@@ -305,20 +309,31 @@ impl TraceHealth {
         }
     }
 
-    /// Adds a request's distinct tags to the sketches of the window holding `now`.
+    /// Adds a request's tags to the sketches of the window holding `now`: one service lookup per
+    /// run of one service's keys, one key lookup per key.
     pub fn observe_tags(&mut self, tags: &[Tag], now: Timestamp) {
         let epoch = self.window_epoch(now);
         let max_keys = self.config.max_keys_per_service;
-        for t in tags {
-            let Some(s) = self.service(&t.service, 1, epoch) else {
+        for group in tags.chunk_by(|a, b| Arc::ptr_eq(&a.service, &b.service)) {
+            let values = group.iter().map(|t| t.values.len() as u64).sum();
+            let Some(s) = self.service(&group[0].service, values, epoch) else {
                 continue;
             };
-            if !s.keys.contains_key(&t.key) && s.keys.len() >= max_keys {
-                self.dropped.key_limit += 1;
-                continue;
+            let mut over = 0;
+            for t in group {
+                if !s.keys.contains_key(&t.key) {
+                    if s.keys.len() >= max_keys {
+                        over += t.values.len() as u64;
+                        continue;
+                    }
+                    s.keys.insert(t.key.clone(), Rotating::new(epoch));
+                }
+                let sketch = &mut s.keys.get_mut(&t.key).expect("just inserted").at(epoch).0;
+                for v in &t.values {
+                    sketch.insert(v);
+                }
             }
-            let sketch = s.keys.entry(t.key.clone()).or_insert_with(|| Rotating::new(epoch));
-            sketch.at(epoch).0.insert(&t.value);
+            self.dropped.key_limit += over;
         }
     }
 

@@ -287,7 +287,7 @@ fn tag(service: &Arc<str>, key: &Arc<str>, value: u64) -> Tag {
     Tag {
         service: service.clone(),
         key: key.clone(),
-        value,
+        values: vec![value],
     }
 }
 
@@ -347,12 +347,13 @@ fn cardinality_is_flagged_above_the_limit_and_bounded_by_the_caps() {
 fn a_million_distinct_values_keep_the_sketch_bounded() {
     let mut h = TraceHealth::new(config(), 0);
     let (svc, key): (Arc<str>, Arc<str>) = ("a".into(), "uuid".into());
-    let mut tags = Vec::with_capacity(10_000);
     let mut after_1k = 0;
     for chunk in 0..100u64 {
-        tags.clear();
-        tags.extend((0..10_000u64).map(|i| tag(&svc, &key, (chunk * 10_000 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15))));
-        h.observe_tags(&tags, at(0));
+        let mut t = tag(&svc, &key, 0);
+        t.values = (0..10_000u64)
+            .map(|i| (chunk * 10_000 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        h.observe_tags(&[t], at(0));
         if chunk == 0 {
             after_1k = h.sketch_bytes();
         }

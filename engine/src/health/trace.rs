@@ -36,6 +36,9 @@ use slis::SpanKind;
 
 use crate::assembler::SpanNode;
 
+/// Up to this many spans a trace's parents are found by a scan.
+const SCAN_LIMIT: usize = 32;
+
 /// The caller of a lost context that no span names.
 pub const UNKNOWN: &str = "unknown";
 /// The "parent service" of a span without a parent in the trace.
@@ -99,6 +102,16 @@ impl Findings {
     }
 }
 
+/// Buffers [`analyze_with`] reuses from one trace to the next (the hot path allocates nothing
+/// for a healthy trace).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    ids: Vec<(slis::SpanId, u32)>,
+    parent: Vec<Option<usize>>,
+    has_child: Vec<bool>,
+    used: Vec<bool>,
+}
+
 /// Analyzes a closed trace. `peers[k] = (node index, peer.service)` for the spans that carry
 /// one; `reports(service)` says whether a service sends spans to this engine.
 pub fn analyze(
@@ -107,17 +120,44 @@ pub fn analyze(
     tolerance_nanos: i64,
     reports: impl Fn(&str) -> bool,
 ) -> Findings {
+    analyze_with(nodes, peers, tolerance_nanos, reports, &mut Scratch::default())
+}
+
+/// [`analyze`] with buffers kept across calls.
+pub fn analyze_with(
+    nodes: &[SpanNode],
+    peers: &[(u32, Arc<str>)],
+    tolerance_nanos: i64,
+    reports: impl Fn(&str) -> bool,
+    scratch: &mut Scratch,
+) -> Findings {
     let mut out = Findings::default();
-    // Span id → node index, sorted for binary search (traces are small; no hashing).
-    let mut ids: Vec<(slis::SpanId, u32)> = nodes.iter().enumerate().map(|(i, n)| (n.span_id, i as u32)).collect();
-    ids.sort_unstable();
+    let Scratch {
+        ids,
+        parent,
+        has_child,
+        used,
+    } = scratch;
+    // Span id → node index: a scan for small traces, a sorted index for large ones.
+    ids.clear();
+    if nodes.len() > SCAN_LIMIT {
+        ids.extend(nodes.iter().enumerate().map(|(i, n)| (n.span_id, i as u32)));
+        ids.sort_unstable();
+    }
+    let ids = &*ids;
     let find = |id: slis::SpanId| {
-        ids.binary_search_by(|(k, _)| k.cmp(&id))
-            .ok()
-            .map(|k| ids[k].1 as usize)
+        if nodes.len() > SCAN_LIMIT {
+            ids.binary_search_by(|(k, _)| k.cmp(&id))
+                .ok()
+                .map(|k| ids[k].1 as usize)
+        } else {
+            nodes.iter().position(|n| n.span_id == id)
+        }
     };
-    let parent: Vec<Option<usize>> = nodes.iter().map(|n| n.parent.and_then(find)).collect();
-    let mut has_child = vec![false; nodes.len()];
+    parent.clear();
+    parent.extend(nodes.iter().map(|n| n.parent.and_then(find)));
+    has_child.clear();
+    has_child.resize(nodes.len(), false);
     for p in parent.iter().flatten() {
         has_child[*p] = true;
     }
@@ -130,7 +170,8 @@ pub fn analyze(
     let primary = earliest(&|i| nodes[i].parent.is_none()).or_else(|| earliest(&|i| parent[i].is_none()));
     let peer_of = |i: usize| peers.iter().find(|(k, _)| *k as usize == i).map(|(_, p)| p);
     let calls = |n: &SpanNode| matches!(n.kind, SpanKind::Client | SpanKind::Producer);
-    let mut used = vec![false; nodes.len()];
+    used.clear();
+    used.resize(nodes.len(), false);
 
     for (i, n) in nodes.iter().enumerate() {
         if parent[i].is_some() || Some(i) == primary {
