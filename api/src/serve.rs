@@ -384,6 +384,14 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
+/// The attribute keys the decoders keep, and whether they hash every value for the cardinality
+/// sketches (`[trace_health] cardinality`).
+fn attr_keys(config: &Config) -> AttrKeys {
+    let mut keys = AttrKeys::from_journeys(&config.journeys);
+    keys.watch_tags = config.trace_health.cardinality;
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,12 +402,4 @@ mod tests {
         assert_eq!(tick_interval(Duration::from_secs(1)), Duration::from_millis(100));
         assert_eq!(tick_interval(Duration::from_millis(20)), Duration::from_millis(10));
     }
-}
-
-/// The attribute keys the decoders keep, and whether they hash every value for the cardinality
-/// sketches (`[trace_health] cardinality`).
-fn attr_keys(config: &Config) -> AttrKeys {
-    let mut keys = AttrKeys::from_journeys(&config.journeys);
-    keys.watch_tags = config.trace_health.cardinality;
-    keys
 }
