@@ -95,6 +95,7 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
             "volume_baseline_seconds": c.volume_baseline.0.as_secs_f64(),
             "volume_drop_ratio": c.volume_drop_ratio,
             "window_seconds": c.window.0.as_secs_f64(),
+            "cardinality": c.cardinality,
             "cardinality_limit": c.cardinality_limit,
         },
         "traces": h.traces,
