@@ -55,6 +55,9 @@ pub enum SliName {
     Latency,
     Error,
     Completeness,
+    Fragmentation,
+    ExportLag,
+    ClockSkew,
 }
 
 impl SliName {
@@ -63,7 +66,15 @@ impl SliName {
             SliName::Latency => "latency",
             SliName::Error => "error",
             SliName::Completeness => "completeness",
+            SliName::Fragmentation => "fragmentation",
+            SliName::ExportLag => "export_lag",
+            SliName::ClockSkew => "clock_skew",
         }
+    }
+
+    /// Whether this SLI takes a `threshold` (and needs one).
+    fn has_threshold(self) -> bool {
+        matches!(self, SliName::Latency | SliName::ExportLag)
     }
 }
 
@@ -77,9 +88,11 @@ pub struct SloConfig {
     pub description: Option<String>,
     /// The journey whose events it counts.
     pub journey: Spanned<String>,
-    /// `latency` (needs `threshold`), `error` or `completeness`.
+    /// `latency` (needs `threshold`), `error`, `completeness`, or a trace-health SLI:
+    /// `fragmentation`, `export_lag` (needs `threshold`), `clock_skew`.
     pub sli: Spanned<SliName>,
-    /// For `latency`: a root span slower than this is bad, e.g. `"800ms"`.
+    /// For `latency`: a root span slower than this is bad, e.g. `"800ms"`. For `export_lag`: a
+    /// trace with a span received more than this after its end is bad, e.g. `"30s"`.
     pub threshold: Option<Spanned<HumanDuration>>,
     /// Share of good events, strictly between 0 and 1, e.g. `0.999`.
     pub objective: Objective,
@@ -482,20 +495,29 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
                 journeys.0.iter().map(|j| j.name.clone()),
             ));
         }
-        let sli = match (c.sli.get_ref(), &c.threshold) {
-            (SliName::Latency, Some(t)) if t.get_ref().0.is_zero() => {
-                errors.push(ConfigError::at(t.span(), "latency threshold must be above 0"));
+        let sli = match (*c.sli.get_ref(), &c.threshold) {
+            (name, Some(t)) if name.has_threshold() && t.get_ref().0.is_zero() => {
+                errors.push(ConfigError::at(
+                    t.span(),
+                    format!("{} threshold must be above 0", name.as_str().replace('_', " ")),
+                ));
                 None
             }
             (SliName::Latency, Some(t)) => Some(SliKind::Latency {
                 threshold: t.get_ref().0,
             }),
-            (SliName::Latency, None) => {
+            (SliName::ExportLag, Some(t)) => Some(SliKind::ExportLag {
+                threshold: t.get_ref().0,
+            }),
+            (name, None) if name.has_threshold() => {
+                let example = if name == SliName::Latency { "800ms" } else { "30s" };
                 errors.push(ConfigError::at(
                     c.sli.span(),
                     format!(
-                        "SLO {:?}: a latency SLI needs a threshold, e.g. threshold = \"800ms\"",
-                        c.name.get_ref()
+                        "SLO {:?}: a{} {} SLI needs a threshold, e.g. threshold = \"{example}\"",
+                        c.name.get_ref(),
+                        if name == SliName::ExportLag { "n" } else { "" },
+                        name.as_str()
                     ),
                 ));
                 None
@@ -504,7 +526,7 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
                 errors.push(ConfigError::at(
                     t.span(),
                     format!(
-                        "SLO {:?}: threshold applies only to latency SLIs, not {}",
+                        "SLO {:?}: threshold applies only to latency and export_lag SLIs, not {}",
                         c.name.get_ref(),
                         other.as_str()
                     ),
@@ -513,6 +535,9 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
             }
             (SliName::Error, None) => Some(SliKind::Error),
             (SliName::Completeness, None) => Some(SliKind::Completeness),
+            (SliName::Fragmentation, None) => Some(SliKind::Fragmentation),
+            (SliName::ClockSkew, None) => Some(SliKind::ClockSkew),
+            (SliName::Latency | SliName::ExportLag, None) => unreachable!("handled above"),
         };
         if let (Some(j), SliName::Completeness) = (journey, c.sli.get_ref())
             && journeys.0[j].expected_services.is_empty()

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use alerting::config::{Alerting, Sections};
 use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use engine::health::TraceHealthConfig;
 use engine::jetstream::JetStreamConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -62,6 +63,8 @@ pub struct Config {
     pub alerting: Alerting,
     /// `[jetstream]`; absent: no JetStream.
     pub jetstream: Option<JetStreamConfig>,
+    /// `[trace_health]`: how the tracing pipeline itself is watched.
+    pub trace_health: TraceHealthConfig,
 }
 
 const SECTIONS: &[&str] = &[
@@ -78,6 +81,7 @@ const SECTIONS: &[&str] = &[
     "inhibit_rules",
     "reports",
     "jetstream",
+    "trace_health",
 ];
 
 /// Every error found in one config file, rendered with file, line, column and the offending line.
@@ -125,6 +129,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     let (mut storage_span, mut cluster_span) = (None, None);
     let mut journeys = Vec::new();
     let mut jetstream: Option<(JetStreamConfig, std::ops::Range<usize>)> = None;
+    let mut trace_health = TraceHealthConfig::default();
     let mut sections = Sections::default();
     for (key, value) in root.into_inner() {
         let e = &mut errors;
@@ -148,6 +153,18 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 cluster = one(value, e).unwrap_or_default();
             }
             "jetstream" => jetstream = Some((one(value, e).unwrap_or_default(), key.span())),
+            "trace_health" => {
+                // Each problem points at its key's value (the section header when it is unset).
+                let spans = key_spans(&value);
+                trace_health = one(value, e).unwrap_or_default();
+                e.extend(trace_health.validate().into_iter().map(|(k, m)| {
+                    let span = spans
+                        .iter()
+                        .find(|(name, _)| name == k)
+                        .map_or(key.span(), |(_, s)| s.clone());
+                    ConfigError::at(span, m)
+                }));
+            }
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
             "journeys" => journeys = many::<JourneyConfig>("journeys", value, e),
@@ -221,9 +238,18 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 journeys,
                 alerting,
                 jetstream: jetstream.map(|(js, _)| js),
+                trace_health,
             })
         }
         _ => Err(fail(errors)),
+    }
+}
+
+/// The span of each key's value in a table (none for another value).
+fn key_spans(value: &Spanned<DeValue<'_>>) -> Vec<(String, std::ops::Range<usize>)> {
+    match value.get_ref() {
+        DeValue::Table(t) => t.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -142,6 +142,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(js) = &config.jetstream {
         pipeline.enable_stream(&js.stream, js.partitions);
     }
+    pipeline.set_trace_health(config.trace_health.clone());
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
     let jetstream_metrics = Arc::new(engine::jetstream::JetStreamMetrics::default());
@@ -154,11 +155,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     registry.register_collector(Box::new(PipelineCollector {
         pipeline: pipeline.clone(),
     }));
+    registry.register_collector(Box::new(engine::health::collector::HealthCollector {
+        pipeline: pipeline.clone(),
+        clock: receiver::wall_clock,
+    }));
 
     let intake = Arc::new(Intake {
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),
-        keys: AttrKeys::from_journeys(&config.journeys),
+        keys: attr_keys(&config),
         max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
         max_buffered_spans: config.ingest.max_buffered_spans,
         record: None,
@@ -322,7 +327,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config: js.clone(),
             pipeline: pipeline.clone(),
             store,
-            keys: AttrKeys::from_journeys(&config.journeys),
+            keys: attr_keys(&config),
             engine_metrics: metrics.clone(),
             metrics: jetstream_metrics,
             committed: flusher.committed(),
@@ -386,6 +391,14 @@ pub(crate) async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// The attribute keys the decoders keep, and whether they hash every value for the cardinality
+/// sketches (`[trace_health] cardinality`).
+fn attr_keys(config: &Config) -> AttrKeys {
+    let mut keys = AttrKeys::from_journeys(&config.journeys);
+    keys.watch_tags = config.trace_health.cardinality;
+    keys
 }
 
 #[cfg(test)]

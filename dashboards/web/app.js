@@ -1,6 +1,6 @@
 // tracebudget dashboards: one page, three views chosen by the URL's hash.
 //   #/            executive: every SLO at a glance
-//   #/oncall      on-call: firing alerts with their traces and contributors, silences
+//   #/oncall      on-call: firing alerts with their traces and contributors, silences, trace health
 //   #/slo/<name>  one SLO: burn rate per policy window, budget burndown, latency percentiles
 // Everything comes from the JSON API of the same server (/api/v1/…); nothing else is loaded.
 // Figures are written by format.js (its header lists the rounding rules) and carry the API's
@@ -607,9 +607,112 @@ async function allInOrder(promises) {
   return settled.map((r) => r.value);
 }
 
+// The "Trace health" panel: the tracing pipeline itself (GET /api/v1/health/traces).
+function traceHealthPanel(th) {
+  const optRatio = (x) => (x === null ? fmt.NO_DATA : fmt.ratio(x));
+  const table = (testid, caption, heads, rows) =>
+    h(
+      "table",
+      { class: "health", dataset: { testid } },
+      h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows),
+    );
+  const journeys = th.journeys.map((j) =>
+    h(
+      "tr",
+      { dataset: { testid: "health-journey", journey: j.journey } },
+      h("th", { scope: "row" }, j.journey),
+      figure("td", "health-traces", j.traces, fmt.count(j.traces)),
+      figure("td", "health-fragmented", j.fragmented, fmt.count(j.fragmented)),
+      figure("td", "health-fragmentation", j.fragmentation_ratio, optRatio(j.fragmentation_ratio)),
+      figure("td", "health-skewed", j.skewed, fmt.count(j.skewed)),
+    ),
+  );
+  const services = th.services.map((s) => {
+    const flagged = s.attributes.filter((a) => a.over_limit);
+    return h(
+      "tr",
+      { dataset: { testid: "health-service", service: s.service }, class: s.volume.drop ? "drop" : null },
+      h("th", { scope: "row" }, s.service),
+      figure("td", "health-spans", s.spans, fmt.count(s.spans)),
+      figure("td", "health-volume-newest", s.volume.newest, fmt.count(s.volume.newest)),
+      figure("td", "health-volume-baseline", s.volume.baseline, fmt.perBucket(s.volume.baseline)),
+      h(
+        "td",
+        {},
+        h(
+          "span",
+          { class: `badge ${s.volume.drop ? "status-critical" : "status-ok"}`, dataset: { testid: "health-volume-drop", value: String(s.volume.drop) } },
+          s.volume.drop ? "✖ Drop" : "✓ Steady",
+        ),
+      ),
+      figure("td", "health-lag-p50", s.export_lag?.p50_seconds ?? null, fmt.latency(s.export_lag?.p50_seconds ?? null)),
+      figure("td", "health-lag-p99", s.export_lag?.p99_seconds ?? null, fmt.latency(s.export_lag?.p99_seconds ?? null)),
+      figure("td", "health-service-fragmentation", s.fragmentation_ratio, optRatio(s.fragmentation_ratio)),
+      h(
+        "td",
+        {},
+        flagged.length
+          ? h(
+              "ul",
+              { class: "keys" },
+              flagged.map((a) =>
+                h("li", { dataset: { testid: "health-key", key: a.key } }, h("code", {}, a.key), " ", figure("span", "health-key-estimate", a.estimate, fmt.count(a.estimate))),
+              ),
+            )
+          : h("span", { class: "muted" }, "none"),
+      ),
+    );
+  });
+  const lost = th.lost_context.map((b) =>
+    h(
+      "tr",
+      { dataset: { testid: "health-lost", from: b.parent_service, to: b.child_service } },
+      h("td", {}, b.parent_service, " → ", b.child_service),
+      figure("td", "health-lost-traces", b.traces, fmt.count(b.traces)),
+    ),
+  );
+  const skew = th.clock_skew.map((k) =>
+    h(
+      "tr",
+      { dataset: { testid: "health-skew", from: k.parent_service, to: k.child_service, kind: k.kind } },
+      h("td", {}, k.parent_service, " → ", k.child_service),
+      h("td", {}, k.kind.replaceAll("_", " ")),
+      figure("td", "health-skew-spans", k.spans, fmt.count(k.spans)),
+    ),
+  );
+  return h(
+    "section",
+    { "aria-labelledby": "health-h", dataset: { testid: "trace-health" } },
+    h("h2", { id: "health-h" }, "Trace health"),
+    h(
+      "div",
+      { class: "tiles" },
+      tile("Closed traces", figure("span", "health-total-traces", th.traces, fmt.count(th.traces), { class: "big" })),
+      tile("Fragmented", figure("span", "health-total-fragmentation", th.fragmentation_ratio, optRatio(th.fragmentation_ratio), { class: "big" })),
+      tile("Skewed traces", figure("span", "health-total-skewed", th.skewed, fmt.count(th.skewed), { class: "big" })),
+      tile("Volume drops", figure("span", "health-drops", th.services.filter((s) => s.volume.drop).length, fmt.count(th.services.filter((s) => s.volume.drop).length), { class: "big" })),
+    ),
+    table("health-journeys", "Per journey (since start)", ["Journey", "Traces", "Fragmented", "Share", "Skewed"], journeys),
+    table(
+      "health-services",
+      "Per service",
+      ["Service", "Spans", "Last bucket", "Baseline", "Volume", "Lag P50", "Lag P99", "Fragmented", "High-cardinality keys"],
+      services,
+    ),
+    lost.length ? table("health-lost-table", "Where the trace context was lost", ["Caller → callee", "Traces"], lost) : h("p", { class: "calm" }, "✓ No context lost."),
+    skew.length ? table("health-skew-table", "Clock skew", ["Parent → child", "Kind", "Spans"], skew) : h("p", { class: "calm" }, "✓ No clock skew."),
+  );
+}
+
 async function oncallPage() {
   document.title = "On-call — tracebudget";
-  const [{ alerts }, { silences }] = await allInOrder([api("/api/v1/alerts"), api("/api/v1/silences")]);
+  const [{ alerts }, { silences }, health] = await allInOrder([
+    api("/api/v1/alerts"),
+    api("/api/v1/silences"),
+    api("/api/v1/health/traces"),
+  ]);
   const firing = alerts
     .filter((a) => a.status === "firing")
     .sort(
@@ -627,6 +730,7 @@ async function oncallPage() {
       firing.length ? firing.map((a) => alertCard(a, byFingerprint)) : h("p", { class: "calm", dataset: { testid: "no-alerts" } }, "✓ No alert is firing."),
     ),
     h("section", { "aria-labelledby": "silences-h" }, h("h2", { id: "silences-h" }, "Silences"), silencesTable(silences)),
+    traceHealthPanel(health),
   ];
 }
 

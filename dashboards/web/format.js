@@ -16,6 +16,7 @@
 //   window(s)                                          tracebudget's own duration form, as in
 //                                                      the config: "5m", "1h", "2h30m", "3d"
 //   instant (RFC 3339)                                 "YYYY-MM-DD HH:MM:SS UTC"
+//   spans per bucket (a volume baseline)               x.toFixed(1)
 //
 // toFixed rounds the exact binary value half away from zero, as ECMAScript specifies.
 
@@ -32,6 +33,10 @@ export function sli(x) {
 
 export function objective(x) {
   return `${String(Number((x * 100).toFixed(4)))} %`;
+}
+
+export function perBucket(x) {
+  return x.toFixed(1);
 }
 
 export function burn(x) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use hashlink::LinkedHashMap;
 use slis::window::RootSample;
-use slis::{Span, SpanId, Timestamp, TraceId};
+use slis::{Span, SpanId, SpanKind, Timestamp, TraceId};
 
 /// Past this many spans a trace indexes its span ids in a set, so duplicate checks stay O(1).
 const INDEX_THRESHOLD: usize = 32;
@@ -53,7 +53,7 @@ pub struct RootRef {
     pub sample: RootSample,
 }
 
-/// What the assembler keeps of each buffered span: 64 bytes (a test holds the bound), the names
+/// What the assembler keeps of each buffered span: 72 bytes (a test holds the bound), the names
 /// shared `Arc<str>`s from the decoder, not copies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpanNode {
@@ -62,9 +62,15 @@ pub struct SpanNode {
     pub service: Arc<str>,
     /// The span name.
     pub operation: Arc<str>,
+    /// Start, ns since the epoch (clock skew is judged on it).
+    pub start_nanos: i64,
+    /// 0 when the span ended before it started (`negative`).
     pub duration_nanos: u64,
+    pub kind: SpanKind,
     /// The span says it failed ([`slis::journey::says_failed`]).
     pub error: bool,
+    /// The span ended before it started (its duration was clamped to 0).
+    pub negative: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +85,12 @@ struct OpenTrace {
     roots: u32,
     /// Boxed for the same reason: rare (a journey entry span with a parent).
     candidate: Option<Box<Candidate>>,
+    /// The largest receive time − end time of its spans (export lag), 0 when none was late,
+    /// and the node that had it.
+    max_lag_nanos: u64,
+    max_lag_node: u32,
+    /// (node index, `peer.service`) of the CLIENT/PRODUCER spans that name their callee.
+    peers: Vec<(u32, Arc<str>)>,
 }
 
 /// A trace handed over when it closes.
@@ -98,6 +110,11 @@ pub struct ClosedTrace {
     pub services: Vec<Arc<str>>,
     /// Every span, in arrival order.
     pub nodes: Vec<SpanNode>,
+    /// The largest export lag of its spans, and the node that had it.
+    pub max_lag_nanos: u64,
+    pub max_lag_node: u32,
+    /// (node index, `peer.service`) of the spans that carry one.
+    pub peers: Vec<(u32, Arc<str>)>,
 }
 
 /// See the module docs.
@@ -134,10 +151,15 @@ impl Assembler {
     /// Adds a span. `root` is the fast-path record of a parentless span (its journey, if any);
     /// `candidate` a journey match of a span with a parent.
     pub fn add(&mut self, span: &Span, now: Timestamp, root: Option<RootRef>, candidate: Option<Candidate>) -> Arrival {
+        let lag = u64::try_from(now.unix_nanos().saturating_sub(span.end.unix_nanos())).unwrap_or(0);
         if let Some(trace) = self.open.to_back(&span.trace_id) {
             trace.last_seen = now;
             if trace.contains(span.span_id) {
                 return Arrival::Duplicate;
+            }
+            if lag > trace.max_lag_nanos {
+                trace.max_lag_nanos = lag;
+                trace.max_lag_node = trace.nodes.len() as u32;
             }
             trace.push(span, root, candidate);
             self.buffered += 1;
@@ -153,6 +175,9 @@ impl Assembler {
             root: None,
             roots: 0,
             candidate: None,
+            max_lag_nanos: lag,
+            max_lag_node: 0,
+            peers: Vec::new(),
         };
         trace.push(span, root, candidate);
         self.open.insert(span.trace_id, trace);
@@ -256,6 +281,9 @@ impl Assembler {
             remote_root,
             services,
             nodes: trace.nodes,
+            max_lag_nanos: trace.max_lag_nanos,
+            max_lag_node: trace.max_lag_node,
+            peers: trace.peers,
         }
     }
 }
@@ -278,13 +306,22 @@ impl OpenTrace {
         if self.candidate.is_none() {
             self.candidate = candidate.map(Box::new);
         }
+        // Only calls name a callee (fragmentation's caller and dangling-call rules).
+        if matches!(span.kind, SpanKind::Client | SpanKind::Producer)
+            && let Some(slis::AttrValue::Str(peer)) = span.attribute(crate::health::PEER_SERVICE)
+        {
+            self.peers.push((self.nodes.len() as u32, peer.clone()));
+        }
         self.nodes.push(SpanNode {
             span_id: span.span_id,
             parent: span.parent_span_id,
             service: span.service.clone(),
             operation: span.name.clone(),
+            start_nanos: span.start.unix_nanos(),
             duration_nanos: span.duration_nanos(),
+            kind: span.kind,
             error: slis::journey::says_failed(span),
+            negative: span.end < span.start,
         });
         if let Some(index) = &mut self.index {
             index.insert(span.span_id);
@@ -297,7 +334,7 @@ impl OpenTrace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slis::{SpanKind, StatusCode};
+    use slis::StatusCode;
 
     fn span(trace: u8, id: u8, parent: Option<u8>, service: &str) -> Span {
         Span {
@@ -451,10 +488,10 @@ mod tests {
     }
 
     #[test]
-    fn a_buffered_span_keeps_what_blame_needs_in_64_bytes() {
-        // Was 40 bytes (id, parent, service) before blame; the flood test in tests/load.rs holds
-        // the whole per-span bound.
-        assert_eq!(std::mem::size_of::<SpanNode>(), 64);
+    fn a_buffered_span_keeps_what_blame_and_health_need_in_72_bytes() {
+        // Was 40 bytes (id, parent, service) before blame, 64 before trace health (start, kind,
+        // negative); the flood test in tests/load.rs holds the whole per-span bound.
+        assert_eq!(std::mem::size_of::<SpanNode>(), 72);
         let mut a = Assembler::new(IDLE, 100);
         let mut failed = span(1, 2, Some(1), "payment");
         failed.name = "charge".into();
@@ -470,8 +507,11 @@ mod tests {
                 parent: Some(SpanId([1; 8])),
                 service: "payment".into(),
                 operation: "charge".into(),
+                start_nanos: 100_000_000_000,
                 duration_nanos: 3_000_000_000,
+                kind: SpanKind::Server,
                 error: true,
+                negative: false,
             }]
         );
     }

@@ -59,6 +59,13 @@ pub enum BlameReason {
     SlowestChild,
     MissingService,
     OrphanSpan,
+    /// Trace health: a service boundary where the trace context was lost (the operation names
+    /// the boundary, `caller → callee`).
+    LostContext,
+    /// Trace health: a span whose clock disagrees with its parent's (the operation names how).
+    ClockSkew,
+    /// Trace health: the span of the trace received longest after its end.
+    ExportLag,
 }
 
 impl BlameReason {
@@ -68,6 +75,9 @@ impl BlameReason {
             BlameReason::SlowestChild => "slowest child span",
             BlameReason::MissingService => "missing service",
             BlameReason::OrphanSpan => "orphan span",
+            BlameReason::LostContext => "lost trace context",
+            BlameReason::ClockSkew => "clock skew",
+            BlameReason::ExportLag => "slowest export",
         }
     }
 }
@@ -240,6 +250,53 @@ pub fn completeness_culprits(
 }
 
 /// The culprit a span stands for.
+/// Trace health: who a bad trace of a `fragmentation`, `export_lag` or `clock_skew` SLO blames —
+/// the caller of each boundary that lost the context (the callee when the caller is unknown),
+/// each skewed span's service, or the span received longest after its end.
+pub fn health_culprits(
+    nodes: &[SpanNode],
+    kind: slis::slo::SliKind,
+    findings: &crate::health::Findings,
+    max_lag_node: u32,
+    out: &mut Vec<Culprit>,
+) {
+    use slis::slo::SliKind;
+    match kind {
+        SliKind::Fragmentation => {
+            for b in &findings.boundaries {
+                let service = if &*b.from == crate::health::trace::UNKNOWN {
+                    &b.to
+                } else {
+                    &b.from
+                };
+                out.push(Culprit {
+                    service: service.clone(),
+                    operation: Arc::from(format!("{} → {}", b.from, b.to)),
+                    reason: BlameReason::LostContext,
+                });
+            }
+        }
+        SliKind::ClockSkew => {
+            for (parent, child, how) in &findings.skews {
+                let culprit = Culprit {
+                    service: child.clone(),
+                    operation: Arc::from(format!("{} ({parent} → {child})", how.as_str())),
+                    reason: BlameReason::ClockSkew,
+                };
+                if !out.contains(&culprit) {
+                    out.push(culprit);
+                }
+            }
+        }
+        SliKind::ExportLag { .. } => {
+            if let Some(n) = nodes.get(max_lag_node as usize) {
+                out.push(culprit(n, BlameReason::ExportLag));
+            }
+        }
+        SliKind::Latency { .. } | SliKind::Error | SliKind::Completeness => {}
+    }
+}
+
 pub fn culprit(node: &SpanNode, reason: BlameReason) -> Culprit {
     Culprit {
         service: node.service.clone(),

@@ -7,6 +7,7 @@ pub mod collector;
 pub mod config;
 pub mod decode;
 pub mod exemplars;
+pub mod health;
 pub mod jetstream;
 pub mod metrics;
 pub mod pipeline;

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use slis::journey::Journeys;
 use slis::slo::{SliKind, Slo};
-use slis::window::{Changes, Counts, JourneyWindows, Merged, Recorded, RestoreError, RootSample};
+use slis::window::{Changes, Counts, JourneyWindows, Merged, Recorded, RestoreError, RootSample, TraceVerdict};
 use slis::{Span, SpanKind, Timestamp, TraceId};
 
 use crate::assembler::{Arrival, Assembler, Candidate, ClosedTrace, RootRef};
 use crate::config::IngestConfig;
 use crate::exemplars::{self, Blame, BlameReason, Culprit, Dropped, ExemplarTrace, Insights, Rank};
+use crate::health::{TraceHealth, TraceHealthConfig};
 use crate::metrics::{EngineMetrics, ReasonLabels, ReceiverLabels, ResultLabels};
 
 /// How long SLI buckets are kept beyond the longest SLO period.
@@ -165,6 +166,9 @@ pub struct Pipeline {
     /// `windows` (see [`set_others`](Self::set_others)); empty on a single instance.
     others: Vec<Vec<JourneyWindows>>,
     stream: Option<StreamPositions>,
+    /// Trace-pipeline health (issue 10): measured on every accepted span and closed trace.
+    health: TraceHealth,
+    health_scratch: crate::health::trace::Scratch,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -205,7 +209,10 @@ impl Layout {
             .iter()
             .map(|s| match s.sli {
                 SliKind::Latency { .. } => Rank::Slowest,
-                SliKind::Error | SliKind::Completeness => Rank::ErrorsThenSlowest,
+                SliKind::ExportLag { .. } => Rank::Slowest,
+                SliKind::Error | SliKind::Completeness | SliKind::Fragmentation | SliKind::ClockSkew => {
+                    Rank::ErrorsThenSlowest
+                }
             })
             .collect();
         Layout {
@@ -264,6 +271,26 @@ impl Pipeline {
             retention: layout.retention,
             others: Vec::new(),
             stream: None,
+            health: TraceHealth::new(TraceHealthConfig::default(), layout.per_journey.len()),
+            health_scratch: Default::default(),
+        }
+    }
+
+    /// Watches the tracing pipeline with these settings (`[trace_health]`), starting afresh.
+    pub fn set_trace_health(&mut self, config: TraceHealthConfig) {
+        self.health = TraceHealth::new(config, self.journeys.0.len());
+    }
+
+    /// The trace-pipeline health figures.
+    pub fn health(&self) -> &TraceHealth {
+        &self.health
+    }
+
+    /// Adds a request's distinct attribute values to the cardinality sketches (call it after an
+    /// `ingest` of the same request that was not refused).
+    pub fn ingest_tags(&mut self, tags: &[crate::health::Tag], now: Timestamp) {
+        if !tags.is_empty() {
+            self.health.observe_tags(tags, now);
         }
     }
 
@@ -430,6 +457,7 @@ impl Pipeline {
             .collect();
         self.insights.remap(&slo_from, &layout.ranks);
         self.assembler.remap_journeys(&journey_map);
+        self.health.remap_journeys(&journey_map, journeys.0.len());
         self.windows = windows;
         self.journeys = journeys;
         self.slots = layout.slots;
@@ -462,6 +490,13 @@ impl Pipeline {
         let (mut clamped, mut late, mut duplicate, mut too_old_samples) = (0u64, 0u64, 0u64, 0u64);
         let newest = now + self.rules.max_future_skew;
         let oldest = now - self.rules.max_span_age;
+        self.health.observe(
+            spans
+                .iter()
+                .filter(|s| s.start.unix_nanos() > 0 && s.end.unix_nanos() > 0 && s.end <= newest && s.end >= oldest)
+                .map(|s| (&s.service, s.end)),
+            now,
+        );
         for span in spans {
             let verdict = if span.start.unix_nanos() <= 0 || span.end.unix_nanos() <= 0 {
                 Err(Reject::MissingTimestamp)
@@ -598,7 +633,7 @@ impl Pipeline {
         match self.kinds[slo] {
             SliKind::Latency { threshold } => u128::from(s.latency_nanos) > threshold.as_nanos(),
             SliKind::Error => s.error,
-            SliKind::Completeness => false,
+            SliKind::Completeness | SliKind::Fragmentation | SliKind::ExportLag { .. } | SliKind::ClockSkew => false,
         }
     }
 
@@ -724,7 +759,21 @@ impl Pipeline {
     fn judge(&mut self, closed: &mut Vec<ClosedTrace>, now: Timestamp) {
         let mut results = [0u64; 4]; // complete, incomplete, no_journey, no_root
         let mut too_old = 0;
+        let tolerance = i64::try_from(self.health.config().skew_tolerance.0.as_nanos()).unwrap_or(i64::MAX);
         for t in closed.drain(..) {
+            let health = &self.health;
+            let findings = crate::health::trace::analyze_with(
+                &t.nodes,
+                &t.peers,
+                tolerance,
+                |s| health.reports(s),
+                &mut self.health_scratch,
+            );
+            let judged = match (t.root, t.remote_root) {
+                (Some(RootRef { journey: Some(j), .. }), _) | (None, Some(Candidate { journey: j, .. })) => Some(j),
+                _ => None,
+            };
+            self.health.judged(judged, &t.services, &findings);
             let (journey, sample, roots, orphans, root) = match (t.root, t.remote_root) {
                 (
                     Some(RootRef {
@@ -755,10 +804,16 @@ impl Pipeline {
             let expected = &self.journeys.0[journey].expected_services;
             let complete = roots == 1 && orphans == 0 && expected.iter().all(|e| t.services.iter().any(|s| s == e));
             results[usize::from(!complete)] += 1;
-            if self.windows[journey].record_completeness(sample.at, complete, sample.weight) == Recorded::TooOld {
+            let verdict = TraceVerdict {
+                complete,
+                fragmented: findings.fragmented(),
+                skewed: findings.skewed(),
+                max_lag_nanos: t.max_lag_nanos,
+            };
+            if self.windows[journey].record_trace(sample.at, &verdict, sample.weight) == Recorded::TooOld {
                 too_old += 1;
             }
-            self.blame_trace(journey, &t, root, &sample, complete, now);
+            self.blame_trace(journey, &t, root, &sample, &verdict, &findings, now);
         }
         let m = &self.metrics;
         for (result, n) in ["complete", "incomplete", "no_journey", "no_root"]
@@ -780,15 +835,18 @@ impl Pipeline {
 
     /// Blames the spans of a closed trace for each SLO of its journey it made bad, and offers it
     /// as an exemplar of the completeness SLOs it failed (latency/error ones had it on arrival).
+    #[allow(clippy::too_many_arguments)]
     fn blame_trace(
         &mut self,
         journey: usize,
         t: &ClosedTrace,
         root: Option<usize>,
         s: &RootSample,
-        complete: bool,
+        verdict: &TraceVerdict,
+        findings: &crate::health::Findings,
         now: Timestamp,
     ) {
+        let complete = verdict.complete;
         let mut culprits = Vec::new();
         for k in 0..self.journey_slos[journey].len() {
             let slo = self.journey_slos[journey][k];
@@ -806,6 +864,12 @@ impl Pipeline {
                 (SliKind::Latency { .. }, Some(r)) if self.root_bad(slo, s) => {
                     let slowest = exemplars::critical_path(&t.nodes, r);
                     culprits.push(exemplars::culprit(&t.nodes[slowest], BlameReason::SlowestChild));
+                }
+                (kind @ (SliKind::Fragmentation | SliKind::ExportLag { .. } | SliKind::ClockSkew), _)
+                    if kind.window_sli().trace_bad(verdict) =>
+                {
+                    self.offer(slo, t.trace_id, s, now);
+                    exemplars::health_culprits(&t.nodes, kind, findings, t.max_lag_node, &mut culprits);
                 }
                 _ => continue,
             }
@@ -1082,6 +1146,83 @@ pub(crate) mod tests {
 
     fn totals(p: &Pipeline, _at: i64) -> Vec<(String, u64, u64)> {
         p.slo_totals().map(|(n, _, c)| (n.to_owned(), c.total, c.bad)).collect()
+    }
+
+    /// Issue 10: the trace-health SLIs are judged when a trace closes — fragmentation on its
+    /// roots and orphans, clock skew on parent/child times, export lag on its latest span — and
+    /// blame the boundary, the skewed service and the late span.
+    #[test]
+    fn trace_health_slos_judge_closed_traces_and_blame_who_broke_them() {
+        let slo = |name: &str, sli| Slo {
+            name: name.into(),
+            journey: 0,
+            sli,
+            objective: 0.99,
+            period: Period::Rolling(Duration::from_secs(7 * 86_400)),
+            policy: 0,
+            labels: vec![],
+        };
+        let slos = vec![
+            slo("fragmentation", SliKind::Fragmentation),
+            slo("skew", SliKind::ClockSkew),
+            slo(
+                "lag",
+                SliKind::ExportLag {
+                    threshold: Duration::from_secs(2),
+                },
+            ),
+        ];
+        let ingest = IngestConfig {
+            trace_idle: Duration::from_secs(30).into(),
+            ..Default::default()
+        };
+        let mut p = Pipeline::new(journeys(), &slos, &ingest, Arc::new(EngineMetrics::default()));
+        // Trace 1 healthy; 2: a second root in payment; 3: payment starts 50 ms before its
+        // parent; 4: healthy but received 3 s after it ended. All end at T0 + 1 s.
+        let mut batch = vec![
+            span(1, 1, None, "frontend", 1_000, 100),
+            span(1, 2, Some(1), "payment", 990, 50),
+            span(2, 1, None, "frontend", 1_000, 100),
+            span(2, 2, None, "payment", 990, 50),
+            span(3, 1, None, "frontend", 1_000, 100),
+            span(3, 2, Some(1), "payment", 990, 140),
+        ];
+        p.ingest(Source::OtlpHttp, std::mem::take(&mut batch), now(1)).unwrap();
+        p.ingest(Source::OtlpHttp, vec![span(4, 1, None, "frontend", 1_000, 100)], now(4))
+            .unwrap();
+        p.tick(now(60));
+        use crate::exemplars::BlameReason;
+        use slis::window::Window;
+        let w = Window::Last(Duration::from_secs(3_600));
+        let got: Vec<(u64, u64)> = (0..3)
+            .map(|slo| {
+                let c = p.windows()[0].counts(p.slot(slo), w, now(60));
+                (c.total, c.bad)
+            })
+            .collect();
+        assert_eq!(got, [(4, 1), (4, 1), (4, 1)]);
+        let blamed = |slo| {
+            p.contributors(slo, now(0), 5)
+                .into_iter()
+                .map(|b| (b.service, b.operation, b.reason))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            blamed(0),
+            [("payment".into(), "unknown → payment".into(), BlameReason::LostContext)]
+        );
+        assert_eq!(
+            blamed(1),
+            [(
+                "payment".into(),
+                "starts_before_parent (frontend → payment)".into(),
+                BlameReason::ClockSkew
+            )]
+        );
+        assert_eq!(blamed(2), [("frontend".into(), "op".into(), BlameReason::ExportLag)]);
+        let h = p.health();
+        assert_eq!((h.traces, h.fragmented, h.skewed), (4, 1, 1));
+        assert_eq!(h.journeys()[0].traces, 4);
     }
 
     #[test]

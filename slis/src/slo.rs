@@ -16,6 +16,14 @@ pub enum SliKind {
     Error,
     /// Good = the closed trace holds every expected service, one root and no orphan.
     Completeness,
+    /// Good = the closed trace is not fragmented: one root, no orphan span, and no client call
+    /// whose callee started a trace of its own (see README "Trace-pipeline health").
+    Fragmentation,
+    /// Good = every span of the closed trace was received within `threshold` of its end.
+    ExportLag { threshold: Duration },
+    /// Good = no span of the closed trace starts before its parent or ends after it by more than
+    /// `[trace_health] skew_tolerance`, and none ends before it starts.
+    ClockSkew,
 }
 
 impl SliKind {
@@ -24,6 +32,9 @@ impl SliKind {
             SliKind::Latency { .. } => "latency",
             SliKind::Error => "error",
             SliKind::Completeness => "completeness",
+            SliKind::Fragmentation => "fragmentation",
+            SliKind::ExportLag { .. } => "export_lag",
+            SliKind::ClockSkew => "clock_skew",
         }
     }
 
@@ -35,6 +46,11 @@ impl SliKind {
             },
             SliKind::Error => Sli::Error,
             SliKind::Completeness => Sli::Completeness,
+            SliKind::Fragmentation => Sli::Fragmentation,
+            SliKind::ExportLag { threshold } => Sli::ExportLag {
+                threshold_nanos: u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX),
+            },
+            SliKind::ClockSkew => Sli::ClockSkew,
         }
     }
 }
@@ -45,6 +61,9 @@ impl fmt::Display for SliKind {
             SliKind::Latency { threshold } => write!(f, "latency ≤ {}", format_duration(*threshold)),
             SliKind::Error => f.write_str("error"),
             SliKind::Completeness => f.write_str("completeness"),
+            SliKind::Fragmentation => f.write_str("fragmentation"),
+            SliKind::ExportLag { threshold } => write!(f, "export_lag ≤ {}", format_duration(*threshold)),
+            SliKind::ClockSkew => f.write_str("clock_skew"),
         }
     }
 }

@@ -87,7 +87,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "unknown section",
         "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[alerts]\nx = 1\n",
         "5:2",
-        "unknown section `alerts`, expected one of server, ingest, storage, cluster, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports, jetstream",
+        "unknown section `alerts`, expected one of server, ingest, storage, cluster, alerting, journeys, slos, policies, receivers, route, inhibit_rules, reports, jetstream, trace_health",
     ),
     (
         "unknown journey",
@@ -178,6 +178,30 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "[[journeys]]\nname = \"j\"\nservice = \"a\"\n\n[[slos]]\nname = \"s\"\njourney = \"j\"\nsli = \"latency\"\nobjective = 0.99\nperiod = \"7d\"\n",
         "8:7",
         "SLO \"s\": a latency SLI needs a threshold, e.g. threshold = \"800ms\"",
+    ),
+    (
+        "export_lag without threshold (issue 10)",
+        "[[journeys]]\nname = \"j\"\nservice = \"a\"\n\n[[slos]]\nname = \"s\"\njourney = \"j\"\nsli = \"export_lag\"\nobjective = 0.99\nperiod = \"7d\"\n",
+        "8:7",
+        "SLO \"s\": an export_lag SLI needs a threshold, e.g. threshold = \"30s\"",
+    ),
+    (
+        "threshold on a fragmentation SLI (issue 10)",
+        "[[journeys]]\nname = \"j\"\nservice = \"a\"\n\n[[slos]]\nname = \"s\"\njourney = \"j\"\nsli = \"fragmentation\"\nthreshold = \"1s\"\nobjective = 0.99\nperiod = \"7d\"\n",
+        "9:13",
+        "SLO \"s\": threshold applies only to latency and export_lag SLIs, not fragmentation",
+    ),
+    (
+        "trace_health drop ratio out of range (issue 10)",
+        "[trace_health]\nvolume_window = \"1m\"\nvolume_drop_ratio = 1.5\n",
+        "3:21",
+        "trace_health.volume_drop_ratio must be strictly between 0 and 1, found 1.5",
+    ),
+    (
+        "trace_health unknown key (issue 10)",
+        "[trace_health]\ncardinality_limt = 10\n",
+        "2:1",
+        "unknown field `cardinality_limt`, expected one of `skew_tolerance`, `volume_window`, `volume_baseline`, `volume_drop_ratio`, `volume_min_spans`, `window`, `cardinality`, `cardinality_limit`, `max_services`, `max_keys_per_service`",
     ),
     (
         "bad matcher",

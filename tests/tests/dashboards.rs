@@ -1192,6 +1192,7 @@ async fn oncall(c: &Client, server: &Server) {
     }
     assert_same_origin(c, server, "oncall").await;
     assert_no_errors(c, "oncall", &[]).await;
+    trace_health_panel(c, server).await;
 
     // Silence the page from its card.
     let page = firing.iter().find(|a| a["labels"]["severity"] == "page").unwrap();
@@ -1369,6 +1370,140 @@ async fn oncall(c: &Client, server: &Server) {
 }
 
 /// An alert card's mute badge against the API's `muted` (issue 6): none when `null`; else its
+/// One figure of the Trace health panel: (row, key, testid, raw, text), in page order. The row
+/// is the journey, the service, `from>to>kind` of a boundary or skew row, or "" for a tile.
+type HealthFigure = (String, String, String, Value, String);
+
+/// The Trace health panel (issue 10) against `GET /api/v1/health/traces`: every figure's raw
+/// value and text, in order. Volume buckets move with the clock, so a mismatch re-renders (the
+/// header's Refresh) and compares with a fresh reply, three times at most.
+async fn trace_health_panel(c: &Client, server: &Server) {
+    const COLLECT: &str = r#"
+        const panel = document.querySelector('[data-testid="trace-health"]');
+        return [...panel.querySelectorAll("[data-value]")].map((e) => {
+          const row = e.closest("tr");
+          const d = row ? row.dataset : {};
+          const key = d.journey ?? d.service ?? (d.from !== undefined ? `${d.from}>${d.to}>${d.kind ?? ""}` : "");
+          return [key, e.closest("li")?.dataset.key ?? "", e.dataset.testid, e.dataset.value, e.textContent.trim()];
+        });
+    "#;
+    for attempt in 1.. {
+        wait_view(c, "oncall").await;
+        let h = api(server, "/api/v1/health/traces");
+        let shown = c.execute(COLLECT, vec![]).await.unwrap();
+        let shown: Vec<(String, String, String, String, String)> = serde_json::from_value(shown).unwrap();
+        let want = health_expected(&h);
+        let raw_text = |v: &Value| match v {
+            Value::Null => "null".to_owned(),
+            other => other.to_string().trim_matches('"').to_owned(),
+        };
+        let same = shown.len() == want.len()
+            && shown.iter().zip(&want).all(|(s, w)| {
+                let raw = match &w.3 {
+                    Value::Number(n) => s.3.parse::<f64>().ok() == n.as_f64(),
+                    other => s.3 == raw_text(other),
+                };
+                (&s.0, &s.1, &s.2, &s.4) == (&w.0, &w.1, &w.2, &w.4) && raw
+            });
+        if same {
+            assert!(num(&h["traces"]) > 0.0, "the panel shows closed traces: {h}");
+            break;
+        }
+        assert!(
+            attempt < 3,
+            "the Trace health panel differs from the API:\nshown {shown:#?}\nwant {want:#?}"
+        );
+        c.find(Locator::Css("#refresh")).await.unwrap().click().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    screenshot(c, "oncall-trace-health").await;
+}
+
+/// What the Trace health panel must show for `h`, by the display rules of `format.js`.
+fn health_expected(h: &Value) -> Vec<HealthFigure> {
+    let fig = |row: &str, key: &str, testid: &str, raw: &Value, text: String| {
+        (row.to_owned(), key.to_owned(), testid.to_owned(), raw.clone(), text)
+    };
+    let opt_ratio = |v: &Value| if v.is_null() { "no data".to_owned() } else { ratio(v) };
+    let services = h["services"].as_array().unwrap();
+    let drops = services.iter().filter(|s| s["volume"]["drop"] == true).count();
+    let mut out = vec![
+        fig("", "", "health-total-traces", &h["traces"], count(&h["traces"])),
+        fig(
+            "",
+            "",
+            "health-total-fragmentation",
+            &h["fragmentation_ratio"],
+            opt_ratio(&h["fragmentation_ratio"]),
+        ),
+        fig("", "", "health-total-skewed", &h["skewed"], count(&h["skewed"])),
+        fig("", "", "health-drops", &json!(drops), count(&json!(drops))),
+    ];
+    for j in h["journeys"].as_array().unwrap() {
+        let name = j["journey"].as_str().unwrap();
+        out.push(fig(name, "", "health-traces", &j["traces"], count(&j["traces"])));
+        out.push(fig(
+            name,
+            "",
+            "health-fragmented",
+            &j["fragmented"],
+            count(&j["fragmented"]),
+        ));
+        let r = &j["fragmentation_ratio"];
+        out.push(fig(name, "", "health-fragmentation", r, opt_ratio(r)));
+        out.push(fig(name, "", "health-skewed", &j["skewed"], count(&j["skewed"])));
+    }
+    for s in services {
+        let name = s["service"].as_str().unwrap();
+        let v = &s["volume"];
+        out.push(fig(name, "", "health-spans", &s["spans"], count(&s["spans"])));
+        out.push(fig(name, "", "health-volume-newest", &v["newest"], count(&v["newest"])));
+        let baseline = to_fixed(num(&v["baseline"]), 1);
+        out.push(fig(name, "", "health-volume-baseline", &v["baseline"], baseline));
+        let drop = if v["drop"] == true { "✖ Drop" } else { "✓ Steady" };
+        out.push(fig(name, "", "health-volume-drop", &v["drop"], drop.to_owned()));
+        let p50 = &s["export_lag"]["p50_seconds"];
+        let p99 = &s["export_lag"]["p99_seconds"];
+        out.push(fig(name, "", "health-lag-p50", p50, latency(p50)));
+        out.push(fig(name, "", "health-lag-p99", p99, latency(p99)));
+        let r = &s["fragmentation_ratio"];
+        out.push(fig(name, "", "health-service-fragmentation", r, opt_ratio(r)));
+        for k in s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["over_limit"] == true)
+        {
+            let key = k["key"].as_str().unwrap();
+            out.push(fig(
+                name,
+                key,
+                "health-key-estimate",
+                &k["estimate"],
+                count(&k["estimate"]),
+            ));
+        }
+    }
+    for b in h["lost_context"].as_array().unwrap() {
+        let row = format!(
+            "{}>{}>",
+            b["parent_service"].as_str().unwrap(),
+            b["child_service"].as_str().unwrap()
+        );
+        out.push(fig(&row, "", "health-lost-traces", &b["traces"], count(&b["traces"])));
+    }
+    for k in h["clock_skew"].as_array().unwrap() {
+        let row = format!(
+            "{}>{}>{}",
+            k["parent_service"].as_str().unwrap(),
+            k["child_service"].as_str().unwrap(),
+            k["kind"].as_str().unwrap()
+        );
+        out.push(fig(&row, "", "health-skew-spans", &k["spans"], count(&k["spans"])));
+    }
+    out
+}
+
 /// raw JSON in `data-value`, and "Silenced (id …)" or "Inhibited by <slo> <severity>" of the
 /// inhibiting alert.
 async fn assert_muted(card: &Element, alert: &Value, alerts: &Value, what: &str) {

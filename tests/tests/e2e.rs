@@ -16,3 +16,4 @@ mod reload;
 mod replay;
 mod restart;
 mod storage;
+mod trace_health;

@@ -1,6 +1,7 @@
 //! The HTTP API: `fn app(state) -> Router`, every route under `/api/v1` answering JSON, errors as
 //! `{"error": "..."}`; plus `/metrics`, `/healthz` and `/readyz`. One module per resource:
-//! [`slos`] (status, one SLO, series), [`journeys`], [`config`](self::config) (the redacted
+//! [`slos`] (status, one SLO, series), [`journeys`], [`health`] (trace-pipeline health),
+//! [`config`](self::config) (the redacted
 //! file), [`openapi`] (the document describing every route), the alert routes of
 //! [`silences`](crate::silences), and [`auth`] (who may read and write).
 //!
@@ -9,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod health;
 pub mod journeys;
 pub mod openapi;
 pub mod params;
@@ -97,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(slos::routes())
         .merge(journeys::routes())
+        .merge(health::routes())
         .merge(config::routes())
         .merge(silences::routes())
         .merge(reload::routes())

@@ -4,11 +4,14 @@
 //! blamed) exactly as they would have been. The ids of recently closed traces go along, so a late
 //! span is still recognised as late.
 //!
-//! Format 1, LEB128 varints throughout:
+//! Format 2 (format 1, written before trace health, is still read: its spans restore with start
+//! 0, kind unspecified, no export lag and no `peer.service`, so they are never judged skewed),
+//! LEB128 varints throughout:
 //! `1, n, n × journey name` then records: `1` an open trace (id, roots, root, candidate, spans),
 //! `2` a recently closed trace (id, had a root). Names are strings (`len, bytes`); a span's
 //! service and operation are interned per snapshot (`index << 1`, or `len << 1 | 1, bytes` the
-//! first time). Journeys are stored by name and mapped to the current config's indices on
+//! first time); format 2 adds per span its kind (a byte), start (8 bytes LE) and a `negative`
+//! flag bit, and per trace its largest export lag, the span that had it, and its `peer.service` list. Journeys are stored by name and mapped to the current config's indices on
 //! restore: a journey that is gone reads as none (like a reload, see
 //! [`Assembler::remap_journeys`]). A restored trace's idle time starts again at the restore.
 
@@ -16,12 +19,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use slis::window::RootSample;
-use slis::{SpanId, Timestamp, TraceId};
+use slis::{SpanId, SpanKind, Timestamp, TraceId};
 
 use super::{Assembler, Candidate, INDEX_THRESHOLD, OpenTrace, RootRef, SpanNode};
 use crate::store::block::{Reader, put};
 
-const FORMAT: u64 = 1;
+const FORMAT: u64 = 2;
+/// Written before trace health: still read.
+const FORMAT_1: u64 = 1;
 const OPEN: u64 = 1;
 const CLOSED: u64 = 2;
 
@@ -85,13 +90,23 @@ impl SnapshotWriter {
         put(&mut self.data, t.nodes.len() as u64);
         for n in &t.nodes {
             self.data.extend_from_slice(&n.span_id.0);
-            self.data.push(u8::from(n.parent.is_some()) | u8::from(n.error) << 1);
+            self.data
+                .push(u8::from(n.parent.is_some()) | u8::from(n.error) << 1 | u8::from(n.negative) << 2);
             if let Some(p) = n.parent {
                 self.data.extend_from_slice(&p.0);
             }
             self.name(&n.service);
             self.name(&n.operation);
             put(&mut self.data, n.duration_nanos);
+            self.data.push(kind_byte(n.kind));
+            self.data.extend_from_slice(&n.start_nanos.to_le_bytes());
+        }
+        put(&mut self.data, t.max_lag_nanos);
+        put(&mut self.data, u64::from(t.max_lag_node));
+        put(&mut self.data, t.peers.len() as u64);
+        for (i, peer) in &t.peers {
+            put(&mut self.data, u64::from(*i));
+            self.name(peer);
         }
     }
 
@@ -178,7 +193,7 @@ type Decoded = (Vec<(TraceId, OpenTrace)>, Vec<(TraceId, bool)>);
 fn decode(data: &[u8], journeys: &[String]) -> Result<Decoded, String> {
     let mut r = Reader::new(data);
     let format = r.varint()?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_1 {
         return Err(format!("unknown open-trace snapshot format {format}"));
     }
     let n = r.varint()?;
@@ -234,14 +249,36 @@ fn decode(data: &[u8], journeys: &[String]) -> Result<Decoded, String> {
                     let parent = if flags & 1 == 1 { Some(span_id(&mut r)?) } else { None };
                     let service = get_name(&mut r, &mut names)?;
                     let operation = get_name(&mut r, &mut names)?;
+                    let duration_nanos = r.varint()?;
+                    let (kind, start_nanos) = if format == FORMAT_1 {
+                        (SpanKind::Unspecified, 0)
+                    } else {
+                        let kind = span_kind(r.bytes(1)?[0])?;
+                        (kind, i64::from_le_bytes(r.bytes(8)?.try_into().expect("8 bytes")))
+                    };
                     nodes.push(SpanNode {
                         span_id: id,
                         parent,
                         service,
                         operation,
-                        duration_nanos: r.varint()?,
+                        start_nanos,
+                        duration_nanos,
+                        kind,
                         error: flags & 2 == 2,
+                        negative: flags & 4 == 4,
                     });
+                }
+                let (mut max_lag_nanos, mut max_lag_node, mut peers) = (0, 0, Vec::new());
+                if format != FORMAT_1 {
+                    max_lag_nanos = r.varint()?;
+                    max_lag_node = u32::try_from(r.varint()?).map_err(|e| e.to_string())?;
+                    for _ in 0..r.varint()? {
+                        let i = u32::try_from(r.varint()?).map_err(|e| e.to_string())?;
+                        if i as usize >= nodes.len() {
+                            return Err(format!("peer of span {i} of {}", nodes.len()));
+                        }
+                        peers.push((i, get_name(&mut r, &mut names)?));
+                    }
                 }
                 let index =
                     (nodes.len() > INDEX_THRESHOLD).then(|| Box::new(nodes.iter().map(|n| n.span_id).collect()));
@@ -254,6 +291,9 @@ fn decode(data: &[u8], journeys: &[String]) -> Result<Decoded, String> {
                         root,
                         roots,
                         candidate,
+                        max_lag_nanos,
+                        max_lag_node,
+                        peers,
                     },
                 ));
             }
@@ -308,6 +348,29 @@ fn get_sample(r: &mut Reader<'_>) -> Result<RootSample, String> {
         latency_nanos: r.varint()?,
         error: flag(r)?,
         weight: u32::try_from(r.varint()?).map_err(|e| format!("a weight over u32: {e}"))?,
+    })
+}
+
+fn kind_byte(kind: SpanKind) -> u8 {
+    match kind {
+        SpanKind::Unspecified => 0,
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+fn span_kind(b: u8) -> Result<SpanKind, String> {
+    Ok(match b {
+        0 => SpanKind::Unspecified,
+        1 => SpanKind::Internal,
+        2 => SpanKind::Server,
+        3 => SpanKind::Client,
+        4 => SpanKind::Producer,
+        5 => SpanKind::Consumer,
+        b => return Err(format!("a span kind byte {b}")),
     })
 }
 

@@ -35,15 +35,18 @@ pub struct AttrKeys {
     /// Bit `n` set when some key is `n` bytes long (keys of 64 bytes or more set bit 63): most
     /// attributes are dropped on their length alone.
     lengths: u64,
+    /// Also hash every attribute value for the cardinality sketches (`Decoded::tags`).
+    pub watch_tags: bool,
 }
 
 /// Keys the root matcher reads for `http_route` / `http_method`, and the usual error-rule keys.
-const HTTP_KEYS: [&str; 5] = [
+const HTTP_KEYS: [&str; 6] = [
     "http.route",
     "http.request.method",
     "http.method",
     "http.response.status_code",
     "http.status_code",
+    crate::health::PEER_SERVICE,
 ];
 
 impl AttrKeys {
@@ -61,7 +64,8 @@ impl AttrKeys {
 
     /// Keys read by any journey matcher/error rule (`AttrMatcher::key` in [`slis::journey`]) plus
     /// `http.route`, `http.request.method`, `http.method`, `http.response.status_code`, `http.status_code`,
-    /// and OpenTracing's `error` tag ([`slis::journey::ERROR_TAG`]).
+    /// `peer.service` (trace health: which boundary lost the context) and OpenTracing's `error`
+    /// tag ([`slis::journey::ERROR_TAG`]).
     pub fn from_journeys(journeys: &slis::journey::Journeys) -> Self {
         let matchers = journeys
             .0
@@ -72,7 +76,10 @@ impl AttrKeys {
             .into_iter()
             .chain([slis::journey::ERROR_TAG])
             .map(Arc::<str>::from);
-        AttrKeys::new(standard.chain(matchers))
+        AttrKeys {
+            watch_tags: true,
+            ..AttrKeys::new(standard.chain(matchers))
+        }
     }
 
     /// Every key of every set (a replay decodes once for several configs).
@@ -105,6 +112,8 @@ pub struct Decoded {
     pub rejected: u64,
     /// Why the first rejected span was dropped (for OTLP's `partial_success.error_message`).
     pub first_rejection: Option<String>,
+    /// The request's distinct (service, attribute key, value hash), when watched.
+    pub tags: crate::health::Tags,
 }
 
 /// A request body that cannot be decoded at all.

@@ -80,6 +80,52 @@ pub(crate) struct Batch<'k, 'a> {
     /// (foldhash, through hashlink: a few times faster than SipHash on short strings, and the
     /// strings of one request need no defence against flooding beyond the body limit.)
     strings: HashMap<&'a [u8], Arc<str>, hashlink::DefaultHashBuilder>,
+    /// The request's attribute value hashes by service and key, for attribute cardinality;
+    /// `None` when `AttrKeys::watch_tags` is off.
+    tags: Option<TagCollector<'a>>,
+}
+
+/// Collects a request's tags (see [`crate::health::Tag`]).
+#[derive(Debug, Default)]
+struct TagCollector<'a> {
+    /// (service, by the address of its interned name; key) → index in `tags`.
+    index: HashMap<(usize, &'a [u8]), usize, foldhash::fast::FixedState>,
+    tags: crate::health::Tags,
+}
+
+/// Fixed seed: a value hashes alike in every request, so the sketches see one value once.
+pub(crate) const TAG_SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7472_6163_6562_7564);
+
+/// A 64-bit hash of an attribute value, the same whatever the wire format (a string hashes its
+/// bytes, a number its bits, each with a type tag); `None` for arrays, maps and bytes.
+pub(crate) fn value_hash(value: WireValue<'_>) -> Option<u64> {
+    use std::hash::BuildHasher as _;
+    let value = match value {
+        // The common case without a parse: an AnyValue holding only a string (tag 1, wire type 2).
+        WireValue::Encoded(raw) if raw.first() == Some(&0x0A) => match short_string(&raw[1..]) {
+            Some(text) => return Some(TAG_SEED.hash_one((1u8, text))),
+            None => value.resolve(),
+        },
+        other => other.resolve(),
+    };
+    Some(match value {
+        WireValue::Str(text) => TAG_SEED.hash_one((1u8, text)),
+        WireValue::Bool(b) => TAG_SEED.hash_one((2u8, b)),
+        WireValue::Int(i) => TAG_SEED.hash_one((3u8, i)),
+        WireValue::Double(d) => TAG_SEED.hash_one((4u8, d.to_bits())),
+        WireValue::Other | WireValue::Encoded(_) => return None,
+    })
+}
+
+/// `len, bytes` filling the rest of `rest` exactly (a varint length of at most two bytes).
+fn short_string(rest: &[u8]) -> Option<&[u8]> {
+    let (len, skip) = match *rest {
+        [b0, ..] if b0 < 0x80 => (usize::from(b0), 1),
+        [b0, b1, ..] if b1 < 0x80 => (usize::from(b0 & 0x7F) | usize::from(b1) << 7, 2),
+        _ => return None,
+    };
+    let text = rest.get(skip..)?;
+    (text.len() == len).then_some(text)
 }
 
 impl<'k, 'a> Batch<'k, 'a> {
@@ -90,6 +136,28 @@ impl<'k, 'a> Batch<'k, 'a> {
             rejected: 0,
             first_rejection: None,
             strings: HashMap::default(),
+            tags: keys.watch_tags.then(TagCollector::default),
+        }
+    }
+
+    /// Notes one attribute of `service` for the cardinality sketches.
+    fn tag(&mut self, service: &Arc<str>, key: &'a [u8], value: WireValue<'a>) {
+        let Some(collector) = &mut self.tags else { return };
+        let Some(value) = value_hash(value) else { return };
+        // The service is interned per request: its address names it within the request.
+        let id = (Arc::as_ptr(service) as *const u8 as usize, key);
+        if let Some(&i) = collector.index.get(&id) {
+            collector.tags[i].values.push(value);
+            return;
+        }
+        let key = self.intern(key);
+        if let Some(collector) = &mut self.tags {
+            collector.index.insert(id, collector.tags.len());
+            collector.tags.push(crate::health::Tag {
+                service: service.clone(),
+                key,
+                values: vec![value],
+            });
         }
     }
 
@@ -98,16 +166,24 @@ impl<'k, 'a> Batch<'k, 'a> {
         let mut service = None;
         let mut kept = Vec::new();
         let mut sample_rate = None;
+        let mut all = Vec::new();
         for (key, value) in attributes {
             if key == SERVICE_NAME
                 && let WireValue::Str(name) = value.resolve()
             {
                 service = Some(self.intern(name));
             }
+            if self.tags.is_some() && key != SERVICE_NAME {
+                all.push((key, value));
+            }
             self.keep(&mut kept, &mut sample_rate, key, value);
         }
+        let service = service.unwrap_or_else(|| self.intern(UNKNOWN_SERVICE.as_bytes()));
+        for (key, value) in all {
+            self.tag(&service, key, value);
+        }
         Resource {
-            service: service.unwrap_or_else(|| self.intern(UNKNOWN_SERVICE.as_bytes())),
+            service,
             attributes: kept,
             sample_rate,
         }
@@ -140,6 +216,7 @@ impl<'k, 'a> Batch<'k, 'a> {
         let mut kept = Vec::new();
         let mut sample_rate = None;
         for (key, value) in attributes {
+            self.tag(&resource.service, key, value);
             self.keep(&mut kept, &mut sample_rate, key, value);
         }
         for (key, value) in &resource.attributes {
@@ -170,6 +247,7 @@ impl<'k, 'a> Batch<'k, 'a> {
             spans: self.spans,
             rejected: self.rejected,
             first_rejection: self.first_rejection,
+            tags: self.tags.map(|c| c.tags).unwrap_or_default(),
         }
     }
 

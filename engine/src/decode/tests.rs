@@ -35,6 +35,7 @@ fn keys_from_journeys() {
         ("http.method", true),
         ("http.response.status_code", true),
         ("http.status_code", true),
+        ("peer.service", true),
         ("deployment.environment", true),
         ("rpc.grpc.status_code", true),
         ("error.type", true),
@@ -47,7 +48,8 @@ fn keys_from_journeys() {
     for (key, kept) in cases {
         assert_eq!(keys.contains(key), kept, "{key}");
     }
-    assert_eq!(keys.keys.len(), 9, "{keys:?}"); // each key once, `error` included
+    assert_eq!(keys.keys.len(), 10, "{keys:?}"); // each key once, `error` and `peer.service` included
+    assert!(keys.watch_tags, "serve hashes every value for the cardinality sketches");
 }
 
 #[test]
@@ -59,4 +61,51 @@ fn keys_of_any_length() {
     assert!(keys.contains("a"));
     assert!(keys.contains(""));
     assert!(!AttrKeys::default().contains(""));
+}
+
+/// Issue 10: a value hashes alike whatever the wire format carried it in, so the cardinality
+/// sketches count it once; a request's values are grouped by service and key.
+#[test]
+fn tag_values_hash_alike_across_encodings_and_group_by_key() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    use prost::Message as _;
+
+    use super::spans::{WireValue, value_hash};
+    let encoded = |v: Value| bytes::Bytes::from(AnyValue { value: Some(v) }.encode_to_vec());
+    let long = "u".repeat(300); // a two-byte length
+    for text in ["", "GET", long.as_str()] {
+        let raw = encoded(Value::StringValue(text.to_owned()));
+        assert_eq!(
+            value_hash(WireValue::Encoded(&raw)),
+            value_hash(WireValue::Str(text.as_bytes())),
+            "{text:?}"
+        );
+    }
+    let raw = encoded(Value::IntValue(503));
+    assert_eq!(value_hash(WireValue::Encoded(&raw)), value_hash(WireValue::Int(503)));
+    assert_ne!(
+        value_hash(WireValue::Int(1)),
+        value_hash(WireValue::Str(b"1")),
+        "the type counts"
+    );
+    assert_eq!(value_hash(WireValue::Other), None);
+
+    let body = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}},{"key":"host.name","value":{"stringValue":"h1"}}]},"scopeSpans":[{"spans":[
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"k","value":{"stringValue":"v1"}}]},
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"k","value":{"stringValue":"v1"}}]},
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b176","name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"k","value":{"stringValue":"v2"}}]}
+    ]}]}]}"#;
+    let keys = AttrKeys::from_journeys(&slis::journey::Journeys::default());
+    let decoded = super::otlp::decode_json(body.as_bytes(), &keys).unwrap();
+    let tags: Vec<(&str, &str, usize)> = decoded
+        .tags
+        .iter()
+        .map(|t| (&*t.service, &*t.key, t.values.len()))
+        .collect();
+    assert_eq!(tags, [("a", "host.name", 1), ("a", "k", 3)], "one group per key");
+    let k = &decoded.tags[1].values;
+    assert_eq!((k[0] == k[1], k[1] == k[2]), (true, false), "v1, v1, v2");
+    assert_eq!(k[0], value_hash(WireValue::Str(b"v1")).unwrap());
+    let off = super::otlp::decode_json(body.as_bytes(), &AttrKeys::new(["k"])).unwrap();
+    assert!(off.tags.is_empty(), "not watched: nothing hashed");
 }

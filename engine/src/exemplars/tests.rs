@@ -10,8 +10,11 @@ fn nodes(rows: &[Row]) -> Vec<SpanNode> {
             parent: parent.map(|p| SpanId([p; 8])),
             service: service.into(),
             operation: operation.into(),
+            start_nanos: 0,
             duration_nanos: ms * 1_000_000,
+            kind: slis::SpanKind::Server,
             error,
+            negative: false,
         })
         .collect()
 }

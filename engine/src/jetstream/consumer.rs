@@ -421,7 +421,10 @@ impl Partition {
                 if !pipeline.is_full() {
                     let spans = spans.take().expect("ingested once");
                     // Not full under this very lock hold: the batch is taken whole.
-                    let _ = pipeline.ingest(Source::JetStream, spans, wall_clock());
+                    let now = wall_clock();
+                    if pipeline.ingest(Source::JetStream, spans, now).is_ok() {
+                        pipeline.ingest_tags(&decoded.tags, now);
+                    }
                     pipeline.advance_position(p, seq);
                     break;
                 }

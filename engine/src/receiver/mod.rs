@@ -24,6 +24,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess
 
 use crate::config::IngestConfig;
 use crate::decode::{AttrKeys, Decoded};
+use crate::health::Tag;
 use crate::metrics::EngineMetrics;
 use crate::pipeline::{Backpressure, Ingested, Pipeline, Source};
 
@@ -61,7 +62,7 @@ impl Intake {
     /// Counts decode-level rejections, then runs the batch through the pipeline at the wall clock.
     pub fn ingest(&self, source: Source, decoded: Decoded) -> Result<Ingested, Backpressure> {
         self.metrics.reject(source.as_str(), "invalid_span", decoded.rejected);
-        let mut result = self.ingest_spans(source, decoded.spans)?;
+        let mut result = self.ingest_spans(source, decoded.spans, &decoded.tags)?;
         result.rejected += decoded.rejected;
         if result.first_rejection.is_none() {
             result.first_rejection = decoded.first_rejection;
@@ -89,12 +90,12 @@ impl Intake {
         })
     }
 
-    fn ingest_spans(&self, source: Source, spans: Vec<Span>) -> Result<Ingested, Backpressure> {
+    fn ingest_spans(&self, source: Source, spans: Vec<Span>, tags: &[Tag]) -> Result<Ingested, Backpressure> {
         let now = wall_clock();
-        self.pipeline
-            .lock()
-            .expect("pipeline lock poisoned")
-            .ingest(source, spans, now)
+        let mut p = self.pipeline.lock().expect("pipeline lock poisoned");
+        let result = p.ingest(source, spans, now)?;
+        p.ingest_tags(tags, now);
+        Ok(result)
     }
 
     pub fn backpressure_message(&self) -> String {

@@ -89,6 +89,45 @@ pub enum Sli {
     Error,
     /// Bad = the closed trace is incomplete.
     Completeness,
+    /// Bad = the closed trace is fragmented (see [`TraceVerdict::fragmented`]).
+    Fragmentation,
+    /// Bad = some span of the closed trace was received more than the threshold after it ended.
+    ExportLag { threshold_nanos: u64 },
+    /// Bad = the closed trace holds a skewed span (see [`TraceVerdict::skewed`]).
+    ClockSkew,
+}
+
+impl Sli {
+    /// Whether this SLI is judged when a trace closes (not on the root's arrival).
+    pub fn on_close(&self) -> bool {
+        !matches!(self, Sli::Latency { .. } | Sli::Error)
+    }
+
+    /// Whether `v` is a bad event of this SLI (root SLIs are never judged from a verdict).
+    pub fn trace_bad(&self, v: &TraceVerdict) -> bool {
+        match *self {
+            Sli::Latency { .. } | Sli::Error => false,
+            Sli::Completeness => !v.complete,
+            Sli::Fragmentation => v.fragmented,
+            Sli::ExportLag { threshold_nanos } => v.max_lag_nanos > threshold_nanos,
+            Sli::ClockSkew => v.skewed,
+        }
+    }
+}
+
+/// What a closed trace is judged on by the SLIs recorded at close.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceVerdict {
+    /// Every expected service present, exactly one root, no orphan.
+    pub complete: bool,
+    /// More than one root, an orphan span, or a client call whose callee reported a trace of
+    /// its own (the engine's fragmentation rule, `engine::health`).
+    pub fragmented: bool,
+    /// A span starting before its parent or ending after it beyond the tolerance, or a span
+    /// ending before it starts.
+    pub skewed: bool,
+    /// The largest receive time − end time of the trace's spans (0 when none was late).
+    pub max_lag_nanos: u64,
 }
 
 /// One root span of a matched journey.
@@ -153,7 +192,7 @@ struct RootRule {
 pub struct JourneyWindows {
     slis: Box<[Sli]>,
     root_rules: Box<[RootRule]>,
-    /// SLO indexes of the completeness SLOs.
+    /// SLO indexes of the SLOs judged at close (completeness and the trace-health kinds).
     completeness: Box<[usize]>,
     retention_nanos: i64,
     /// Count bucket starts, ascending, in ns since the epoch. Buckets starting before `fine_from`
@@ -196,13 +235,13 @@ impl JourneyWindows {
                     threshold: u64::MAX,
                     on_error: true,
                 }),
-                Sli::Completeness => None,
+                _ => None,
             })
             .collect();
         let completeness = slis
             .iter()
             .enumerate()
-            .filter(|(_, sli)| matches!(sli, Sli::Completeness))
+            .filter(|(_, sli)| sli.on_close())
             .map(|(i, _)| i)
             .collect();
         JourneyWindows {
@@ -249,8 +288,18 @@ impl JourneyWindows {
         Recorded::Counted
     }
 
-    /// Counts one closed trace in every completeness SLO.
+    /// Counts one closed trace in every completeness SLO (and in the trace-health SLOs as a
+    /// healthy trace): [`record_trace`](Self::record_trace) with only `complete` known.
     pub fn record_completeness(&mut self, at: Timestamp, complete: bool, weight: u32) -> Recorded {
+        let verdict = TraceVerdict {
+            complete,
+            ..TraceVerdict::default()
+        };
+        self.record_trace(at, &verdict, weight)
+    }
+
+    /// Counts one closed trace in every SLO judged at close, each by its own rule.
+    pub fn record_trace(&mut self, at: Timestamp, verdict: &TraceVerdict, weight: u32) -> Recorded {
         let at = at.unix_nanos();
         if weight == 0 {
             return self.age(at);
@@ -263,7 +312,8 @@ impl JourneyWindows {
         let mut row = i * n;
         while row < self.cum.len() {
             for &slot in self.completeness.iter() {
-                add(&mut self.cum[row + slot], u64::from(weight), !complete);
+                let bad = self.slis[slot].trace_bad(verdict);
+                add(&mut self.cum[row + slot], u64::from(weight), bad);
             }
             row += n;
         }

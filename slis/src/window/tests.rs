@@ -823,7 +823,7 @@ fn brute_force(w: &JourneyWindows, slis: &[Sli], kept: &[RootSample], window: Wi
         for (slo, sli) in slis.iter().enumerate() {
             let bad = match *sli {
                 Sli::Latency { threshold_nanos } => s.latency_nanos > threshold_nanos,
-                Sli::Error | Sli::Completeness => s.error,
+                Sli::Error | Sli::Completeness | Sli::Fragmentation | Sli::ExportLag { .. } | Sli::ClockSkew => s.error,
             };
             out[slo].total += u64::from(s.weight);
             out[slo].bad += u64::from(s.weight) * u64::from(bad);
@@ -1453,4 +1453,47 @@ fn merged_windows_answer_like_one_store_of_every_sample() {
         assert_eq!(merged.lifetime(slot), all.lifetime(slot));
     }
     assert!(a.same_layout(&others[1]) && !a.same_layout(&JourneyWindows::new(vec![Sli::Error], DAY)));
+}
+
+/// Issue 10: the trace-health SLIs count closed traces, each by its own rule, beside completeness.
+#[test]
+fn trace_health_slis_judge_closed_traces_by_their_own_rule() {
+    let slis = vec![
+        Sli::Completeness,
+        Sli::Fragmentation,
+        Sli::ExportLag {
+            threshold_nanos: 2_000_000_000,
+        },
+        Sli::ClockSkew,
+        Sli::Error,
+    ];
+    let mut w = JourneyWindows::new(slis, DAY);
+    let t = Timestamp::from_unix_secs(1_780_000_000);
+    w.advance(t);
+    let v = |complete, fragmented, skewed, lag_ms: u64| TraceVerdict {
+        complete,
+        fragmented,
+        skewed,
+        max_lag_nanos: lag_ms * 1_000_000,
+    };
+    // (verdict, weight)
+    let traces = [
+        (v(true, false, false, 100), 1),
+        (v(false, true, false, 2_000), 2), // exactly the threshold: good
+        (v(true, false, true, 2_001), 3),
+        (v(false, true, true, 0), 4),
+    ];
+    for (verdict, weight) in &traces {
+        assert_eq!(w.record_trace(t, verdict, *weight), Recorded::Counted);
+    }
+    let got: Vec<(u64, u64)> = (0..5)
+        .map(|slot| {
+            let c = w.counts(slot, Window::Last(Duration::from_secs(60)), t);
+            (c.total, c.bad)
+        })
+        .collect();
+    // completeness bad 2+4, fragmentation 2+4, export_lag 3, clock_skew 3+4; the error SLO
+    // counts roots only.
+    assert_eq!(got, [(10, 6), (10, 6), (10, 3), (10, 7), (0, 0)]);
+    assert!(Sli::Fragmentation.on_close() && !Sli::Error.on_close());
 }

@@ -1241,3 +1241,33 @@ async fn reload_refuses_an_invalid_file_with_its_lines_then_applies_a_valid_one(
     assert_eq!(after["period"]["events"], before["period"]["events"]);
     assert_eq!(after["period"]["bad_events"], before["period"]["bad_events"]);
 }
+
+/// Issue 10: the trace-health figures of the loaded traffic (1,610 single-span traces of
+/// frontend, all closed, none fragmented or skewed), validated against the document.
+#[tokio::test]
+async fn trace_health_reports_every_journey_and_service() {
+    let t = loaded(CONFIG).await;
+    let r = get(&t, "/api/v1/health/traces").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let b = &r.body;
+    assert_eq!(
+        (&b["traces"], &b["fragmented"], &b["skewed"], &b["fragmentation_ratio"]),
+        (&json!(1_610), &json!(0), &json!(0), &json!(0.0))
+    );
+    assert_eq!(
+        b["journeys"],
+        json!([
+            {"journey": "checkout", "traces": 1_610, "fragmented": 0, "skewed": 0, "fragmentation_ratio": 0.0},
+            {"journey": "search", "traces": 0, "fragmented": 0, "skewed": 0, "fragmentation_ratio": null},
+        ])
+    );
+    let frontend = &b["services"][0];
+    assert_eq!(
+        (&frontend["service"], &frontend["spans"], &frontend["traces"]),
+        (&json!("frontend"), &json!(1_610), &json!(1_610))
+    );
+    // Every span was received the instant it ended (the loader's clock): lag 0, kept as 1 µs.
+    assert_eq!(frontend["export_lag"]["p99_seconds"], json!(0.000001));
+    assert_eq!((&b["lost_context"], &b["clock_skew"]), (&json!([]), &json!([])));
+    assert_eq!(b["dropped"], json!({"service_limit": 0, "key_limit": 0}));
+}

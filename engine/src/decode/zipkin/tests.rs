@@ -79,6 +79,7 @@ fn example_decodes_exactly() {
                 a("http.method", "POST"),
                 a("http.route", "/api/checkout"),
                 a("http.status_code", "503"),
+                a("peer.service", "browser"),
             ],
             weight: 10,
         },

@@ -1,0 +1,144 @@
+//! `[trace_health]`: how the tracing pipeline itself is watched (see README "Trace-pipeline health").
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use slis::config::HumanDuration;
+
+/// `[trace_health]`. Every key has a default; the section may be left out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceHealthConfig {
+    /// A child span starting before its parent, or ending after it, by more than this is skewed.
+    pub skew_tolerance: HumanDuration,
+    /// Span volume per service is counted in buckets of this length (by receive time).
+    pub volume_window: HumanDuration,
+    /// The baseline: the average of the buckets over this span before the newest complete one.
+    pub volume_baseline: HumanDuration,
+    /// A drop is flagged when the newest complete bucket holds fewer spans than this fraction of
+    /// the baseline, in (0, 1).
+    pub volume_drop_ratio: f64,
+    /// No drop is flagged while the baseline averages fewer spans than this per bucket.
+    pub volume_min_spans: u64,
+    /// Export-lag percentiles and attribute cardinality cover the current and the previous
+    /// window of this length (between one and two windows of data).
+    pub window: HumanDuration,
+    /// Hash every attribute value for the cardinality sketches. The costliest measure on the
+    /// hot path (see README "Performance"); `false` turns attribute cardinality off.
+    pub cardinality: bool,
+    /// A key with more distinct values than this within the window is flagged.
+    pub cardinality_limit: u64,
+    /// Services watched at most; spans of further services are counted as dropped
+    /// (`reason="service_limit"`).
+    pub max_services: usize,
+    /// Attribute keys watched per service at most; values of further keys are counted as
+    /// dropped (`reason="key_limit"`).
+    pub max_keys_per_service: usize,
+}
+
+impl Default for TraceHealthConfig {
+    fn default() -> Self {
+        TraceHealthConfig {
+            skew_tolerance: Duration::from_millis(1).into(),
+            volume_window: Duration::from_secs(60).into(),
+            volume_baseline: Duration::from_secs(15 * 60).into(),
+            volume_drop_ratio: 0.5,
+            volume_min_spans: 10,
+            window: Duration::from_secs(10 * 60).into(),
+            cardinality: true,
+            cardinality_limit: 1_000,
+            max_services: 500,
+            max_keys_per_service: 64,
+        }
+    }
+}
+
+impl TraceHealthConfig {
+    /// Every problem: (the offending key, a message naming it and its value).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        let mut positive = |key: &'static str, d: &HumanDuration| {
+            if d.0.is_zero() {
+                errors.push((key, format!("trace_health.{key} must be longer than 0")));
+            }
+        };
+        positive("volume_window", &self.volume_window);
+        positive("volume_baseline", &self.volume_baseline);
+        positive("window", &self.window);
+        if !self.volume_window.0.is_zero() && self.volume_baseline.0 < self.volume_window.0 {
+            errors.push((
+                "volume_baseline",
+                format!(
+                    "trace_health.volume_baseline \"{}\" must be at least volume_window \"{}\"",
+                    slis::format_duration(self.volume_baseline.0),
+                    slis::format_duration(self.volume_window.0)
+                ),
+            ));
+        }
+        if !(self.volume_drop_ratio > 0.0 && self.volume_drop_ratio < 1.0) {
+            errors.push((
+                "volume_drop_ratio",
+                format!(
+                    "trace_health.volume_drop_ratio must be strictly between 0 and 1, found {}",
+                    self.volume_drop_ratio
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("cardinality_limit", self.cardinality_limit as usize),
+            ("max_services", self.max_services),
+            ("max_keys_per_service", self.max_keys_per_service),
+        ] {
+            if v == 0 {
+                errors.push((key, format!("trace_health.{key} must be at least 1")));
+            }
+        }
+        errors
+    }
+
+    /// How many volume buckets the baseline averages.
+    pub fn baseline_buckets(&self) -> u64 {
+        (self.volume_baseline.0.as_nanos() / self.volume_window.0.as_nanos().max(1)).max(1) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key_and_value() {
+        let cases: Vec<(TraceHealthConfig, Vec<&str>)> = vec![
+            (TraceHealthConfig::default(), vec![]),
+            (
+                TraceHealthConfig {
+                    volume_drop_ratio: 1.0,
+                    ..Default::default()
+                },
+                vec!["trace_health.volume_drop_ratio must be strictly between 0 and 1, found 1"],
+            ),
+            (
+                TraceHealthConfig {
+                    volume_baseline: Duration::from_secs(30).into(),
+                    max_keys_per_service: 0,
+                    ..Default::default()
+                },
+                vec![
+                    "trace_health.volume_baseline \"30s\" must be at least volume_window \"1m\"",
+                    "trace_health.max_keys_per_service must be at least 1",
+                ],
+            ),
+            (
+                TraceHealthConfig {
+                    window: Duration::ZERO.into(),
+                    ..Default::default()
+                },
+                vec!["trace_health.window must be longer than 0"],
+            ),
+        ];
+        for (config, want) in cases {
+            let got: Vec<String> = config.validate().into_iter().map(|(_, m)| m).collect();
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Trace-pipeline health (issue 10): the tracing itself, watched per service and per journey —
+//! fragmentation and the service boundary that lost the context, span volume with a drop
+//! detector, export lag, clock skew, and attribute cardinality. See README "Trace-pipeline
+//! health" for each measure's exact definition.
+//!
+//! Pure state, clock passed in (like the assembler): [`TraceHealth`] lives in the
+//! [`Pipeline`](crate::pipeline::Pipeline), under its lock. What it costs on the hot path: per
+//! span one service lookup (cached across a run of spans of one service) and one HDR record; per
+//! attribute value one hash (in the decoder, outside the lock) and one sketch insert ([`Tags`],
+//! grouped by service and key by the decoder). Closed traces are analysed in [`trace::analyze`].
+//!
+//! Memory is bounded: at most `max_services` services and `max_keys_per_service` keys each; a
+//! key's sketch is a `cardinality-estimator` HyperLogLog++ (exact for small sets, 4 KiB at
+//! most), two per key (this window and the previous). Whatever does not fit is counted in
+//! [`Dropped`].
+
+pub mod collector;
+pub mod config;
+#[cfg(test)]
+mod tests;
+pub mod trace;
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Maps keyed by service and attribute names: foldhash (names come from our own config and
+/// exporters, bounded by the caps; no defence against flooding is needed beyond them).
+type Names<V> = HashMap<Arc<str>, V, foldhash::fast::RandomState>;
+use std::sync::Arc;
+
+use cardinality_estimator::CardinalityEstimator;
+use hdrhistogram::Histogram;
+use slis::Timestamp;
+
+pub use config::TraceHealthConfig;
+pub use trace::{Boundary, Findings, SkewKind};
+
+/// The attribute naming a client span's callee (OpenTelemetry semantic conventions).
+pub const PEER_SERVICE: &str = "peer.service";
+
+/// The largest export lag the histograms hold (longer lags count as this): 1 hour, in µs.
+const LAG_MAX_MICROS: u64 = 3_600_000_000;
+
+/// One attribute key of one service in a request, with a 64-bit hash of each value it carried
+/// (see `decode::spans::value_hash`; repeats included: a sketch absorbs them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub service: Arc<str>,
+    pub key: Arc<str>,
+    pub values: Vec<u64>,
+}
+
+/// The tags of one request, a service's keys together.
+pub type Tags = Vec<Tag>;
+
+/// What did not fit the bounds (the `reason` label of `tracebudget_trace_health_dropped_total`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Spans and attribute values of services beyond `max_services`: their volume, lag and
+    /// tags are not watched.
+    pub service_limit: u64,
+    /// Attribute values of keys beyond `max_keys_per_service`.
+    pub key_limit: u64,
+}
+
+/// A value over this window and the previous one: rotated by the clock, never subtracted.
+#[derive(Clone, Debug)]
+struct Rotating<T> {
+    epoch: i64,
+    current: T,
+    previous: T,
+}
+
+impl<T: Default> Rotating<T> {
+    fn new(epoch: i64) -> Self {
+        Rotating {
+            epoch,
+            current: T::default(),
+            previous: T::default(),
+        }
+    }
+
+    /// The current window's value at `epoch`, rotating first.
+    fn at(&mut self, epoch: i64) -> &mut T {
+        if epoch > self.epoch {
+            self.previous = if epoch == self.epoch + 1 {
+                std::mem::take(&mut self.current)
+            } else {
+                T::default()
+            };
+            self.current = T::default();
+            self.epoch = epoch;
+        }
+        &mut self.current
+    }
+
+    /// The windows still within reach at `epoch`: (current, previous) as of then.
+    fn view(&self, epoch: i64) -> [Option<&T>; 2] {
+        match epoch - self.epoch {
+            d if d <= 0 => [Some(&self.current), Some(&self.previous)],
+            1 => [Some(&self.current), None],
+            _ => [None, None],
+        }
+    }
+}
+
+/// A HyperLogLog++ sketch of 64-bit value hashes: the hashes themselves up to 128 distinct
+/// values (exact), then 4,096 registers (precision 12: 1.6% standard error, 3 KiB).
+#[derive(Clone, Default)]
+struct Sketch(CardinalityEstimator<u64>);
+
+impl std::fmt::Debug for Sketch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sketch(~{})", self.0.estimate())
+    }
+}
+
+/// A service's span volume in buckets of `volume_window` (by receive time).
+#[derive(Clone, Debug, Default)]
+struct Volume {
+    /// (bucket index, spans), ascending, at most baseline + 2 buckets.
+    buckets: std::collections::VecDeque<(i64, u64)>,
+}
+
+impl Volume {
+    fn add(&mut self, bucket: i64, n: u64, keep: usize) {
+        match self.buckets.back_mut() {
+            Some((b, c)) if *b == bucket => *c += n,
+            Some((b, _)) if *b > bucket => {
+                // A batch received with an older clock (replay): add it where it belongs.
+                if let Some((_, c)) = self.buckets.iter_mut().find(|(b, _)| *b == bucket) {
+                    *c += n;
+                }
+            }
+            _ => self.buckets.push_back((bucket, n)),
+        }
+        while self.buckets.len() > keep {
+            self.buckets.pop_front();
+        }
+    }
+
+    fn get(&self, bucket: i64) -> u64 {
+        self.buckets.iter().find(|(b, _)| *b == bucket).map_or(0, |(_, c)| *c)
+    }
+}
+
+/// The volume verdict of one service at an instant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VolumeStatus {
+    /// Spans in the newest complete bucket.
+    pub newest: u64,
+    /// Average spans per bucket over the baseline before it.
+    pub baseline: f64,
+    /// `newest < volume_drop_ratio × baseline` with `baseline ≥ volume_min_spans`.
+    pub drop: bool,
+}
+
+#[derive(Debug)]
+struct Service {
+    spans: u64,
+    volume: Volume,
+    lag: Rotating<Option<Histogram<u64>>>,
+    keys: Names<Rotating<Sketch>>,
+    /// Closed traces this service took part in, and how many of them were fragmented.
+    traces: u64,
+    fragmented: u64,
+}
+
+/// Per journey: closed traces judged, fragmented, skewed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JourneyHealth {
+    pub traces: u64,
+    pub fragmented: u64,
+    pub skewed: u64,
+}
+
+/// Export lag percentiles of one service over the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lag {
+    pub count: u64,
+    pub p50_nanos: u64,
+    pub p99_nanos: u64,
+    pub max_nanos: u64,
+}
+
+/// One key's distinct values over the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCardinality {
+    pub key: Arc<str>,
+    pub estimate: u64,
+    pub over_limit: bool,
+}
+
+/// Everything the API and `/metrics` show of one service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceReport {
+    pub service: Arc<str>,
+    pub spans: u64,
+    pub traces: u64,
+    pub fragmented: u64,
+    pub volume: VolumeStatus,
+    pub lag: Option<Lag>,
+    /// Sorted by estimate, largest first, then key.
+    pub keys: Vec<KeyCardinality>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct TraceHealth {
+    config: TraceHealthConfig,
+    services: Names<Service>,
+    /// Per journey index.
+    journeys: Vec<JourneyHealth>,
+    /// Traces in which each boundary lost the context.
+    boundaries: BTreeMap<Boundary, u64>,
+    /// Skewed spans per (parent service, child service, kind).
+    skews: BTreeMap<(Arc<str>, Arc<str>, SkewKind), u64>,
+    /// Closed traces judged in all, fragmented and skewed (journey or not).
+    pub traces: u64,
+    pub fragmented: u64,
+    pub skewed: u64,
+    dropped: Dropped,
+}
+
+impl TraceHealth {
+    pub fn new(config: TraceHealthConfig, journeys: usize) -> Self {
+        TraceHealth {
+            config,
+            services: Names::default(),
+            journeys: vec![JourneyHealth::default(); journeys],
+            boundaries: BTreeMap::new(),
+            skews: BTreeMap::new(),
+            traces: 0,
+            fragmented: 0,
+            skewed: 0,
+            dropped: Dropped::default(),
+        }
+    }
+
+    pub fn config(&self) -> &TraceHealthConfig {
+        &self.config
+    }
+
+    fn window_epoch(&self, now: Timestamp) -> i64 {
+        now.unix_nanos().div_euclid(nanos(self.config.window.0))
+    }
+
+    fn volume_bucket(&self, now: Timestamp) -> i64 {
+        now.unix_nanos().div_euclid(nanos(self.config.volume_window.0))
+    }
+
+    /// The service's state, created while under `max_services`; `None` (and counted) past it.
+    fn service(&mut self, name: &Arc<str>, spans: u64, epoch: i64) -> Option<&mut Service> {
+        if !self.services.contains_key(name) {
+            if self.services.len() >= self.config.max_services {
+                self.dropped.service_limit += spans;
+                return None;
+            }
+            self.services.insert(
+                name.clone(),
+                Service {
+                    spans: 0,
+                    volume: Volume::default(),
+                    lag: Rotating::new(epoch),
+                    keys: Names::default(),
+                    traces: 0,
+                    fragmented: 0,
+                },
+            );
+        }
+        self.services.get_mut(name)
+    }
+
+    /// Counts accepted spans received at `now`: `spans` yields (service, end time) and should
+    /// keep a service's spans together (a request's resource does), as a run of one service
+    /// costs one lookup.
+    pub fn observe<'a>(&mut self, spans: impl IntoIterator<Item = (&'a Arc<str>, Timestamp)>, now: Timestamp) {
+        let epoch = self.window_epoch(now);
+        let bucket = self.volume_bucket(now);
+        let keep = self.config.baseline_buckets() as usize + 2;
+        let mut run: Option<(&Arc<str>, u64, Vec<u64>)> = None;
+        let flush = |h: &mut TraceHealth, (service, n, lags): (&Arc<str>, u64, Vec<u64>)| {
+            if let Some(s) = h.service(service, n, epoch) {
+                s.spans += n;
+                s.volume.add(bucket, n, keep);
+                let hist = s.lag.at(epoch).get_or_insert_with(lag_histogram);
+                for lag in lags {
+                    hist.saturating_record(lag.clamp(1, LAG_MAX_MICROS));
+                }
+            }
+        };
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || **a == **b;
+        for (service, end) in spans {
+            let lag = u64::try_from(now.unix_nanos().saturating_sub(end.unix_nanos())).unwrap_or(0) / 1_000;
+            match &mut run {
+                Some((s, n, lags)) if same(s, service) => {
+                    *n += 1;
+                    lags.push(lag);
+                }
+                _ => {
+                    if let Some(done) = run.take() {
+                        flush(self, done);
+                    }
+                    run = Some((service, 1, vec![lag]));
+                }
+            }
+        }
+        if let Some(done) = run {
+            flush(self, done);
+        }
+    }
+
+    /// Adds a request's tags to the sketches of the window holding `now`: one service lookup per
+    /// run of one service's keys, one key lookup per key.
+    pub fn observe_tags(&mut self, tags: &[Tag], now: Timestamp) {
+        let epoch = self.window_epoch(now);
+        let max_keys = self.config.max_keys_per_service;
+        for group in tags.chunk_by(|a, b| Arc::ptr_eq(&a.service, &b.service)) {
+            let values = group.iter().map(|t| t.values.len() as u64).sum();
+            let Some(s) = self.service(&group[0].service, values, epoch) else {
+                continue;
+            };
+            let mut over = 0;
+            for t in group {
+                if !s.keys.contains_key(&t.key) {
+                    if s.keys.len() >= max_keys {
+                        over += t.values.len() as u64;
+                        continue;
+                    }
+                    s.keys.insert(t.key.clone(), Rotating::new(epoch));
+                }
+                let sketch = &mut s.keys.get_mut(&t.key).expect("just inserted").at(epoch).0;
+                for v in &t.values {
+                    sketch.insert(v);
+                }
+            }
+            self.dropped.key_limit += over;
+        }
+    }
+
+    /// Whether `service` sends spans here (fragmentation's dangling-call rule).
+    pub fn reports(&self, service: &str) -> bool {
+        self.services.contains_key(service)
+    }
+
+    /// Records the findings of one closed trace of `journey` (if any) holding `services`.
+    pub fn judged(&mut self, journey: Option<usize>, services: &[Arc<str>], f: &Findings) {
+        let (fragmented, skewed) = (f.fragmented(), f.skewed());
+        self.traces += 1;
+        self.fragmented += u64::from(fragmented);
+        self.skewed += u64::from(skewed);
+        if let Some(j) = journey.and_then(|j| self.journeys.get_mut(j)) {
+            j.traces += 1;
+            j.fragmented += u64::from(fragmented);
+            j.skewed += u64::from(skewed);
+        }
+        for name in services {
+            if let Some(s) = self.services.get_mut(name) {
+                s.traces += 1;
+                s.fragmented += u64::from(fragmented);
+            }
+        }
+        for b in &f.boundaries {
+            *self.boundaries.entry(b.clone()).or_default() += 1;
+        }
+        for (parent, child, kind) in &f.skews {
+            *self.skews.entry((parent.clone(), child.clone(), *kind)).or_default() += 1;
+        }
+    }
+
+    /// A config reload renumbered the journeys (`map[old]` = new index): kept journeys keep
+    /// their figures.
+    pub fn remap_journeys(&mut self, map: &[Option<usize>], journeys: usize) {
+        let mut next = vec![JourneyHealth::default(); journeys];
+        for (old, h) in self.journeys.iter().enumerate() {
+            if let Some(Some(j)) = map.get(old) {
+                next[*j] = *h;
+            }
+        }
+        self.journeys = next;
+    }
+
+    pub fn journeys(&self) -> &[JourneyHealth] {
+        &self.journeys
+    }
+
+    pub fn boundaries(&self) -> impl Iterator<Item = (&Boundary, u64)> {
+        self.boundaries.iter().map(|(b, n)| (b, *n))
+    }
+
+    pub fn skews(&self) -> impl Iterator<Item = (&(Arc<str>, Arc<str>, SkewKind), u64)> {
+        self.skews.iter().map(|(k, n)| (k, *n))
+    }
+
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    /// The volume verdict of one service at `now`.
+    fn volume_status(&self, v: &Volume, now: Timestamp) -> VolumeStatus {
+        let newest_bucket = self.volume_bucket(now) - 1;
+        let n = self.config.baseline_buckets() as i64;
+        let newest = v.get(newest_bucket);
+        let sum: u64 = (newest_bucket - n..newest_bucket).map(|b| v.get(b)).sum();
+        let baseline = sum as f64 / n as f64;
+        let drop = baseline >= self.config.volume_min_spans as f64
+            && (newest as f64) < self.config.volume_drop_ratio * baseline;
+        VolumeStatus { newest, baseline, drop }
+    }
+
+    /// Every service, by name, as of `now`.
+    pub fn report(&self, now: Timestamp) -> Vec<ServiceReport> {
+        let epoch = self.window_epoch(now);
+        let mut out: Vec<ServiceReport> = self
+            .services
+            .iter()
+            .map(|(name, s)| {
+                let mut merged: Option<Histogram<u64>> = None;
+                for h in s.lag.view(epoch).into_iter().flatten().flatten() {
+                    match &mut merged {
+                        None => merged = Some(h.clone()),
+                        Some(m) => {
+                            let _ = m.add(h);
+                        }
+                    }
+                }
+                let lag = merged.filter(|h| !h.is_empty()).map(|h| Lag {
+                    count: h.len(),
+                    p50_nanos: h.value_at_quantile(0.5) * 1_000,
+                    p99_nanos: h.value_at_quantile(0.99) * 1_000,
+                    max_nanos: h.max() * 1_000,
+                });
+                let mut keys: Vec<KeyCardinality> = s
+                    .keys
+                    .iter()
+                    .filter_map(|(key, r)| {
+                        let [cur, prev] = r.view(epoch);
+                        let mut union = cur?.clone();
+                        if let Some(p) = prev {
+                            union.0.merge(&p.0);
+                        }
+                        let estimate = union.0.estimate() as u64;
+                        (estimate > 0).then(|| KeyCardinality {
+                            key: key.clone(),
+                            estimate,
+                            over_limit: estimate > self.config.cardinality_limit,
+                        })
+                    })
+                    .collect();
+                keys.sort_by(|a, b| b.estimate.cmp(&a.estimate).then_with(|| a.key.cmp(&b.key)));
+                ServiceReport {
+                    service: name.clone(),
+                    spans: s.spans,
+                    traces: s.traces,
+                    fragmented: s.fragmented,
+                    volume: self.volume_status(&s.volume, now),
+                    lag,
+                    keys,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.service.cmp(&b.service));
+        out
+    }
+
+    /// Heap bytes of the cardinality sketches (what grows with distinct values).
+    pub fn sketch_bytes(&self) -> usize {
+        self.services
+            .values()
+            .flat_map(|s| s.keys.values())
+            .map(|r| r.current.0.size_of() + r.previous.0.size_of())
+            .sum()
+    }
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)
+}
+
+/// Export lag in µs, 1 µs to 1 h, 2 significant figures (≤ 1% error), like the latency histograms.
+fn lag_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LAG_MAX_MICROS, 2).expect("valid histogram bounds")
+}
