@@ -101,8 +101,12 @@ pub(crate) const TAG_SEED: foldhash::fast::FixedState = foldhash::fast::FixedSta
 pub(crate) fn value_hash(value: WireValue<'_>) -> Option<u64> {
     use std::hash::BuildHasher as _;
     let value = match value {
-        // The common case without a parse: an AnyValue holding only a string (tag 1, wire type 2).
-        WireValue::Encoded(raw) if raw.first() == Some(&0x0A) => match short_string(&raw[1..]) {
+        // The common case without a parse: a `KeyValue` whose AnyValue holds only a string
+        // (tag 1, wire type 2).
+        WireValue::Encoded(kv) => match super::otlp::encoded_value(kv)
+            .filter(|raw| raw.first() == Some(&0x0A))
+            .and_then(|raw| short_string(&raw[1..]))
+        {
             Some(text) => return Some(TAG_SEED.hash_one((1u8, text))),
             None => value.resolve(),
         },

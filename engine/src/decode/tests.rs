@@ -67,11 +67,19 @@ fn keys_of_any_length() {
 /// sketches count it once; a request's values are grouped by service and key.
 #[test]
 fn tag_values_hash_alike_across_encodings_and_group_by_key() {
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use prost::Message as _;
 
     use super::spans::{WireValue, value_hash};
-    let encoded = |v: Value| bytes::Bytes::from(AnyValue { value: Some(v) }.encode_to_vec());
+    // As the protobuf projection keeps it: the whole `KeyValue`, still encoded.
+    let encoded = |v: Value| {
+        let kv = KeyValue {
+            key: "http.request.method".to_owned(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
+        bytes::Bytes::from(kv.encode_to_vec())
+    };
     let long = "u".repeat(300); // a two-byte length
     for text in ["", "GET", long.as_str()] {
         let raw = encoded(Value::StringValue(text.to_owned()));

@@ -184,6 +184,11 @@ fn projected_attribute(kv: &Bytes) -> (&[u8], WireValue<'_>) {
     }
 }
 
+/// The encoded `AnyValue` of one encoded `KeyValue` (empty when it has none).
+pub(crate) fn encoded_value(kv: &[u8]) -> Option<&[u8]> {
+    projection::key_value(kv).map(|(_, raw)| raw)
+}
+
 /// Parses the value of one encoded `KeyValue` (with prost). A string comes back as a slice of
 /// `kv` itself: prost hands out zero-copy `Bytes` views of the buffer it decodes, so the text is
 /// located in `kv` by its address instead of being copied. Malformed or non-scalar values are
