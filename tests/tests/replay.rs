@@ -195,7 +195,12 @@ fn replayed_incident_pages_when_the_workbook_says_with_exact_counts() {
         (fired - incident) / 1e3
     );
     let resolved = events[1].0;
-    assert!(resolved > incident + 120_000.0, "resolved during the incident");
+    assert!(
+        resolved > incident + 120_000.0,
+        "resolved {:.1}s after the incident began, during it (it lasts 120s); virtual start {start_ms}, fired {:.1}s in\n{report:?}",
+        (resolved - incident) / 1e3,
+        (fired - incident) / 1e3
+    );
     // Side by side: both configs paged; the comparison says which first and by how much.
     let slow_events = timeline(&report, 1);
     assert_eq!(slow_events[0].1, "checkout-availability");
