@@ -8,6 +8,8 @@ pub mod alerter;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod labels;
 pub mod mute;
 pub mod notify;

@@ -7,6 +7,8 @@ pub mod cluster;
 pub mod config;
 pub mod dashboards;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;

@@ -187,6 +187,12 @@ pub struct NewSilence {
     pub comment: String,
 }
 
+/// The body of `POST /api/v1/silences` read and validated (what the `silence` fuzz target calls).
+pub fn parse_silence(body: &[u8], now: Timestamp) -> Result<Silence, String> {
+    let new: NewSilence = serde_json::from_slice(body).map_err(|e| format!("invalid silence: {e}"))?;
+    build_silence(new, now)
+}
+
 /// Validates a new silence into a [`Silence`] with a fresh id.
 pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
     if n.matchers.is_empty() {
@@ -232,12 +238,8 @@ async fn create_silence(State(s): State<AppState>, headers: HeaderMap, body: axu
     if let Some(denied) = authorize_write(&headers, &s.config().server) {
         return denied;
     }
-    let new: NewSilence = match serde_json::from_slice(&body) {
-        Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")),
-    };
     let now = s.now();
-    let silence = match build_silence(new, now) {
+    let silence = match parse_silence(&body, now) {
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };

@@ -7,6 +7,8 @@ pub mod collector;
 pub mod config;
 pub mod decode;
 pub mod exemplars;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod jetstream;
 pub mod metrics;

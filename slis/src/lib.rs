@@ -10,6 +10,8 @@ pub mod budget;
 pub mod config;
 pub mod duration;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journey;
 pub mod model;
 pub mod policy;

@@ -580,3 +580,45 @@ fn malformed_protobuf() {
     // An empty body is the empty message: zero spans, as protobuf defines it.
     assert_eq!(decode_protobuf(Bytes::new(), &keys()).unwrap().spans.len(), 0);
 }
+
+/// Writes the seeds of the `otlp_protobuf`, `otlp_json` and `replay_input` fuzz targets (see the
+/// README, "Fuzzing"): `FUZZ_SEEDS=dir cargo test -p tracebudget-engine otlp_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore = "writes fuzz seeds on demand"]
+fn otlp_fuzz_seeds() {
+    let dir = std::path::PathBuf::from(std::env::var("FUZZ_SEEDS").expect("FUZZ_SEEDS=dir"));
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    let req = request();
+    let proto = req.encode_to_vec();
+    let json = serde_json::to_vec(&req).unwrap();
+    write("otlp_protobuf/request", &proto);
+    write(
+        "otlp_protobuf/empty_resource",
+        &ExportTraceServiceRequest::default().encode_to_vec(),
+    );
+    write("otlp_json/request", &json);
+    write("otlp_json/official", OFFICIAL_JSON.as_bytes());
+    write("otlp_json/empty", br#"{"resourceSpans": []}"#);
+    write(
+        "otlp_json/one_span",
+        br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]}"#,
+    );
+    let mut frames = Vec::new();
+    for body in [&proto[..], &[][..], &proto[..]] {
+        frames.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+        frames.extend_from_slice(body);
+    }
+    write("replay_input/frames", &frames);
+    let mut lines = json.clone();
+    lines.extend_from_slice(b"\n\n");
+    lines.extend_from_slice(OFFICIAL_JSON.replace('\n', " ").as_bytes());
+    lines.extend_from_slice(b"\n[]\n");
+    write("replay_input/lines", &lines);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &lines).unwrap();
+    write("replay_input/lines.gz", &gz.finish().unwrap());
+}

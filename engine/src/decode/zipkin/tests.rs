@@ -252,3 +252,19 @@ fn malformed_bodies() {
     let decoded = decode_json(b"[]", &AttrKeys::default()).unwrap();
     assert_eq!((decoded.spans.len(), decoded.rejected), (0, 0));
 }
+
+/// Writes the seeds of the `zipkin_json` fuzz target (see the README, "Fuzzing"):
+/// `FUZZ_SEEDS=dir cargo test -p tracebudget-engine zipkin_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore = "writes fuzz seeds on demand"]
+fn zipkin_fuzz_seeds() {
+    let dir = std::path::PathBuf::from(std::env::var("FUZZ_SEEDS").expect("FUZZ_SEEDS=dir")).join("zipkin_json");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("example"), EXAMPLE).unwrap();
+    std::fs::write(dir.join("empty"), "[]").unwrap();
+    std::fs::write(
+        dir.join("one"),
+        r#"[{"traceId": "1", "id": "2", "tags": {"error": ""}}]"#,
+    )
+    .unwrap();
+}
