@@ -332,7 +332,9 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
         inputs.iter().filter(|i| *i == "-").count() <= 1,
         "stdin (-) can be read once"
     );
-    let keys = AttrKeys::merged(configs.iter().map(|(_, c)| AttrKeys::from_journeys(&c.journeys)));
+    let mut keys = AttrKeys::merged(configs.iter().map(|(_, c)| AttrKeys::from_journeys(&c.journeys)));
+    // A replay reports SLOs and alerts, not attribute cardinality: no value hashing.
+    keys.watch_tags = false;
     let max = configs
         .iter()
         .map(|(_, c)| usize::try_from(c.ingest.max_body_size.0).unwrap_or(usize::MAX))
