@@ -7,6 +7,7 @@ mod cluster;
 mod dashboards;
 mod demo;
 mod grafana;
+mod hostile;
 mod ingest;
 mod jetstream;
 mod jetstream_cluster;

@@ -22,6 +22,7 @@ use slis::Span;
 pub mod body;
 pub mod otlp;
 mod spans;
+pub use spans::MAX_STRING_BYTES;
 pub mod zipkin;
 
 pub use body::BodyError;
@@ -112,6 +113,8 @@ pub struct Decoded {
     pub rejected: u64,
     /// Why the first rejected span was dropped (for OTLP's `partial_success.error_message`).
     pub first_rejection: Option<String>,
+    /// Names, keys and kept values cut to [`spans::MAX_STRING_BYTES`].
+    pub truncated: u64,
     /// The request's distinct (service, attribute key, value hash), when watched.
     pub tags: crate::health::Tags,
 }
