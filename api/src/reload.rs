@@ -10,7 +10,7 @@
 //!   apply from the next evaluation cycle;
 //! - `[server]` tokens and `protect_reads` apply to the next request.
 //!
-//! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, and `[alerting]`
+//! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
 //! `eval_interval` and `give_up_after`.
 //!
 //! A reload holds [`AlertRuntime::reconfig`](crate::alerts::AlertRuntime) exclusively (it waits
@@ -330,6 +330,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         ("[cluster]", differs(&old.cluster, &new.cluster)),
         ("[ingest]", differs(&old.ingest, &new.ingest)),
         ("[trace_health]", differs(&old.trace_health, &new.trace_health)),
+        ("[privacy]", old.privacy != new.privacy),
         ("[alerting] eval_interval", differs(&a.eval_interval, &b.eval_interval)),
         ("[alerting] give_up_after", differs(&a.give_up_after, &b.give_up_after)),
     ]

@@ -126,6 +126,8 @@ pub struct Assembler {
     recent_capacity: usize,
     buffered: usize,
     idle: Duration,
+    /// Whether `peer.service` values are kept (`[privacy] attribute_allow_list`).
+    pub keep_peer_service: bool,
 }
 
 impl Assembler {
@@ -137,6 +139,7 @@ impl Assembler {
             recent_capacity: recent_capacity.max(1),
             buffered: 0,
             idle,
+            keep_peer_service: true,
         }
     }
 
@@ -161,7 +164,7 @@ impl Assembler {
                 trace.max_lag_nanos = lag;
                 trace.max_lag_node = trace.nodes.len() as u32;
             }
-            trace.push(span, root, candidate);
+            trace.push(span, root, candidate, self.keep_peer_service);
             self.buffered += 1;
             return Arrival::Added;
         }
@@ -179,7 +182,7 @@ impl Assembler {
             max_lag_node: 0,
             peers: Vec::new(),
         };
-        trace.push(span, root, candidate);
+        trace.push(span, root, candidate, self.keep_peer_service);
         self.open.insert(span.trace_id, trace);
         self.buffered += 1;
         Arrival::Added
@@ -296,7 +299,7 @@ impl OpenTrace {
         }
     }
 
-    fn push(&mut self, span: &Span, root: Option<RootRef>, candidate: Option<Candidate>) {
+    fn push(&mut self, span: &Span, root: Option<RootRef>, candidate: Option<Candidate>, keep_peer_service: bool) {
         if span.parent_span_id.is_none() {
             self.roots += 1;
             if self.root.is_none() {
@@ -307,7 +310,8 @@ impl OpenTrace {
             self.candidate = candidate.map(Box::new);
         }
         // Only calls name a callee (fragmentation's caller and dangling-call rules).
-        if matches!(span.kind, SpanKind::Client | SpanKind::Producer)
+        if keep_peer_service
+            && matches!(span.kind, SpanKind::Client | SpanKind::Producer)
             && let Some(slis::AttrValue::Str(peer)) = span.attribute(crate::health::PEER_SERVICE)
         {
             self.peers.push((self.nodes.len() as u32, peer.clone()));
