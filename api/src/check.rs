@@ -170,10 +170,7 @@ fn write_privacy(o: &mut String, c: &Config) {
     };
     let _ = writeln!(o, "  values kept or shown:   {kept} (attribute_allow_list)");
     let keys = engine::decode::AttrKeys::from_journeys(&c.journeys);
-    let read: Vec<&str> = keys
-        .keys()
-        .filter(|k| !p.allows(k))
-        .collect();
+    let read: Vec<&str> = keys.keys().filter(|k| !p.allows(k)).collect();
     let _ = writeln!(o, "  read to match, dropped: {}", read.join(", "));
     let others = if c.trace_health.cardinality {
         "value hashed into the cardinality sketches (key shown), never kept"

@@ -36,8 +36,14 @@ pub struct PrivacyConfig {
 impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
-            attribute_allow_list: DEFAULT_ALLOW_LIST.iter().map(|k| Spanned::new(0..0, (*k).to_owned())).collect(),
-            redact: DEFAULT_BUILTINS.iter().map(|k| Spanned::new(0..0, (*k).to_owned())).collect(),
+            attribute_allow_list: DEFAULT_ALLOW_LIST
+                .iter()
+                .map(|k| Spanned::new(0..0, (*k).to_owned()))
+                .collect(),
+            redact: DEFAULT_BUILTINS
+                .iter()
+                .map(|k| Spanned::new(0..0, (*k).to_owned()))
+                .collect(),
             rules: Vec::new(),
         }
     }
@@ -71,7 +77,9 @@ pub struct Privacy {
 
 impl Default for Privacy {
     fn default() -> Self {
-        PrivacyConfig::default().build().expect("the default [privacy] is valid")
+        PrivacyConfig::default()
+            .build()
+            .expect("the default [privacy] is valid")
     }
 }
 
@@ -309,7 +317,11 @@ pattern = "a?"
         );
         assert_eq!(messages[1], ("\"email\"", "privacy.redact lists \"email\" twice"));
         assert_eq!(messages[2].0, "\"(unclosed\"");
-        assert!(messages[2].1.starts_with("privacy.rules \"bad\": invalid pattern: regex parse error"));
+        assert!(
+            messages[2]
+                .1
+                .starts_with("privacy.rules \"bad\": invalid pattern: regex parse error")
+        );
         assert_eq!(
             messages[3],
             (

@@ -36,6 +36,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         r"(?i:\b(?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]+=*|\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
         "[bearer_token]",
     ),
+    // Dotted quads, but loopback and 0.0.0.0 (see `not_local`).
     (
         "ipv4",
         r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b",
@@ -89,7 +90,11 @@ impl Rule {
             name: name.to_owned(),
             regex: Regex::new(pattern).expect("built-in patterns compile"),
             replacement: replacement.to_owned(),
-            check: (name == "credit_card").then_some(luhn as fn(&str) -> bool),
+            check: match name {
+                "credit_card" => Some(luhn as fn(&str) -> bool),
+                "ipv4" => Some(not_local as fn(&str) -> bool),
+                _ => None,
+            },
         })
     }
 
@@ -115,10 +120,22 @@ impl Rule {
     }
 }
 
+/// Not a loopback (`127.0.0.0/8`) or unspecified (`0.0.0.0`) address: those name no person,
+/// and are what logs of listening sockets and local databases print.
+fn not_local(s: &str) -> bool {
+    !(s.starts_with("127.") || s == "0.0.0.0")
+}
+
 /// The Luhn checksum of the digits of `s` (separators ignored).
 fn luhn(s: &str) -> bool {
     let mut sum = 0;
-    for (i, d) in s.bytes().rev().filter(u8::is_ascii_digit).map(|b| u32::from(b - b'0')).enumerate() {
+    for (i, d) in s
+        .bytes()
+        .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+        .enumerate()
+    {
         sum += if i % 2 == 1 {
             let d2 = d * 2;
             if d2 > 9 { d2 - 9 } else { d2 }
@@ -138,7 +155,9 @@ pub struct Redactor {
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redactor").field("rules", &self.names()).finish_non_exhaustive()
+        f.debug_struct("Redactor")
+            .field("rules", &self.names())
+            .finish_non_exhaustive()
     }
 }
 
@@ -252,7 +271,10 @@ mod tests {
             ("charge alice@example.com", "charge [email]"),
             ("to: first.last+tag@mail.example.co.uk.", "to: [email]."),
             ("jürgen.müller@bücher.de bought", "[email] bought"),
-            ("Authorization: Bearer abc.DEF-123_x/y+z==", "Authorization: [bearer_token]"),
+            (
+                "Authorization: Bearer abc.DEF-123_x/y+z==",
+                "Authorization: [bearer_token]",
+            ),
             ("authorization: bearer s3cr3t", "authorization: [bearer_token]"),
             ("Basic dXNlcjpwYXNz", "[bearer_token]"),
             (
@@ -260,6 +282,10 @@ mod tests {
                 "token [bearer_token]",
             ),
             ("GET from 192.168.10.255 ok", "GET from [ipv4] ok"),
+            (
+                "listening on 127.0.0.1:4318 and 0.0.0.0:8080",
+                "listening on 127.0.0.1:4318 and 0.0.0.0:8080",
+            ),
             // No look-around in the regex crate: a longer dotted run loses its first four parts
             // (redacting too much, never too little); 999 is no octet.
             ("version 1.2.3.4.5 and 999.1.1.1", "version [ipv4].5 and 999.1.1.1"),

@@ -11,6 +11,7 @@ mod ingest;
 mod jetstream;
 mod jetstream_cluster;
 mod load;
+mod privacy;
 mod prometheus;
 mod reload;
 mod replay;

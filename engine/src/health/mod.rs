@@ -486,6 +486,8 @@ impl TraceHealth {
                 k.key = keys.get(&k.key).into();
             }
         }
+        // In the order of the names shown (the raw order would hint at a redacted name).
+        services.sort_by(|a, b| a.service.cmp(&b.service));
         let boundaries = self
             .boundaries()
             .map(|(b, n)| (names.get(&b.from), names.get(&b.to), n))
