@@ -263,9 +263,16 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
 fn assert_clean(place: &str, text: &str) {
     for pii in PII {
         if let Some(at) = text.find(pii) {
-            let from = text.floor_char_boundary(at.saturating_sub(200));
-            let to = text.ceil_char_boundary((at + pii.len() + 200).min(text.len()));
-            panic!("{place} holds {pii:?}: …{}…", &text[from..to]);
+            let before: String = text[..at]
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let after: String = text[at..].chars().take(pii.len() + 200).collect();
+            panic!("{place} holds {pii:?}: …{before}{after}…");
         }
     }
 }
