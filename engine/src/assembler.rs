@@ -407,6 +407,50 @@ mod tests {
     }
 
     #[test]
+    fn peer_service_is_kept_only_when_the_allow_list_names_it() {
+        for keep in [true, false] {
+            let mut a = Assembler::new(IDLE, 100);
+            a.keep_peer_service = keep;
+            let mut call = span(1, 2, Some(1), "shop");
+            call.kind = SpanKind::Client;
+            call.attributes = vec![("peer.service".into(), slis::AttrValue::Str("ledger".into()))];
+            a.add(&span(1, 1, None, "shop"), at(0), None, None);
+            a.add(&call, at(0), None, None);
+            let mut out = vec![];
+            a.close_all(&mut out);
+            let peers: Vec<(u32, &str)> = out[0].peers.iter().map(|(i, p)| (*i, &**p)).collect();
+            let want: &[(u32, &str)] = if keep { &[(1, "ledger")] } else { &[] };
+            assert_eq!(peers, want, "keep_peer_service = {keep}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_stores_names_redacted() {
+        let mut a = Assembler::new(IDLE, 100);
+        let mut root = span(1, 1, None, "shop");
+        root.name = "POST /checkout?user=alice@example.com".into();
+        let mut call = span(1, 2, Some(1), "bob@example.org");
+        call.kind = SpanKind::Client;
+        call.attributes = vec![("peer.service".into(), slis::AttrValue::Str("carol@example.net".into()))];
+        a.add(&root, at(0), None, None);
+        a.add(&call, at(0), None, None);
+        let redactor = Arc::new(slis::privacy::Redactor::default());
+        let mut writers = [super::SnapshotWriter::new(&[]).redacting(redactor.clone())];
+        a.snapshot(|_| Some(0), &mut writers);
+        let bytes = String::from_utf8_lossy(&writers[0].data).into_owned();
+        assert!(!bytes.contains("example"), "{bytes:?}");
+        // Restored, the names are what was stored.
+        let mut b = Assembler::new(IDLE, 100);
+        b.restore(&writers[0].data, &[], at(0)).unwrap();
+        let mut out = vec![];
+        b.close_all(&mut out);
+        let names: Vec<(&str, &str)> = out[0].nodes.iter().map(|n| (&*n.service, &*n.operation)).collect();
+        assert_eq!(names, [("shop", "POST /checkout?user=[email]"), ("[email]", "op")]);
+        assert_eq!(&*out[0].peers[0].1, "[email]");
+        assert_eq!(redactor.counts(), [("email", 3), ("bearer_token", 0)]);
+    }
+
+    #[test]
     fn duplicates_are_ignored_small_and_large() {
         let mut a = Assembler::new(IDLE, 100);
         assert_eq!(a.add(&span(1, 1, None, "f"), at(0), None, None), Arrival::Added);
