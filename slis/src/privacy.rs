@@ -71,7 +71,13 @@ pub struct Rule {
 impl Rule {
     /// A user rule; the error is the regex crate's message.
     pub fn new(name: &str, pattern: &str, replacement: &str) -> Result<Rule, String> {
-        let regex = Regex::new(pattern).map_err(|e| e.to_string())?;
+        // The regex crate's syntax errors span lines (the pattern, a caret, then the reason): the
+        // config error already points at the pattern, so keep the reason.
+        let regex = Regex::new(pattern).map_err(|e| {
+            let text = e.to_string();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&text);
+            last.trim().trim_start_matches("error: ").to_owned()
+        })?;
         if regex.is_match("") {
             return Err(format!("pattern {pattern:?} matches the empty string"));
         }
@@ -366,7 +372,11 @@ mod tests {
 
     #[test]
     fn bad_user_rules_are_refused() {
-        assert!(Rule::new("x", "(", "").unwrap_err().contains("unclosed group"));
+        assert_eq!(Rule::new("x", "(", "").unwrap_err(), "unclosed group");
+        assert_eq!(
+            Rule::new("x", "[z-a]", "").unwrap_err(),
+            "invalid character class range, the start must be <= the end"
+        );
         assert_eq!(
             Rule::new("x", "a*", "").unwrap_err(),
             "pattern \"a*\" matches the empty string"
