@@ -320,7 +320,7 @@ fn run(tag: &str, storage: impl FnOnce(&TempDir) -> String, database: impl FnOnc
     wait_until("a page naming both contributors", Duration::from_secs(40), || {
         hook.received()
             .iter()
-            .any(|r| r.body.contains(CHARGE_SHOWN) && r.body.contains(VERIFY_SHOWN))
+            .any(|r| r.body.contains(r#""service":"payments""#) && r.body.contains(r#""service":"auth""#))
     });
     // Every trace closed and judged.
     wait_until("trace health", Duration::from_secs(20), || {
@@ -358,6 +358,12 @@ fn run(tag: &str, storage: impl FnOnce(&TempDir) -> String, database: impl FnOnc
     evidence.all_clean();
 
     // The search can fail: what is allowed or redacted is there.
+    assert!(
+        received
+            .iter()
+            .any(|r| r.body.contains(CHARGE_SHOWN) && r.body.contains(VERIFY_SHOWN)),
+        "a page names both redacted contributors"
+    );
     let alerts = evidence.get("GET /api/v1/alerts");
     assert!(
         alerts.contains(CHARGE_SHOWN) && alerts.contains(VERIFY_SHOWN),
