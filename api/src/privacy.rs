@@ -93,7 +93,7 @@ impl Privacy {
 impl PartialEq for Privacy {
     /// Same allow-list and same rules (for the reload's restart-only check).
     fn eq(&self, other: &Self) -> bool {
-        self.allow_list == other.allow_list && format!("{:?}", self.redactor) == format!("{:?}", other.redactor)
+        self.allow_list == other.allow_list && *self.redactor == *other.redactor
     }
 }
 

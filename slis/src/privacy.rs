@@ -167,6 +167,14 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
+impl PartialEq for Redactor {
+    /// The same rules (name, pattern, replacement) in the same order; counts and caches aside.
+    fn eq(&self, other: &Self) -> bool {
+        let key = |r: &Rule| (r.name.clone(), r.regex.as_str().to_owned(), r.replacement.clone());
+        self.rules.len() == other.rules.len() && self.rules.iter().zip(&other.rules).all(|(a, b)| key(a) == key(b))
+    }
+}
+
 impl Default for Redactor {
     /// The default rules ([`DEFAULT_BUILTINS`]).
     fn default() -> Self {
