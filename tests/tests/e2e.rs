@@ -12,6 +12,7 @@ mod ingest;
 mod jetstream;
 mod jetstream_cluster;
 mod load;
+mod privacy;
 mod prometheus;
 mod reload;
 mod replay;

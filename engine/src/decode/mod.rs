@@ -88,6 +88,11 @@ impl AttrKeys {
         AttrKeys::new(sets.into_iter().flat_map(|s| s.keys))
     }
 
+    /// The kept keys, in the order they were given.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| &**k)
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.get(key.as_bytes()).is_some()
     }
