@@ -9,9 +9,10 @@ use alerting::config::{Alerting, Sections};
 use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
 use engine::health::TraceHealthConfig;
 use engine::jetstream::JetStreamConfig;
+use engine::listen::{Timeout, TlsConfig};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use slis::config::ConfigError;
+use slis::config::{ConfigError, Secret};
 use slis::journey::Journeys;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -23,12 +24,19 @@ pub struct ServerConfig {
     /// Listen address of the HTTP API and dashboards.
     pub listen: SocketAddr,
     /// Bearer token required by write endpoints (silences, reload). Never logged.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Also require the token for reads: every `GET /api/v1/…` but the OpenAPI document, and
     /// `/metrics`. Needs `api_token`.
     pub protect_reads: bool,
     /// The URL people reach this instance at, used for links in notifications.
     pub external_url: Option<String>,
+    /// `[server.tls]`: serve the API and dashboards over TLS (optionally mutual); absent: plain.
+    pub tls: Option<TlsConfig>,
+    /// A request head (and a new connection's first request) must arrive within this; an idle
+    /// keep-alive connection is closed after it.
+    pub header_read_timeout: Timeout,
+    /// A request body that sends nothing for this long is cut off.
+    pub body_read_timeout: Timeout,
 }
 
 impl Default for ServerConfig {
@@ -38,17 +46,30 @@ impl Default for ServerConfig {
             api_token: None,
             protect_reads: false,
             external_url: None,
+            tls: None,
+            header_read_timeout: Timeout::secs(10),
+            body_read_timeout: Timeout::secs(30),
         }
     }
 }
 
-/// The file a config came from, kept for the audit of applied versions.
-#[derive(Debug, Clone)]
+/// The file a config came from, kept for the audit of applied versions. Its `Debug` leaves the
+/// text out: it holds the secrets.
+#[derive(Clone)]
 pub struct Source {
     pub file: String,
     pub text: String,
     /// SHA-256 of `text`, lowercase hex.
     pub sha256: String,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("file", &self.file)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A whole, validated config.
@@ -136,6 +157,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
         match key.get_ref().as_ref() {
             "server" => {
                 server = one(value, e).unwrap_or_default();
+                if let Some(tls) = &server.tls
+                    && let Err(errors) = tls.load("server")
+                {
+                    e.extend(errors);
+                }
                 if server.protect_reads && server.api_token.is_none() {
                     e.push(ConfigError::at(
                         key.span(),
@@ -143,7 +169,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                     ));
                 }
             }
-            "ingest" => ingest = one(value, e).unwrap_or_default(),
+            "ingest" => {
+                ingest = one(value, e).unwrap_or_default();
+                if let Some(tls) = &ingest.tls
+                    && let Err(errors) = tls.load("ingest")
+                {
+                    e.extend(errors);
+                }
+            }
             "storage" => {
                 storage_span = Some(key.span());
                 storage = one(value, e).unwrap_or_default();
