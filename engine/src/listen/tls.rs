@@ -16,8 +16,9 @@ use toml::Spanned;
 
 use super::Timeout;
 
-/// `[ingest.tls]` / `[server.tls]`: serve TLS instead of plain TCP.
-#[derive(Debug, Clone, Deserialize)]
+/// `[ingest.tls]` / `[server.tls]`: serve TLS instead of plain TCP. `Debug` shows the values
+/// without their places in the file (a reload compares configs by it).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the server's certificate chain, leaf first.
@@ -30,6 +31,17 @@ pub struct TlsConfig {
     /// A client that has not finished the handshake by then is cut off (counted as `timeout`).
     #[serde(default = "ten_seconds")]
     pub handshake_timeout: Timeout,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("cert", self.cert.get_ref())
+            .field("key", self.key.get_ref())
+            .field("client_ca", &self.client_ca.as_ref().map(|c| c.get_ref()))
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish()
+    }
 }
 
 fn ten_seconds() -> Timeout {
