@@ -138,6 +138,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_prints_redacted_and_matches_only_itself() {
+        let s = Secret::new("tok-SECRET");
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
+        for (presented, ok) in [
+            ("tok-SECRET", true),
+            ("tok-SECRE", false),
+            ("tok-SECRET!", false),
+            ("tok-secret", false),
+            ("", false),
+        ] {
+            assert_eq!(s.matches(presented.as_bytes()), ok, "{presented:?}");
+        }
+    }
+
+    #[test]
     fn objective_bounds() {
         assert!(Objective::try_from(0.999).is_ok());
         for bad in [0.0, 1.0, 1.5, -0.1, f64::NAN] {
