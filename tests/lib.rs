@@ -127,6 +127,26 @@ pub fn http_request(
     body: Option<&str>,
     timeout: Duration,
 ) -> io::Result<HttpResponse> {
+    match body {
+        Some(b) => {
+            let mut headers = headers.to_vec();
+            headers.push(("Content-Type", "application/json"));
+            http_send(addr, method, path, &headers, Some(b.as_bytes()), timeout)
+        }
+        None => http_send(addr, method, path, headers, None, timeout),
+    }
+}
+
+/// `METHOD path` on `addr` with `headers` (give the `Content-Type`) and any `body` bytes
+/// (`Content-Length` is added), as [`http_get`].
+pub fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -135,14 +155,12 @@ pub fn http_request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     head.push_str("\r\n");
-    head.push_str(body.unwrap_or_default());
-    stream.write_all(head.as_bytes())?;
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&request)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_http_response(&raw).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))

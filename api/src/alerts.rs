@@ -99,6 +99,10 @@ pub async fn start(
 
 /// What the engine remembers of SLO `slo`'s bad traces since `since`: the worst traces and the
 /// services/operations blamed, each with its share of all blamed bad events.
+///
+/// The one place span-derived text enters an alert: service and operation names go through the
+/// pipeline's `[privacy]` rules here, so the alert state, the outbox and history rows, every
+/// notification and report, and the alerts API only ever hold them redacted.
 pub fn extras(p: &Pipeline, slo: usize, since: Timestamp, exemplars: usize, contributors: usize) -> Extras {
     let exemplars = p
         .exemplars(slo, since, exemplars)
@@ -112,6 +116,7 @@ pub fn extras(p: &Pipeline, slo: usize, since: Timestamp, exemplars: usize, cont
         })
         .collect();
     let all = p.contributors(slo, since, usize::MAX);
+    let redactor = p.redactor();
     let total: u64 = all.iter().map(|b| b.bad_events).sum();
     let contributors = all
         .into_iter()
@@ -122,8 +127,8 @@ pub fn extras(p: &Pipeline, slo: usize, since: Timestamp, exemplars: usize, cont
             } else {
                 b.bad_events as f64 / total as f64
             },
-            service: b.service,
-            operation: b.operation,
+            service: redactor.shown(&b.service),
+            operation: redactor.shown(&b.operation),
             bad_events: b.bad_events,
             reason: b.reason.as_str().to_owned(),
         })

@@ -155,7 +155,39 @@ pub fn summary(file: &str, c: &Config, now: chrono::DateTime<chrono::Utc>) -> St
             );
         }
     }
+    write_privacy(o, c);
     out
+}
+
+/// `[privacy]`: whose values are kept, which are only read while matching, and the rules.
+fn write_privacy(o: &mut String, c: &Config) {
+    let p = &c.privacy;
+    let _ = writeln!(o, "\nPrivacy");
+    let kept = if p.allow_list.is_empty() {
+        "none".to_owned()
+    } else {
+        p.allow_list.join(", ")
+    };
+    let _ = writeln!(o, "  values kept or shown:   {kept} (attribute_allow_list)");
+    let keys = engine::decode::AttrKeys::from_journeys(&c.journeys);
+    let read: Vec<&str> = keys.keys().filter(|k| !p.allows(k)).collect();
+    let _ = writeln!(o, "  read to match, dropped: {}", read.join(", "));
+    let others = if c.trace_health.cardinality {
+        "value hashed into the cardinality sketches (key shown), never kept"
+    } else {
+        "value never read"
+    };
+    let _ = writeln!(o, "  every other attribute:  {others}");
+    let rules = p.redactor.names();
+    let _ = writeln!(
+        o,
+        "  redaction rules:        {}",
+        if rules.is_empty() {
+            "none (span names and service names are shown as they come)".to_owned()
+        } else {
+            rules.join(", ")
+        }
+    );
 }
 
 fn write_route(o: &mut String, r: &Route, depth: usize) {

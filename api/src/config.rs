@@ -86,6 +86,8 @@ pub struct Config {
     pub jetstream: Option<JetStreamConfig>,
     /// `[trace_health]`: how the tracing pipeline itself is watched.
     pub trace_health: TraceHealthConfig,
+    /// `[privacy]`: the attribute allow-list and the redaction rules.
+    pub privacy: crate::privacy::Privacy,
 }
 
 const SECTIONS: &[&str] = &[
@@ -103,6 +105,7 @@ const SECTIONS: &[&str] = &[
     "reports",
     "jetstream",
     "trace_health",
+    "privacy",
 ];
 
 /// Every error found in one config file, rendered with file, line, column and the offending line.
@@ -152,6 +155,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     let mut jetstream: Option<(JetStreamConfig, std::ops::Range<usize>)> = None;
     let mut trace_health = TraceHealthConfig::default();
     let mut sections = Sections::default();
+    let mut privacy = crate::privacy::Privacy::default();
     for (key, value) in root.into_inner() {
         let e = &mut errors;
         match key.get_ref().as_ref() {
@@ -197,6 +201,13 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                         .map_or(key.span(), |(_, s)| s.clone());
                     ConfigError::at(span, m)
                 }));
+            }
+            "privacy" => {
+                let written: crate::privacy::PrivacyConfig = one(value, e).unwrap_or_default();
+                match written.build() {
+                    Ok(p) => privacy = p,
+                    Err(errors) => e.extend(errors),
+                }
             }
             "alerting" => sections.alerting = one(value, e).unwrap_or_default(),
             "route" => sections.route = one(value, e),
@@ -272,6 +283,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 alerting,
                 jetstream: jetstream.map(|(js, _)| js),
                 trace_health,
+                privacy,
             })
         }
         _ => Err(fail(errors)),

@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;
+pub mod privacy;
 pub mod publish;
 pub mod record;
 pub mod reload;

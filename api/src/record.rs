@@ -7,6 +7,12 @@
 //! in the file; a write that fails answers 503/UNAVAILABLE and the client retries. OTLP is written
 //! as OTLP JSON lines or protobuf frames (`--format`); Zipkin requests are kept as the Zipkin v2
 //! arrays they were (JSON only: a protobuf recording refuses a config that listens for Zipkin).
+//!
+//! `[privacy]` does not apply to the file: a recording is a capture of the raw requests, every
+//! attribute included, made on purpose so that a replay sees exactly what `serve` would have —
+//! a replay with another config (other journeys, other error rules) needs the values the first
+//! one did not read. Treat the file as the traces themselves (same access rules, same retention);
+//! what `replay` prints from it goes through the config's redaction rules like `serve`'s output.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

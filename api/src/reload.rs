@@ -10,7 +10,7 @@
 //!   apply from the next evaluation cycle;
 //! - `[server]` tokens and `protect_reads` apply to the next request.
 //!
-//! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, and `[alerting]`
+//! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
 //! `eval_interval` and `give_up_after`.
 //!
 //! A reload holds [`AlertRuntime::reconfig`](crate::alerts::AlertRuntime) exclusively (it waits
@@ -352,6 +352,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
             differs(&old.server.body_read_timeout, &new.server.body_read_timeout),
         ),
         ("[trace_health]", differs(&old.trace_health, &new.trace_health)),
+        ("[privacy]", old.privacy != new.privacy),
         ("[alerting] eval_interval", differs(&a.eval_interval, &b.eval_interval)),
         ("[alerting] give_up_after", differs(&a.give_up_after, &b.give_up_after)),
     ]
@@ -359,4 +360,42 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     .filter(|(_, changed)| *changed)
     .map(|(what, _)| format!("{what} changed: it applies only at a restart (tracebudget serve)"))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[journeys]]\nname = \"checkout\"\nservice = \"shop\"\n";
+
+    fn parse(extra: &str) -> Config {
+        crate::config::parse("t.toml", &format!("{BASE}{extra}")).expect("valid")
+    }
+
+    #[test]
+    fn privacy_is_restart_only() {
+        let default = parse("");
+        let rule = |pattern: &str| parse(&format!("[[privacy.rules]]\nname = \"c\"\npattern = \"{pattern}\"\n"));
+        assert!(restart_only_changes(&rule("cust-[0-9]+"), &rule("cust-[0-9]+")).is_empty());
+        assert_eq!(
+            restart_only_changes(&rule("cust-[0-9]+"), &rule("cust-[0-9]{4}")).len(),
+            1,
+            "same name, other pattern"
+        );
+        // The defaults written out are no change.
+        let same =
+            parse("[privacy]\nattribute_allow_list = [\"peer.service\"]\nredact = [\"email\", \"bearer_token\"]\n");
+        assert!(restart_only_changes(&default, &same).is_empty());
+        for changed in [
+            "[privacy]\nredact = [\"email\"]\n",
+            "[privacy]\nattribute_allow_list = []\n",
+            "[[privacy.rules]]\nname = \"c\"\npattern = \"cust-[0-9]+\"\n",
+        ] {
+            assert_eq!(
+                restart_only_changes(&default, &parse(changed)),
+                ["[privacy] changed: it applies only at a restart (tracebudget serve)"],
+                "{changed}"
+            );
+        }
+    }
 }

@@ -32,6 +32,8 @@ use crate::{alerts, http};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = crate::config::load(path)?;
+    // Every log line from here on goes through the config's redaction rules.
+    crate::privacy::redact_logs(config.privacy.redactor.clone());
     init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -81,7 +83,8 @@ async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Logs to stderr at `TRACEBUDGET_LOG`, else at `default` (e.g. `info`).
+/// Logs to stderr at `TRACEBUDGET_LOG`, else at `default` (e.g. `info`), each line through the
+/// `[privacy]` redaction rules (`privacy::redact_logs`; the default rules until then).
 pub(crate) fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TRACEBUDGET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
@@ -89,7 +92,7 @@ pub(crate) fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::privacy::MakeRedactingWriter)
         .try_init();
 }
 
@@ -144,6 +147,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pipeline.enable_stream(&js.stream, js.partitions);
     }
     pipeline.set_trace_health(config.trace_health.clone());
+    pipeline.set_privacy(
+        config.privacy.redactor.clone(),
+        config.privacy.allows(engine::health::PEER_SERVICE),
+    );
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
     let jetstream_metrics = Arc::new(engine::jetstream::JetStreamMetrics::default());
@@ -156,6 +163,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     registry.register_collector(Box::new(PipelineCollector {
         pipeline: pipeline.clone(),
     }));
+    registry.register_collector(Box::new(crate::privacy::RedactionCollector(
+        config.privacy.redactor.clone(),
+    )));
     registry.register_collector(Box::new(engine::health::collector::HealthCollector {
         pipeline: pipeline.clone(),
         clock: receiver::wall_clock,

@@ -126,6 +126,8 @@ pub struct Assembler {
     recent_capacity: usize,
     buffered: usize,
     idle: Duration,
+    /// Whether `peer.service` values are kept (`[privacy] attribute_allow_list`).
+    pub keep_peer_service: bool,
 }
 
 impl Assembler {
@@ -137,6 +139,7 @@ impl Assembler {
             recent_capacity: recent_capacity.max(1),
             buffered: 0,
             idle,
+            keep_peer_service: true,
         }
     }
 
@@ -161,7 +164,7 @@ impl Assembler {
                 trace.max_lag_nanos = lag;
                 trace.max_lag_node = trace.nodes.len() as u32;
             }
-            trace.push(span, root, candidate);
+            trace.push(span, root, candidate, self.keep_peer_service);
             self.buffered += 1;
             return Arrival::Added;
         }
@@ -179,7 +182,7 @@ impl Assembler {
             max_lag_node: 0,
             peers: Vec::new(),
         };
-        trace.push(span, root, candidate);
+        trace.push(span, root, candidate, self.keep_peer_service);
         self.open.insert(span.trace_id, trace);
         self.buffered += 1;
         Arrival::Added
@@ -296,7 +299,7 @@ impl OpenTrace {
         }
     }
 
-    fn push(&mut self, span: &Span, root: Option<RootRef>, candidate: Option<Candidate>) {
+    fn push(&mut self, span: &Span, root: Option<RootRef>, candidate: Option<Candidate>, keep_peer_service: bool) {
         if span.parent_span_id.is_none() {
             self.roots += 1;
             if self.root.is_none() {
@@ -307,7 +310,8 @@ impl OpenTrace {
             self.candidate = candidate.map(Box::new);
         }
         // Only calls name a callee (fragmentation's caller and dangling-call rules).
-        if matches!(span.kind, SpanKind::Client | SpanKind::Producer)
+        if keep_peer_service
+            && matches!(span.kind, SpanKind::Client | SpanKind::Producer)
             && let Some(slis::AttrValue::Str(peer)) = span.attribute(crate::health::PEER_SERVICE)
         {
             self.peers.push((self.nodes.len() as u32, peer.clone()));
@@ -400,6 +404,50 @@ mod tests {
             Arrival::Late { had_root: true }
         );
         assert_eq!(a.open_traces(), 0);
+    }
+
+    #[test]
+    fn peer_service_is_kept_only_when_the_allow_list_names_it() {
+        for keep in [true, false] {
+            let mut a = Assembler::new(IDLE, 100);
+            a.keep_peer_service = keep;
+            let mut call = span(1, 2, Some(1), "shop");
+            call.kind = SpanKind::Client;
+            call.attributes = vec![("peer.service".into(), slis::AttrValue::Str("ledger".into()))];
+            a.add(&span(1, 1, None, "shop"), at(0), None, None);
+            a.add(&call, at(0), None, None);
+            let mut out = vec![];
+            a.close_all(&mut out);
+            let peers: Vec<(u32, &str)> = out[0].peers.iter().map(|(i, p)| (*i, &**p)).collect();
+            let want: &[(u32, &str)] = if keep { &[(1, "ledger")] } else { &[] };
+            assert_eq!(peers, want, "keep_peer_service = {keep}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_stores_names_redacted() {
+        let mut a = Assembler::new(IDLE, 100);
+        let mut root = span(1, 1, None, "shop");
+        root.name = "POST /checkout?user=alice@example.com".into();
+        let mut call = span(1, 2, Some(1), "bob@example.org");
+        call.kind = SpanKind::Client;
+        call.attributes = vec![("peer.service".into(), slis::AttrValue::Str("carol@example.net".into()))];
+        a.add(&root, at(0), None, None);
+        a.add(&call, at(0), None, None);
+        let redactor = Arc::new(slis::privacy::Redactor::default());
+        let mut writers = [super::SnapshotWriter::new(&[]).redacting(redactor.clone())];
+        a.snapshot(|_| Some(0), &mut writers);
+        let bytes = String::from_utf8_lossy(&writers[0].data).into_owned();
+        assert!(!bytes.contains("example"), "{bytes:?}");
+        // Restored, the names are what was stored.
+        let mut b = Assembler::new(IDLE, 100);
+        b.restore(&writers[0].data, &[], at(0)).unwrap();
+        let mut out = vec![];
+        b.close_all(&mut out);
+        let names: Vec<(&str, &str)> = out[0].nodes.iter().map(|n| (&*n.service, &*n.operation)).collect();
+        assert_eq!(names, [("shop", "POST /checkout?user=[email]"), ("[email]", "op")]);
+        assert_eq!(&*out[0].peers[0].1, "[email]");
+        assert_eq!(redactor.counts(), [("email", 3), ("bearer_token", 0)]);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct EngineMetrics {
     pub spans_accepted: Family<ReceiverLabels, Counter>,
     pub spans_rejected: Family<RejectLabels, Counter>,
     pub spans_clamped: Family<ReasonLabels, Counter>,
+    pub strings_truncated: Family<ReceiverLabels, Counter>,
     pub duplicate_spans: Counter,
     pub late_spans: Counter,
     pub requests: Family<RequestLabels, Counter>,
@@ -76,6 +77,11 @@ impl EngineMetrics {
             "spans_clamped",
             "Spans kept after correcting a clock fault, per reason",
             m.spans_clamped.clone(),
+        );
+        registry.register(
+            "strings_truncated",
+            "Service names, span names, attribute keys and kept values longer than 1 KiB, cut to their first 1 KiB, per receiver",
+            m.strings_truncated.clone(),
         );
         registry.register(
             "duplicate_spans",
@@ -134,6 +140,16 @@ impl EngineMetrics {
             self.spans_rejected
                 .get_or_create(&RejectLabels { receiver, reason })
                 .inc_by(n);
+        }
+    }
+
+    /// Counts what the decoder did to a request beyond its spans: rejected spans, cut strings.
+    pub fn decoded(&self, receiver: &'static str, decoded: &crate::decode::Decoded) {
+        self.reject(receiver, "invalid_span", decoded.rejected);
+        if decoded.truncated > 0 {
+            self.strings_truncated
+                .get_or_create(&ReceiverLabels { receiver })
+                .inc_by(decoded.truncated);
         }
     }
 

@@ -169,6 +169,8 @@ pub struct Pipeline {
     /// Trace-pipeline health (issue 10): measured on every accepted span and closed trace.
     health: TraceHealth,
     health_scratch: crate::health::trace::Scratch,
+    /// `[privacy]` rules, for the names a JetStream snapshot stores.
+    redactor: Arc<slis::privacy::Redactor>,
 }
 
 /// Where every SLO counts, derived from the config's journeys and SLOs.
@@ -273,7 +275,20 @@ impl Pipeline {
             stream: None,
             health: TraceHealth::new(TraceHealthConfig::default(), layout.per_journey.len()),
             health_scratch: Default::default(),
+            redactor: Arc::default(),
         }
+    }
+
+    /// `[privacy]`: the rules applied to the names a snapshot stores, and whether `peer.service`
+    /// values are kept (on the attribute allow-list).
+    pub fn set_privacy(&mut self, redactor: Arc<slis::privacy::Redactor>, keep_peer_service: bool) {
+        self.redactor = redactor;
+        self.assembler.keep_peer_service = keep_peer_service;
+    }
+
+    /// The redaction rules in force (`[privacy]`).
+    pub fn redactor(&self) -> &Arc<slis::privacy::Redactor> {
+        &self.redactor
     }
 
     /// Watches the tracing pipeline with these settings (`[trace_health]`), starting afresh.
@@ -357,7 +372,7 @@ impl Pipeline {
         let parts: Vec<u32> = stream.positions.keys().copied().collect();
         let mut writers: Vec<crate::assembler::SnapshotWriter> = parts
             .iter()
-            .map(|_| crate::assembler::SnapshotWriter::new(&names))
+            .map(|_| crate::assembler::SnapshotWriter::new(&names).redacting(self.redactor.clone()))
             .collect();
         let n = stream.partitions;
         self.assembler.snapshot(

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod journey;
 pub mod model;
 pub mod policy;
+pub mod privacy;
 pub mod slo;
 pub mod time;
 pub mod window;

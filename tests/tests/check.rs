@@ -17,6 +17,12 @@ fn the_example_config_is_valid_and_summarised() {
         stdout.contains("valid — 3 journeys, 7 SLOs, 2 policies, 2 receivers, 1 report"),
         "{stdout}"
     );
+    // What the config does with attribute values, and the redaction rules.
+    assert!(
+        stdout.contains("values kept or shown:   peer.service (attribute_allow_list)")
+            && stdout.contains("redaction rules:        email, bearer_token"),
+        "{stdout}"
+    );
     // Budget in allowed bad events per million.
     assert!(
         stdout
@@ -77,6 +83,24 @@ receiver = "pager"
 
 /// (case, config, the error's line:column, the expected message)
 const BROKEN: &[(&str, &str, &str, &str)] = &[
+    (
+        "unknown built-in redaction rule",
+        "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[privacy]\nredact = [\"email\", \"phone\"]\n",
+        "6:20",
+        "unknown built-in redaction rule \"phone\", expected one of email, bearer_token, ipv4, credit_card (write your own under [[privacy.rules]])",
+    ),
+    (
+        "invalid redaction pattern",
+        "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[[privacy.rules]]\nname = \"customer\"\npattern = \"(cust-[0-9]+\"\n",
+        "7:11",
+        "privacy.rules \"customer\": invalid pattern: unclosed group",
+    ),
+    (
+        "unknown privacy key",
+        "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\n\n[privacy]\nallow_list = []\n",
+        "6:1",
+        "unknown field `allow_list`, expected one of `attribute_allow_list`, `redact`, `rules`",
+    ),
     (
         "unknown key",
         "[[journeys]]\nname = \"checkout\"\nservice = \"frontend\"\nservise = \"x\"\n",

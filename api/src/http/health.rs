@@ -48,8 +48,10 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    let services: Vec<Value> = h
-        .report(now)
+    // Names as `[privacy]` shows them.
+    let shown = h.shown(now, p.redactor());
+    let services: Vec<Value> = shown
+        .services
         .into_iter()
         .map(|s| {
             json!({
@@ -77,14 +79,16 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    let lost: Vec<Value> = h
-        .boundaries()
-        .map(|(b, n)| json!({"parent_service": &*b.from, "child_service": &*b.to, "traces": n}))
+    let lost: Vec<Value> = shown
+        .boundaries
+        .into_iter()
+        .map(|(from, to, n)| json!({"parent_service": from, "child_service": to, "traces": n}))
         .collect();
-    let skew: Vec<Value> = h
-        .skews()
-        .map(|((parent, child, kind), n)| {
-            json!({"parent_service": &**parent, "child_service": &**child, "kind": kind.as_str(), "spans": n})
+    let skew: Vec<Value> = shown
+        .skews
+        .into_iter()
+        .map(|(parent, child, kind, n)| {
+            json!({"parent_service": parent, "child_service": child, "kind": kind.as_str(), "spans": n})
         })
         .collect();
     let dropped = h.dropped();

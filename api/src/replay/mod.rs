@@ -108,11 +108,16 @@ struct Run {
 impl Run {
     fn new(name: String, config: Config) -> Run {
         let metrics = Arc::new(EngineMetrics::default());
-        let pipeline = Pipeline::new(
+        let mut pipeline = Pipeline::new(
             config.journeys.clone(),
             &config.alerting.slos,
             &config.ingest,
             metrics.clone(),
+        );
+        // The contributors replay prints go through the config's redaction rules, as serve's do.
+        pipeline.set_privacy(
+            config.privacy.redactor.clone(),
+            config.privacy.allows(engine::health::PEER_SERVICE),
         );
         let model = Arc::new(config.alerting.clone());
         let journeys = config.journeys.0.iter().map(|j| j.name.clone()).collect();

@@ -36,6 +36,8 @@ pub struct SnapshotWriter {
     pub data: Vec<u8>,
     /// Interned names by the address of their shared `Arc<str>` (the decoder shares one per name).
     strings: HashMap<usize, u64>,
+    /// Applied to each name before it is written: a snapshot is stored in the database.
+    redactor: Option<Arc<slis::privacy::Redactor>>,
 }
 
 impl SnapshotWriter {
@@ -50,7 +52,14 @@ impl SnapshotWriter {
         SnapshotWriter {
             data,
             strings: HashMap::new(),
+            redactor: None,
         }
+    }
+
+    /// Writes every service, operation and `peer.service` name as `redactor` shows it (`[privacy]`).
+    pub fn redacting(mut self, redactor: Arc<slis::privacy::Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
     }
 
     fn name(&mut self, s: &Arc<str>) {
@@ -60,8 +69,12 @@ impl SnapshotWriter {
             None => {
                 let i = self.strings.len() as u64;
                 self.strings.insert(key, i);
-                put(&mut self.data, (s.len() as u64) << 1 | 1);
-                self.data.extend_from_slice(s.as_bytes());
+                let shown = match &self.redactor {
+                    Some(r) => std::borrow::Cow::Owned(r.shown(s)),
+                    None => std::borrow::Cow::Borrowed(&**s),
+                };
+                put(&mut self.data, (shown.len() as u64) << 1 | 1);
+                self.data.extend_from_slice(shown.as_bytes());
             }
         }
     }

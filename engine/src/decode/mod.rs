@@ -22,6 +22,7 @@ use slis::Span;
 pub mod body;
 pub mod otlp;
 mod spans;
+pub use spans::MAX_STRING_BYTES;
 pub mod zipkin;
 
 pub use body::BodyError;
@@ -87,6 +88,11 @@ impl AttrKeys {
         AttrKeys::new(sets.into_iter().flat_map(|s| s.keys))
     }
 
+    /// The kept keys, in the order they were given.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| &**k)
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.get(key.as_bytes()).is_some()
     }
@@ -112,6 +118,8 @@ pub struct Decoded {
     pub rejected: u64,
     /// Why the first rejected span was dropped (for OTLP's `partial_success.error_message`).
     pub first_rejection: Option<String>,
+    /// Names, keys and kept values cut to [`spans::MAX_STRING_BYTES`].
+    pub truncated: u64,
     /// The request's distinct (service, attribute key, value hash), when watched.
     pub tags: crate::health::Tags,
 }

@@ -14,6 +14,11 @@ pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
 const SERVICE_NAME: &[u8] = b"service.name";
 /// Read for the weight whether or not it is a kept key.
 const SAMPLE_RATE: &[u8] = b"SampleRate";
+/// The longest service name, span name, attribute key or kept string value the engine holds:
+/// longer ones are cut to their first `MAX_STRING_BYTES` (at a character boundary) and counted.
+/// Names are kept for as long as the process runs (metrics labels, trace health), so a 10 MB
+/// `service.name` must not become 10 MB of memory and of every /metrics scrape.
+pub const MAX_STRING_BYTES: usize = 1024;
 
 /// An attribute value as a wire format carries it, borrowed from the decoded request.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +81,8 @@ pub(crate) struct Batch<'k, 'a> {
     spans: Vec<Span>,
     rejected: u64,
     first_rejection: Option<String>,
+    /// Strings cut to [`MAX_STRING_BYTES`].
+    truncated: u64,
     /// Service names, span names and kept string values repeat across a request: one `Arc` each.
     /// (foldhash, through hashlink: a few times faster than SipHash on short strings, and the
     /// strings of one request need no defence against flooding beyond the body limit.)
@@ -139,6 +146,7 @@ impl<'k, 'a> Batch<'k, 'a> {
             spans: Vec::with_capacity(capacity),
             rejected: 0,
             first_rejection: None,
+            truncated: 0,
             strings: HashMap::default(),
             tags: keys.watch_tags.then(TagCollector::default),
         }
@@ -251,6 +259,7 @@ impl<'k, 'a> Batch<'k, 'a> {
             spans: self.spans,
             rejected: self.rejected,
             first_rejection: self.first_rejection,
+            truncated: self.truncated,
             tags: self.tags.map(|c| c.tags).unwrap_or_default(),
         }
     }
@@ -298,14 +307,31 @@ impl<'k, 'a> Batch<'k, 'a> {
         })
     }
 
-    /// One `Arc<str>` per distinct string in the request; invalid UTF-8 is replaced, not fatal.
+    /// One `Arc<str>` per distinct string in the request; invalid UTF-8 is replaced, not fatal;
+    /// at most [`MAX_STRING_BYTES`] kept.
     fn intern(&mut self, bytes: &'a [u8]) -> Arc<str> {
         if let Some(s) = self.strings.get(bytes) {
             return s.clone();
         }
-        let s: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
+        let kept = if bytes.len() > MAX_STRING_BYTES {
+            self.truncated += 1;
+            &bytes[..utf8_prefix(bytes, MAX_STRING_BYTES)]
+        } else {
+            bytes
+        };
+        let s: Arc<str> = Arc::from(String::from_utf8_lossy(kept).as_ref());
         self.strings.insert(bytes, s.clone());
         s
+    }
+}
+
+/// The length of the longest prefix of `bytes` within `max` that does not end inside a UTF-8
+/// character (an invalid byte earlier on is left for the lossy conversion to replace).
+fn utf8_prefix(bytes: &[u8], max: usize) -> usize {
+    let head = &bytes[..max.min(bytes.len())];
+    match std::str::from_utf8(head) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => head.len(),
     }
 }
 

@@ -117,3 +117,40 @@ fn tag_values_hash_alike_across_encodings_and_group_by_key() {
     let off = super::otlp::decode_json(body.as_bytes(), &AttrKeys::new(["k"])).unwrap();
     assert!(off.tags.is_empty(), "not watched: nothing hashed");
 }
+
+#[test]
+fn names_keys_and_kept_values_longer_than_the_limit_are_cut_and_counted() {
+    use super::MAX_STRING_BYTES;
+    // A 10 MB service name, a span name whose cut falls inside a 3-byte character, a kept
+    // value (http.route) and a watched key over the limit; a name of exactly the limit is whole.
+    let service = "s".repeat(10 << 20);
+    let name = format!("{}€tail", "n".repeat(MAX_STRING_BYTES - 1));
+    let route = "r".repeat(MAX_STRING_BYTES + 1);
+    let key = "k".repeat(5000);
+    let exact = "e".repeat(MAX_STRING_BYTES);
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[
+        {{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"{name}","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{{"key":"http.route","value":{{"stringValue":"{route}"}}}},{{"key":"{key}","value":{{"stringValue":"v"}}}}]}},
+        {{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","name":"{exact}","startTimeUnixNano":"1","endTimeUnixNano":"2"}}
+    ]}}]}}]}}"#
+    );
+    let keys = AttrKeys::from_journeys(&Journeys(vec![journey(&[], &[])]));
+    let decoded = super::otlp::decode_json(body.as_bytes(), &keys).unwrap();
+    assert_eq!(decoded.truncated, 4, "service, span name, route, watched key");
+    let [a, b] = &decoded.spans[..] else {
+        panic!("two spans")
+    };
+    assert_eq!(&*a.service, &service[..MAX_STRING_BYTES]);
+    assert_eq!(
+        &*a.name,
+        &name[..MAX_STRING_BYTES - 1],
+        "cut before the '€', not inside it"
+    );
+    let kept: Vec<(&str, &slis::AttrValue)> = a.attributes.iter().map(|(k, v)| (&**k, v)).collect();
+    match kept[..] {
+        [("http.route", slis::AttrValue::Str(v))] => assert_eq!(&**v, &route[..MAX_STRING_BYTES]),
+        _ => panic!("one kept attribute, the route: {kept:?}"),
+    }
+    assert_eq!(&*b.name, exact, "exactly the limit stays whole");
+    assert_eq!(decoded.tags.iter().map(|t| t.key.len()).max(), Some(MAX_STRING_BYTES));
+}

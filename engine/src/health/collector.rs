@@ -1,4 +1,5 @@
-//! `/metrics` for trace health, read from the pipeline at scrape time (never on the hot path).
+//! `/metrics` for trace health, read from the pipeline at scrape time (never on the hot path);
+//! service names and attribute keys as `[privacy]` shows them ([`super::TraceHealth::shown`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +37,7 @@ impl HealthCollector {
         let now = (self.clock)();
         let p = self.pipeline.lock().expect("pipeline lock poisoned");
         let h = p.health();
+        let shown = h.shown(now, p.redactor());
         Figures {
             journeys: p
                 .journeys()
@@ -44,15 +46,9 @@ impl HealthCollector {
                 .zip(h.journeys())
                 .map(|(j, f)| (j.name.clone(), *f))
                 .collect(),
-            services: h.report(now),
-            boundaries: h
-                .boundaries()
-                .map(|(b, n)| (b.from.to_string(), b.to.to_string(), n))
-                .collect(),
-            skews: h
-                .skews()
-                .map(|((p, c, k), n)| (p.to_string(), c.to_string(), *k, n))
-                .collect(),
+            services: shown.services,
+            boundaries: shown.boundaries,
+            skews: shown.skews,
             dropped: h.dropped(),
             sketch_bytes: h.sketch_bytes(),
         }

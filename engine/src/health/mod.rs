@@ -203,6 +203,16 @@ pub struct ServiceReport {
     pub keys: Vec<KeyCardinality>,
 }
 
+/// [`TraceHealth::shown`]: the figures with their names as they may be shown.
+#[derive(Debug)]
+pub struct Shown {
+    pub services: Vec<ServiceReport>,
+    /// (parent service, child service, traces).
+    pub boundaries: Vec<(String, String, u64)>,
+    /// (parent service, child service, kind, spans).
+    pub skews: Vec<(String, String, SkewKind, u64)>,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct TraceHealth {
@@ -460,6 +470,37 @@ impl TraceHealth {
             .collect();
         out.sort_by(|a, b| a.service.cmp(&b.service));
         out
+    }
+
+    /// What the API and `/metrics` show: [`TraceHealth::report`], the boundaries and the skews
+    /// with every service name, attribute key and `peer.service` name through `redactor`
+    /// (`[privacy]`), kept distinct ([`slis::privacy::DistinctNames`]) so no two rows or series
+    /// share a label.
+    pub fn shown(&self, now: Timestamp, redactor: &slis::privacy::Redactor) -> Shown {
+        let mut names = slis::privacy::DistinctNames::new(redactor);
+        let mut keys = slis::privacy::DistinctNames::new(redactor);
+        let mut services = self.report(now);
+        for s in &mut services {
+            s.service = names.get(&s.service).into();
+            for k in &mut s.keys {
+                k.key = keys.get(&k.key).into();
+            }
+        }
+        // In the order of the names shown (the raw order would hint at a redacted name).
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        let boundaries = self
+            .boundaries()
+            .map(|(b, n)| (names.get(&b.from), names.get(&b.to), n))
+            .collect();
+        let skews = self
+            .skews()
+            .map(|((p, c, k), n)| (names.get(p), names.get(c), *k, n))
+            .collect();
+        Shown {
+            services,
+            boundaries,
+            skews,
+        }
     }
 
     /// Heap bytes of the cardinality sketches (what grows with distinct values).

@@ -411,9 +411,7 @@ impl Partition {
                 return true;
             }
         };
-        self.c
-            .engine_metrics
-            .reject(Source::JetStream.as_str(), "invalid_span", decoded.rejected);
+        self.c.engine_metrics.decoded(Source::JetStream.as_str(), &decoded);
         let mut spans = Some(decoded.spans);
         loop {
             {

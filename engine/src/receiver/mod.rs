@@ -64,7 +64,7 @@ impl From<Backpressure> for Refused {
 impl Intake {
     /// Counts decode-level rejections, then runs the batch through the pipeline at the wall clock.
     pub fn ingest(&self, source: Source, decoded: Decoded) -> Result<Ingested, Backpressure> {
-        self.metrics.reject(source.as_str(), "invalid_span", decoded.rejected);
+        self.metrics.decoded(source.as_str(), &decoded);
         let mut result = self.ingest_spans(source, decoded.spans, &decoded.tags)?;
         result.rejected += decoded.rejected;
         if result.first_rejection.is_none() {
@@ -85,7 +85,7 @@ impl Intake {
             return Ok(self.ingest(source, decoded)?);
         };
         writer.write(raw).map_err(Refused::Record)?;
-        self.metrics.reject(source.as_str(), "invalid_span", decoded.rejected);
+        self.metrics.decoded(source.as_str(), &decoded);
         Ok(Ingested {
             accepted: decoded.spans.len() as u64,
             rejected: decoded.rejected,
