@@ -242,6 +242,18 @@ impl Server {
     /// `[server] listen`) answers 200. Panics with "serve exited: …" and its output if the
     /// process ends first.
     pub fn start(config: &Path, addr: SocketAddr) -> Server {
+        Server::start_probing(config, addr, &|addr| {
+            http_get(addr, "/readyz", Duration::from_secs(2)).map(|r| (r.status, r.body))
+        })
+    }
+
+    /// [`Server::start`] with another readiness probe (e.g. over HTTPS): ready once `probe`
+    /// answers status 200.
+    pub fn start_probing(
+        config: &Path,
+        addr: SocketAddr,
+        probe: &dyn Fn(SocketAddr) -> io::Result<(u16, String)>,
+    ) -> Server {
         let log = config.with_extension("log");
         let out = File::create(&log).expect("create the server's log file");
         let err = out.try_clone().expect("clone the log file handle");
@@ -255,22 +267,22 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} serve: {e}", bin().display()));
         let mut server = Server { child, addr, log };
-        server.wait_ready(Duration::from_secs(30));
+        server.wait_ready(Duration::from_secs(30), probe);
         server
     }
 
-    fn wait_ready(&mut self, within: Duration) {
+    fn wait_ready(&mut self, within: Duration, probe: &dyn Fn(SocketAddr) -> io::Result<(u16, String)>) {
         let deadline = Instant::now() + within;
         loop {
             self.assert_running();
-            let last = match http_get(self.addr, "/readyz", Duration::from_secs(2)) {
-                Ok(r) if r.status == 200 => return,
-                Ok(r) => format!("HTTP {}: {}", r.status, r.body.trim()),
+            let last = match probe(self.addr) {
+                Ok((200, _)) => return,
+                Ok((status, body)) => format!("HTTP {status}: {}", body.trim()),
                 Err(e) => e.to_string(),
             };
             if Instant::now() >= deadline {
                 panic!(
-                    "serve is not ready: GET http://{}/readyz within {within:?} ({last})\n{}",
+                    "serve is not ready: GET {}/readyz within {within:?} ({last})\n{}",
                     self.addr,
                     self.output_block()
                 );

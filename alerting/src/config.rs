@@ -3,6 +3,7 @@
 //! [`build`], which collects every error rather than stopping at the first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -202,7 +203,9 @@ pub struct ReceiverConfig {
     pub alertmanager: Option<AlertmanagerConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` shows no secret: the URL's origin only (Slack keeps its secret in the path), header
+/// names only, and whether a token or key is set.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL the notification is POSTed to.
@@ -236,7 +239,8 @@ pub enum WebhookFormat {
     Pagerduty,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` leaves the password out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// Recipients.
@@ -267,6 +271,34 @@ pub enum TlsMode {
 pub struct AlertmanagerConfig {
     /// Base URL, e.g. `http://alertmanager:9093`.
     pub url: HttpUrl,
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &crate::notify::http::origin(&self.url.0))
+            .field("format", &self.format)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| REDACTED))
+            .field("routing_key", &self.routing_key.as_ref().map(|_| REDACTED))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("smarthost", &self.smarthost)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 /// An `http://` or `https://` URL.

@@ -9,9 +9,10 @@ use alerting::config::{Alerting, Sections};
 use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
 use engine::health::TraceHealthConfig;
 use engine::jetstream::JetStreamConfig;
+use engine::listen::{Timeout, TlsConfig};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use slis::config::ConfigError;
+use slis::config::{ConfigError, Secret};
 use slis::journey::Journeys;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -23,12 +24,19 @@ pub struct ServerConfig {
     /// Listen address of the HTTP API and dashboards.
     pub listen: SocketAddr,
     /// Bearer token required by write endpoints (silences, reload). Never logged.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Also require the token for reads: every `GET /api/v1/…` but the OpenAPI document, and
     /// `/metrics`. Needs `api_token`.
     pub protect_reads: bool,
     /// The URL people reach this instance at, used for links in notifications.
     pub external_url: Option<String>,
+    /// `[server.tls]`: serve the API and dashboards over TLS (optionally mutual); absent: plain.
+    pub tls: Option<TlsConfig>,
+    /// A request head (and a new connection's first request) must arrive within this; an idle
+    /// keep-alive connection is closed after it.
+    pub header_read_timeout: Timeout,
+    /// A request body that sends nothing for this long is cut off.
+    pub body_read_timeout: Timeout,
 }
 
 impl Default for ServerConfig {
@@ -38,17 +46,30 @@ impl Default for ServerConfig {
             api_token: None,
             protect_reads: false,
             external_url: None,
+            tls: None,
+            header_read_timeout: Timeout::secs(10),
+            body_read_timeout: Timeout::secs(30),
         }
     }
 }
 
-/// The file a config came from, kept for the audit of applied versions.
-#[derive(Debug, Clone)]
+/// The file a config came from, kept for the audit of applied versions. Its `Debug` leaves the
+/// text out: it holds the secrets.
+#[derive(Clone)]
 pub struct Source {
     pub file: String,
     pub text: String,
     /// SHA-256 of `text`, lowercase hex.
     pub sha256: String,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("file", &self.file)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A whole, validated config.
@@ -140,6 +161,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
         match key.get_ref().as_ref() {
             "server" => {
                 server = one(value, e).unwrap_or_default();
+                if let Some(tls) = &server.tls
+                    && let Err(errors) = tls.load("server")
+                {
+                    e.extend(errors);
+                }
                 if server.protect_reads && server.api_token.is_none() {
                     e.push(ConfigError::at(
                         key.span(),
@@ -147,7 +173,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                     ));
                 }
             }
-            "ingest" => ingest = one(value, e).unwrap_or_default(),
+            "ingest" => {
+                ingest = one(value, e).unwrap_or_default();
+                if let Some(tls) = &ingest.tls
+                    && let Err(errors) = tls.load("ingest")
+                {
+                    e.extend(errors);
+                }
+            }
             "storage" => {
                 storage_span = Some(key.span());
                 storage = one(value, e).unwrap_or_default();
@@ -348,5 +381,164 @@ impl fmt::Display for Diagnostics {
         }
         let n = errors.len();
         write!(f, "{}: {n} error{}", self.file, if n == 1 { "" } else { "s" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch folder with a CA-signed certificate (`cert.pem`, `key.pem`), another key
+    /// (`other.key`) and a file that is not PEM (`junk.txt`).
+    fn pem_files(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tracebudget-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(
+            dir.join("other.key"),
+            rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("junk.txt"), "not a certificate\n").unwrap();
+        dir
+    }
+
+    fn errors(text: &str) -> String {
+        match parse("t.toml", text) {
+            Ok(_) => "valid".to_owned(),
+            Err(d) => d.to_string(),
+        }
+    }
+
+    /// Each case: the config, then every `error: …` and `--> t.toml:line:col` line expected.
+    #[test]
+    fn tls_timeouts_and_tokens_are_checked_with_the_key_they_come_from() {
+        let dir = pem_files("tls");
+        let d = dir.display();
+        let missing = dir.join("missing.pem");
+        let missing = missing.display();
+        let cases: Vec<(String, Vec<String>)> = vec![
+            (
+                format!("[ingest.tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\nbogus = 1\n"),
+                vec![
+                    "error: unknown field `bogus`, expected one of `cert`, `key`, `client_ca`, `handshake_timeout`".into(),
+                    "--> t.toml:4:1".into(),
+                ],
+            ),
+            (
+                format!("[ingest.tls]\ncert = \"{missing}\"\nkey = \"{d}/junk.txt\"\nclient_ca = \"{d}/junk.txt\"\n"),
+                vec![
+                    format!("error: ingest.tls.cert \"{missing}\": cannot read the file: No such file or directory (os error 2)"),
+                    "--> t.toml:2:8".into(),
+                    format!("error: ingest.tls.key \"{d}/junk.txt\": holds no PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)"),
+                    "--> t.toml:3:7".into(),
+                    format!("error: ingest.tls.client_ca \"{d}/junk.txt\": holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+                    "--> t.toml:4:13".into(),
+                ],
+            ),
+            (
+                format!("[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/other.key\"\n"),
+                vec![
+                    format!("error: server.tls.key \"{d}/other.key\": does not go with the certificate in \"{d}/cert.pem\""),
+                    "--> t.toml:5:7".into(),
+                ],
+            ),
+            (
+                format!("[server.tls]\ncert = \"{d}/cert.pem\"\n"),
+                vec!["error: missing field `key`".into(), "--> t.toml:1:1".into()],
+            ),
+            (
+                "[ingest]\nheader_read_timeout = \"0s\"\n".into(),
+                vec!["error: a timeout must be longer than 0".into(), "--> t.toml:2:23".into()],
+            ),
+            (
+                "[ingest]\nauth_token = []\n".into(),
+                vec![
+                    "error: auth_token is an empty list: remove it to need no token".into(),
+                    "--> t.toml:2:14".into(),
+                ],
+            ),
+            (
+                "[ingest]\nauth_token = [\"ok\", \"\"]\n".into(),
+                vec!["error: auth_token holds an empty token".into(), "--> t.toml:2:14".into()],
+            ),
+            (
+                "[ingest]\nauth_token = \"two words\"\n".into(),
+                vec![
+                    "error: auth_token holds a token with a space or a character that is not visible ASCII: an HTTP header cannot carry it".into(),
+                    "--> t.toml:2:14".into(),
+                ],
+            ),
+            (
+                "[ingest]\nauth_token = 7\n".into(),
+                vec!["error: a token (a string) or a list of tokens".into(), "--> t.toml:2:14".into()],
+            ),
+            (
+                format!(
+                    "[server]\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"5s\"\n[server.tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\nclient_ca = \"{d}/cert.pem\"\nhandshake_timeout = \"3s\"\n[ingest]\nauth_token = \"t1\"\n[ingest.tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n"
+                ),
+                vec!["valid".into()],
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = errors(&text);
+            let lines: Vec<&str> = got
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("error:") || l.starts_with("-->") || *l == "valid")
+                .map(|l| l.split(": data did not match").next().unwrap_or(l))
+                .collect();
+            let starts: Vec<bool> = expected
+                .iter()
+                .zip(&lines)
+                .map(|(want, got)| got.starts_with(want.as_str()))
+                .collect();
+            assert!(
+                lines.len() == expected.len() && starts.iter().all(|ok| *ok),
+                "config:\n{text}\nexpected lines starting with:\n{expected:#?}\ngot:\n{got}"
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 9: `Debug` of a whole config shows none of its secrets.
+    #[test]
+    fn debug_of_a_config_shows_no_secret() {
+        let text = r#"
+[server]
+api_token = "tok-API-SECRET"
+[ingest]
+auth_token = ["tok-INGEST-SECRET"]
+[storage]
+url = "postgres://u:PG-SECRET@localhost/db"
+
+[[receivers]]
+name = "hook"
+webhook = { url = "https://hooks.example/services/SECRET-path?k=SECRET-query", bearer_token = "tok-WEBHOOK-SECRET", headers = { "X-Api-Key" = "SECRET-header" } }
+[[receivers]]
+name = "pd"
+webhook = { url = "https://events.example/v2", format = "pagerduty", routing_key = "SECRET-routing" }
+[[receivers]]
+name = "mail"
+email = { to = ["a@example.com"], from = "b@example.com", smarthost = "smtp.example:587", username = "u", password = "SECRET-password" }
+[route]
+receiver = "hook"
+"#;
+        let config = parse("t.toml", text).unwrap_or_else(|d| panic!("{d}"));
+        let debug = format!("{config:?}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        let leaks: Vec<&str> = debug
+            .match_indices("SECRET")
+            .map(|(i, _)| &debug[i.saturating_sub(40)..i + 6])
+            .collect();
+        // The storage URL is the one place a password may still sit: it is the user's own
+        // database URL, shown in the log as `db.url` redacted by sqlx's own display.
+        assert!(leaks.iter().all(|l| l.contains("PG-SECRET")), "{leaks:#?}");
     }
 }

@@ -89,10 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
             max_buffered_spans: config.ingest.max_buffered_spans,
             record: Some(Arc::new(writer)),
+            auth: config.ingest.auth_token.clone(),
         });
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let bound = receiver::start(&config.ingest, intake, stop.clone(), &mut tasks).await?;
+        let listen_metrics = Arc::new(engine::listen::ListenMetrics::default());
+        let bound = receiver::start(&config.ingest, intake, listen_metrics, stop.clone(), &mut tasks).await?;
         anyhow::ensure!(!bound.is_empty(), "no receiver configured in [ingest]");
         for (source, addr) in &bound {
             tracing::info!(receiver = source.as_str(), %addr, out = %args.out.display(), "recording");

@@ -313,6 +313,15 @@ fn summary(old: &Config, new: &Config, changed: bool) -> Reloaded {
     }
 }
 
+fn same_tokens(a: &Option<engine::config::AuthTokens>, b: &Option<engine::config::AuthTokens>) -> bool {
+    let exposed = |t: &Option<engine::config::AuthTokens>| -> Vec<String> {
+        t.iter()
+            .flat_map(|t| t.0.iter().map(|s| s.expose().to_owned()))
+            .collect()
+    };
+    exposed(a) == exposed(b)
+}
+
 /// What differs between two configs among the settings only a restart applies.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     // Compared by their parsed values (Debug), so reformatting the file is no change.
@@ -328,7 +337,20 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         ),
         ("[storage]", differs(&old.storage, &new.storage)),
         ("[cluster]", differs(&old.cluster, &new.cluster)),
-        ("[ingest]", differs(&old.ingest, &new.ingest)),
+        // Tokens print redacted: compared by value.
+        (
+            "[ingest]",
+            differs(&old.ingest, &new.ingest) || !same_tokens(&old.ingest.auth_token, &new.ingest.auth_token),
+        ),
+        ("[server.tls]", differs(&old.server.tls, &new.server.tls)),
+        (
+            "[server] header_read_timeout",
+            differs(&old.server.header_read_timeout, &new.server.header_read_timeout),
+        ),
+        (
+            "[server] body_read_timeout",
+            differs(&old.server.body_read_timeout, &new.server.body_read_timeout),
+        ),
         ("[trace_health]", differs(&old.trace_health, &new.trace_health)),
         ("[privacy]", old.privacy != new.privacy),
         ("[alerting] eval_interval", differs(&a.eval_interval, &b.eval_interval)),

@@ -15,6 +15,7 @@ use alerting::store::AlertStore;
 use anyhow::Context;
 use engine::collector::PipelineCollector;
 use engine::decode::AttrKeys;
+use engine::listen::{Listen, ListenMetrics};
 use engine::metrics::EngineMetrics;
 use engine::pipeline::Pipeline;
 use engine::receiver::{self, Intake, wall_clock};
@@ -177,25 +178,44 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
         max_buffered_spans: config.ingest.max_buffered_spans,
         record: None,
+        auth: config.ingest.auth_token.clone(),
     });
 
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let bound = receiver::start(&config.ingest, intake, stop.clone(), &mut tasks).await?;
+    let listen_metrics = Arc::new(ListenMetrics::default());
+    listen_metrics.register(&mut registry);
+    let bound = receiver::start(&config.ingest, intake, listen_metrics.clone(), stop.clone(), &mut tasks).await?;
     for (source, addr) in &bound {
-        tracing::info!(receiver = source.as_str(), %addr, "listening");
+        tracing::info!(receiver = source.as_str(), %addr, tls = config.ingest.tls.is_some(), "listening");
     }
 
+    let api_tls = match &config.server.tls {
+        Some(tls) => Some(tls.load("server").map_err(|e| {
+            let messages: Vec<String> = e.into_iter().map(|e| e.message).collect();
+            anyhow::anyhow!("{}", messages.join("; "))
+        })?),
+        None => None,
+    };
+    listen_metrics.initialise("api", true, api_tls.is_some());
+    let api_listen = Listen {
+        name: "api",
+        tls: api_tls,
+        header_read_timeout: config.server.header_read_timeout.0,
+        body_read_timeout: config.server.body_read_timeout.0,
+        metrics: listen_metrics.clone(),
+    };
+    let api_scheme = if api_listen.tls.is_some() { "https" } else { "http" };
     let api_listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen for the API on {}", config.server.listen))?;
     let api_addr: SocketAddr = api_listener.local_addr()?;
-    tracing::info!(%api_addr, "API, /metrics and dashboards");
+    tracing::info!(%api_addr, scheme = api_scheme, "API, /metrics and dashboards");
     let external_url = config
         .server
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{api_addr}"));
+        .unwrap_or_else(|| format!("{api_scheme}://{api_addr}"));
     let alerting_metrics = Arc::new(AlertingMetrics::default());
     alerting_metrics.register(&mut registry);
     let alert_runtime = alerts::start(
@@ -280,7 +300,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     tasks.spawn({
         let shutdown = stop.clone().cancelled_owned();
-        async move { axum::serve(api_listener, app).with_graceful_shutdown(shutdown).await }
+        engine::listen::serve_http(api_listener, app, api_listen, shutdown)
     });
 
     let tick = tick_interval(config.ingest.trace_idle.0);

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slis::Timestamp;
+use slis::config::Secret;
 
 use crate::http::auth::authorize_write;
 use crate::http::params::JsonQuery;
@@ -39,16 +40,14 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Checks the bearer token of a write; `None` when allowed.
-pub fn check_token(headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
+pub fn check_token(headers: &HeaderMap, token: Option<&Secret>) -> Option<Response> {
     let want = token?;
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    // Compare every byte whatever the first difference, so timing tells nothing.
-    let ok = got.is_some_and(|g| {
-        g.len() == want.len() && g.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    });
+    // `matches` compares every byte whatever the first difference, so timing tells nothing.
+    let ok = got.is_some_and(|g| want.matches(g.as_bytes()));
     (!ok).then(|| {
         let mut r = error(
             StatusCode::UNAUTHORIZED,

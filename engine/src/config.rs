@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
-use slis::config::{ByteSize, ConfigError, HumanDuration};
+use slis::config::{ByteSize, ConfigError, HumanDuration, Secret};
 use slis::journey::{AttrMatcher, Journey, Journeys, RootMatcher};
 use toml::Spanned;
+
+use crate::listen::{Timeout, TlsConfig};
 
 /// `[[journeys]]`: a named kind of request, selected by its root span.
 #[derive(Debug, Deserialize)]
@@ -119,6 +121,65 @@ pub struct IngestConfig {
     pub max_future_skew: HumanDuration,
     /// Spans ending longer ago than this are rejected as too old.
     pub max_span_age: HumanDuration,
+    /// `[ingest.tls]`: TLS (optionally mutual) on all three receivers; absent: plain TCP.
+    pub tls: Option<TlsConfig>,
+    /// Bearer token the receivers require (`Authorization: Bearer …`, gRPC metadata
+    /// `authorization`), or a list of tokens any of which is accepted (to rotate one without a
+    /// gap). Absent: no token needed. Never logged.
+    pub auth_token: Option<AuthTokens>,
+    /// OTLP/HTTP and Zipkin: a request head (and a new connection's first request) must
+    /// arrive within this; an idle keep-alive connection is closed after it.
+    pub header_read_timeout: Timeout,
+    /// OTLP/HTTP and Zipkin: a request body that sends nothing for this long is refused (408).
+    pub body_read_timeout: Timeout,
+}
+
+/// `[ingest] auth_token`: one token or a list of them, none empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "OneOrMany")]
+pub struct AuthTokens(pub Vec<Secret>);
+
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a token (a string) or a list of tokens")]
+enum OneOrMany {
+    One(Secret),
+    Many(Vec<Secret>),
+}
+
+impl TryFrom<OneOrMany> for AuthTokens {
+    type Error = &'static str;
+    fn try_from(v: OneOrMany) -> Result<Self, Self::Error> {
+        let tokens = match v {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(ts) => ts,
+        };
+        if tokens.is_empty() {
+            return Err("auth_token is an empty list: remove it to need no token");
+        }
+        if tokens.iter().any(|t| t.expose().is_empty()) {
+            return Err("auth_token holds an empty token");
+        }
+        if tokens
+            .iter()
+            .any(|t| t.expose().bytes().any(|b| !(0x21..=0x7e).contains(&b)))
+        {
+            return Err(
+                "auth_token holds a token with a space or a character that is not visible ASCII: an HTTP header cannot carry it",
+            );
+        }
+        Ok(AuthTokens(tokens))
+    }
+}
+
+impl AuthTokens {
+    /// Whether the `Authorization` value is `Bearer <one of the tokens>`. Every token is compared,
+    /// each in constant time.
+    pub fn admit(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(token) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        self.0.iter().fold(false, |ok, t| ok | t.matches(token))
+    }
 }
 
 impl Default for IngestConfig {
@@ -132,6 +193,10 @@ impl Default for IngestConfig {
             max_body_size: ByteSize(16 << 20),
             max_future_skew: Duration::from_secs(5 * 60).into(),
             max_span_age: Duration::from_secs(3_600).into(),
+            tls: None,
+            auth_token: None,
+            header_read_timeout: Timeout::secs(10),
+            body_read_timeout: Timeout::secs(30),
         }
     }
 }

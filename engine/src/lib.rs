@@ -11,6 +11,7 @@ pub mod exemplars;
 pub mod fuzzing;
 pub mod health;
 pub mod jetstream;
+pub mod listen;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;

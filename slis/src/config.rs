@@ -138,6 +138,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_prints_redacted_and_matches_only_itself() {
+        let s = Secret::new("tok-SECRET");
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
+        for (presented, ok) in [
+            ("tok-SECRET", true),
+            ("tok-SECRE", false),
+            ("tok-SECRET!", false),
+            ("tok-secret", false),
+            ("", false),
+        ] {
+            assert_eq!(s.matches(presented.as_bytes()), ok, "{presented:?}");
+        }
+    }
+
+    #[test]
     fn objective_bounds() {
         assert!(Objective::try_from(0.999).is_ok());
         for bad in [0.0, 1.0, 1.5, -0.1, f64::NAN] {
@@ -158,5 +173,41 @@ mod tests {
             parse_byte_size("8 mb").unwrap_err(),
             "invalid size \"8 mb\": unknown unit \"mb\", expected B, KB, MB, GB, KiB, MiB or GiB"
         );
+    }
+}
+
+/// A secret from the config (a bearer token, a password): `Debug` and `Display` print
+/// `<redacted>`, so logging a config never shows it, and [`Secret::matches`] compares in
+/// constant time (for equal lengths), so a client cannot learn it byte by byte from timing.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send or compare it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this secret, in time independent of where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }

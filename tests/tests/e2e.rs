@@ -18,4 +18,5 @@ mod reload;
 mod replay;
 mod restart;
 mod storage;
+mod tls;
 mod trace_health;

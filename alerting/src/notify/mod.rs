@@ -37,7 +37,7 @@ use crate::report::{self, Digest};
 pub mod alertmanager;
 pub mod email;
 pub mod email_report;
-mod http;
+pub(crate) mod http;
 mod render;
 pub mod webhook;
 

@@ -22,7 +22,7 @@ use crate::silences::{check_token, error};
 
 /// The answer to a write that is not allowed; `None` when it is.
 pub fn authorize_write(headers: &HeaderMap, server: &ServerConfig) -> Option<Response> {
-    match server.api_token.as_deref() {
+    match server.api_token.as_ref() {
         Some(token) => check_token(headers, Some(token)),
         None if server.listen.ip().is_loopback() => None,
         None => Some(error(
@@ -42,7 +42,7 @@ pub async fn protect_reads(State(state): State<AppState>, request: Request, next
     let config = state.config();
     if config.server.protect_reads && is_protected(request.uri().path()) {
         // Config validation makes `protect_reads` need a token; without one nothing gets in.
-        let denied = match config.server.api_token.as_deref() {
+        let denied = match config.server.api_token.as_ref() {
             Some(token) => check_token(request.headers(), Some(token)),
             None => Some(error(
                 StatusCode::UNAUTHORIZED,

@@ -22,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 
-use crate::config::IngestConfig;
+use crate::config::{AuthTokens, IngestConfig};
 use crate::decode::{AttrKeys, Decoded};
 use crate::health::Tag;
+use crate::listen::{Listen, ListenMetrics, serve_http};
 use crate::metrics::EngineMetrics;
 use crate::pipeline::{Backpressure, Ingested, Pipeline, Source};
 
@@ -42,6 +43,8 @@ pub struct Intake {
     pub max_buffered_spans: usize,
     /// `tracebudget record`: accepted requests are written here instead of entering the pipeline.
     pub record: Option<Arc<crate::replay::Writer>>,
+    /// `[ingest] auth_token`: the bearer tokens a request must carry one of; `None`: no token.
+    pub auth: Option<AuthTokens>,
 }
 
 /// Why a decoded request was not taken.
@@ -98,6 +101,21 @@ impl Intake {
         Ok(result)
     }
 
+    /// Whether a request with this `Authorization` value may send spans.
+    pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
+        self.auth.as_ref().is_none_or(|tokens| tokens.admit(authorization))
+    }
+
+    /// An HTTP receiver's answer to a request without a valid token, or `None` when it may pass.
+    pub fn authorize(&self, headers: &axum::http::HeaderMap) -> Option<Refusal> {
+        let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        (!self.admits(authorization)).then(|| Refusal {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            outcome: "unauthorized",
+            message: "this receiver needs Authorization: Bearer <ingest.auth_token>".to_owned(),
+        })
+    }
+
     pub fn backpressure_message(&self) -> String {
         format!(
             "trace assembler is full (max_buffered_spans = {}): retry after {}s",
@@ -121,6 +139,12 @@ impl Intake {
         let raw = axum::body::to_bytes(body, self.max_body).await.map_err(|e| {
             if is_length_limit(&e) {
                 too_large()
+            } else if let Some(timeout) = body_timeout(&e) {
+                Refusal {
+                    status: axum::http::StatusCode::REQUEST_TIMEOUT,
+                    outcome: "timeout",
+                    message: timeout.to_string(),
+                }
             } else {
                 Refusal::bad_request(format!("cannot read request body: {e}"))
             }
@@ -153,6 +177,18 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
+/// The body stalled (see [`crate::listen::TimeoutBody`]).
+fn body_timeout(e: &axum::Error) -> Option<&crate::listen::BodyTimeout> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<crate::listen::BodyTimeout>() {
+            return Some(t);
+        }
+        source = s.source();
+    }
+    None
+}
+
 /// A request refused as a whole: its HTTP status, the `outcome` label and a message for the client.
 #[derive(Debug)]
 pub struct Refusal {
@@ -181,6 +217,14 @@ pub fn with_retry_after(mut response: axum::response::Response) -> axum::respons
         axum::http::HeaderValue::from(RETRY_AFTER.as_secs()),
     );
     response
+}
+
+/// Adds `WWW-Authenticate: Bearer` to a 401 answer.
+pub fn with_www_authenticate(response: &mut axum::response::Response) {
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
 }
 
 impl Refusal {
@@ -220,36 +264,64 @@ pub fn wall_clock() -> Timestamp {
 }
 
 /// Binds every configured receiver (so a taken port fails start-up, not later) and serves them
-/// until `stop` is cancelled. Returns the bound addresses (a port 0 in config gets a real one).
+/// until `stop` is cancelled, over TLS with `[ingest.tls]`. Returns the bound addresses (a port 0
+/// in config gets a real one).
 pub async fn start(
     config: &IngestConfig,
     intake: Arc<Intake>,
+    listen_metrics: Arc<ListenMetrics>,
     stop: CancellationToken,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) -> std::io::Result<Vec<(Source, SocketAddr)>> {
+    let tls = match &config.tls {
+        Some(tls) => Some(tls.load("ingest").map_err(|e| {
+            let messages: Vec<String> = e.into_iter().map(|e| e.message).collect();
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, messages.join("; "))
+        })?),
+        None => None,
+    };
+    let listen = |name: &'static str| Listen {
+        name,
+        tls: tls.clone(),
+        header_read_timeout: config.header_read_timeout.0,
+        body_read_timeout: config.body_read_timeout.0,
+        metrics: listen_metrics.clone(),
+    };
     let mut bound = Vec::new();
     if let Some(addr) = config.otlp_grpc {
         let listener = bind(addr, "otlp_grpc").await?;
         bound.push((Source::OtlpGrpc, listener.local_addr()?));
+        listen_metrics.initialise("otlp_grpc", false, tls.is_some());
         tasks.spawn(otlp_grpc::serve(
             listener,
             intake.clone(),
+            tls.clone().map(|tls| (tls, listen_metrics.clone())),
             stop.clone().cancelled_owned(),
         ));
     }
     if let Some(addr) = config.otlp_http {
         let listener = bind(addr, "otlp_http").await?;
         bound.push((Source::OtlpHttp, listener.local_addr()?));
+        listen_metrics.initialise("otlp_http", true, tls.is_some());
         let app = otlp_http::router(intake.clone());
-        let stop = stop.clone().cancelled_owned();
-        tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await });
+        tasks.spawn(serve_http(
+            listener,
+            app,
+            listen("otlp_http"),
+            stop.clone().cancelled_owned(),
+        ));
     }
     if let Some(addr) = config.zipkin {
         let listener = bind(addr, "zipkin").await?;
         bound.push((Source::Zipkin, listener.local_addr()?));
+        listen_metrics.initialise("zipkin", true, tls.is_some());
         let app = zipkin::router(intake.clone());
-        let stop = stop.clone().cancelled_owned();
-        tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await });
+        tasks.spawn(serve_http(
+            listener,
+            app,
+            listen("zipkin"),
+            stop.clone().cancelled_owned(),
+        ));
     }
     Ok(bound)
 }

@@ -9,12 +9,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Intake, RETRY_AFTER, Refused, otlp_response};
 use crate::decode::otlp;
+use crate::listen::{ListenMetrics, Tls, tls_incoming};
 use crate::metrics::EngineMetrics;
 use crate::pipeline::Source;
 use crate::replay::Request as Raw;
@@ -69,25 +71,49 @@ fn count_refused_before_the_handler(metrics: &EngineMetrics, response: &axum::ht
     }
 }
 
-/// Serves the gRPC receiver on `listener` until `shutdown` resolves.
+/// Without a valid `authorization` token: UNAUTHENTICATED, counted, before the body is decoded.
+fn authorize(intake: &Intake, request: Request<()>) -> Result<Request<()>, Status> {
+    let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
+    if intake.admits(authorization) {
+        Ok(request)
+    } else {
+        intake.metrics.request(RECEIVER, "unauthorized");
+        Err(Status::unauthenticated(
+            "this receiver needs the metadata authorization: Bearer <ingest.auth_token>",
+        ))
+    }
+}
+
+/// Serves the gRPC receiver on `listener` until `shutdown` resolves; with `tls`, over TLS
+/// connections from [`crate::listen::tls_incoming`] (failed handshakes are counted there).
 pub async fn serve(
     listener: TcpListener,
     intake: Arc<Intake>,
+    tls: Option<(Tls, Arc<ListenMetrics>)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = intake.max_body;
     let metrics = intake.metrics.clone();
-    let service = TraceServiceServer::new(Receiver { intake })
+    let service = TraceServiceServer::new(Receiver { intake: intake.clone() })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(move |response| {
             count_refused_before_the_handler(&metrics, &response);
             response
         }))
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-        .await
-        .map_err(std::io::Error::other)
+        .add_service(InterceptedService::new(service, move |request| {
+            authorize(&intake, request)
+        }));
+    match tls {
+        None => router
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .await
+            .map_err(std::io::Error::other),
+        Some((tls, metrics)) => router
+            .serve_with_incoming_shutdown(tls_incoming(listener, tls, RECEIVER, metrics), shutdown)
+            .await
+            .map_err(std::io::Error::other),
+    }
 }

@@ -27,6 +27,9 @@ pub fn router(intake: Arc<Intake>) -> Router {
 }
 
 async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(refusal) = intake.authorize(&headers) {
+        return refuse(&intake, Format::Json, refusal);
+    }
     let format = match content_type(&headers) {
         Some("application/x-protobuf") => Format::Protobuf,
         Some("application/json") => Format::Json,
@@ -99,7 +102,10 @@ pub struct RpcStatus {
 
 fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
     intake.metrics.request(RECEIVER, refusal.outcome);
+    let unauthorized = refusal.status == StatusCode::UNAUTHORIZED;
     let code = match refusal.status {
+        StatusCode::UNAUTHORIZED => 16,        // UNAUTHENTICATED
+        StatusCode::REQUEST_TIMEOUT => 4,      // DEADLINE_EXCEEDED
         StatusCode::TOO_MANY_REQUESTS => 8,    // RESOURCE_EXHAUSTED
         StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
         _ => 3,                                // INVALID_ARGUMENT
@@ -108,7 +114,7 @@ fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
         code,
         message: refusal.message,
     };
-    match format {
+    let mut response = match format {
         Format::Protobuf => (
             refusal.status,
             [(header::CONTENT_TYPE, "application/x-protobuf")],
@@ -119,5 +125,9 @@ fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
             let body = serde_json::json!({ "code": status.code, "message": status.message }).to_string();
             (refusal.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
+    };
+    if unauthorized {
+        super::with_www_authenticate(&mut response);
     }
+    response
 }

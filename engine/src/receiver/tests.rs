@@ -74,6 +74,7 @@ fn intake(max_buffered_spans: usize) -> Arc<Intake> {
         max_body: MAX_BODY,
         max_buffered_spans,
         record: None,
+        auth: None,
     })
 }
 
@@ -417,6 +418,7 @@ async fn otlp_grpc_answers_ok_partial_too_large_and_resource_exhausted() {
     let server = tokio::spawn(super::otlp_grpc::serve(
         listener,
         intake.clone(),
+        None,
         stop.clone().cancelled_owned(),
     ));
     let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();

@@ -23,6 +23,11 @@ pub fn router(intake: Arc<Intake>) -> Router {
 }
 
 async fn spans(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(refusal) = intake.authorize(&headers) {
+        let mut response = refuse(&intake, refusal);
+        super::with_www_authenticate(&mut response);
+        return response;
+    }
     match content_type(&headers) {
         Some("application/json") | None => {}
         Some(other) => {
