@@ -105,7 +105,9 @@ def main():
     p.add_argument("--minutes", type=float, default=30)
     p.add_argument("--rate", type=int, default=5000, help="spans per second")
     p.add_argument("--incident-every", type=float, default=8, help="minutes between outages")
-    p.add_argument("--incident", default="2m", help="length of each total checkout outage")
+    p.add_argument("--incident", default="90s", help="length of each total outage")
+    p.add_argument("--policies", choices=["demo", "example"], default="demo",
+                   help="burn-rate windows: the demo's (12x shorter, pages resolve within minutes) or the example's (Workbook)")
     p.add_argument("--warmup", type=float, default=5, help="minutes excluded from the memory check")
     p.add_argument("--sample", type=float, default=10, help="seconds between samples")
     p.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "tracebudget"))
@@ -146,6 +148,15 @@ def main():
     ]:
         assert old in config, f"the example config has no {old!r}"
         config = config.replace(old, new)
+    if args.policies == "demo":
+        # The demo's burn-rate windows (examples/demo.toml: the Workbook's, 12x shorter), so an
+        # outage pages within seconds and resolves a minute or two after it ends, and each
+        # outage of a 30-minute soak makes its own page and resolution.
+        demo = open(os.path.join(ROOT, "examples", "demo.toml")).read()
+        ours = demo[demo.index("[[policies]]"):demo.index("# No receivers")]
+        start = config.index("[[policies]]")
+        end = config.index("# ----", start)
+        config = config[:start] + ours + config[end:]
     config_path = os.path.join(args.out, "tracebudget.toml")
     open(config_path, "w").write(config)
 
