@@ -1,6 +1,7 @@
 //! The web dashboards (`dashboards/web/`), embedded in the binary: `GET /` is the single page
 //! (hash routes `#/` executive, `#/oncall`, `#/slo/<name>`), `GET /assets/<file>` its scripts,
-//! style and icon. Nothing is fetched from anywhere else: the page works offline and its
+//! style and icon, and `GET /slos/<name>` the permanent link notifications carry
+//! (`alerting::notify::slo_url`), a redirect to the SLO's view. Nothing is fetched from anywhere else: the page works offline and its
 //! Content-Security-Policy (`default-src 'self'`) forbids any other origin, inline script and
 //! inline style.
 //!
@@ -11,7 +12,7 @@
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{OriginalUri, Path};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -69,7 +70,25 @@ const ASSETS: &[Asset] = &[
 
 /// `/` and `/assets/{file}`; they read no state, so any router can take them.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/", get(index)).route("/assets/{file}", get(asset))
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{file}", get(asset))
+        .route("/slos/{name}", get(slo_link))
+}
+
+/// `GET /slos/<name>` → `303 See Other` to `../#/slo/<name>`, the name kept as sent (still
+/// percent-encoded). The target is relative, so a server behind a reverse proxy under a path
+/// prefix (`external_url = "https://ops.example/slo"`) redirects within that prefix.
+async fn slo_link(OriginalUri(uri): OriginalUri) -> Response {
+    let name = uri.path().rsplit_once("/slos/").map_or("", |(_, name)| name);
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    match HeaderValue::from_str(&format!("../#/slo/{name}")) {
+        Ok(location) => {
+            r.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        Err(_) => error(StatusCode::BAD_REQUEST, format!("not an SLO name: {name:?}")),
+    }
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -207,6 +226,21 @@ mod tests {
             assert_eq!(body_of(again).await, "", "{path}");
             let changed = get(path, Some("\"0000\"")).await;
             assert_eq!(changed.status(), StatusCode::OK, "{path}");
+        }
+    }
+
+    /// A notification's link (`/slos/<name>`, issue 18) leads to the SLO's view, the name as
+    /// encoded, relative so that a path prefix in front of the server is kept (the browser test
+    /// follows it).
+    #[tokio::test]
+    async fn a_notifications_slo_link_redirects_to_the_view() {
+        for (path, location) in [
+            ("/slos/checkout-latency", "../#/slo/checkout-latency"),
+            ("/slos/a%20b%2Fc%3F", "../#/slo/a%20b%2Fc%3F"),
+        ] {
+            let r = get(path, None).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(header_of(&r, header::LOCATION), location, "{path}");
         }
     }
 

@@ -234,13 +234,6 @@ function refreshIfIdle() {
   render();
 }
 
-window.addEventListener("hashchange", () => {
-  render().then(() => document.getElementById("view").focus({ preventScroll: true }));
-});
-document.getElementById("refresh").addEventListener("click", () => render());
-if (REFRESH_MS > 0) setInterval(refreshIfIdle, REFRESH_MS);
-render();
-
 // ---------------------------------------------------------------------------------------------
 // Executive: every SLO at a glance.
 
@@ -880,3 +873,15 @@ async function sloPage(route) {
     h("div", { class: "charts" }, burnCharts, budget, latency),
   ];
 }
+
+// ---------------------------------------------------------------------------------------------
+// Start. It comes last in the module: the first render runs the view named by the link the page
+// was opened with, and that view's constants (RANGES, SEVERITY_ORDER, …) must be initialised by
+// then (a `const` read before its line has run throws).
+
+window.addEventListener("hashchange", () => {
+  render().then(() => document.getElementById("view").focus({ preventScroll: true }));
+});
+document.getElementById("refresh").addEventListener("click", () => render());
+if (REFRESH_MS > 0) setInterval(refreshIfIdle, REFRESH_MS);
+render();

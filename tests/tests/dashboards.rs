@@ -710,6 +710,7 @@ fn dashboards_show_the_apis_figures_in_chromium() {
         detail(&c, &server).await;
         unknown_slo(&c, &base).await;
         oncall(&c, &server).await;
+        opened_from_links(&c, &base).await;
         guarded_reads(&c, &guarded).await;
         let _ = c.close().await;
     });
@@ -735,6 +736,53 @@ async fn unknown_slo(c: &Client, base: &str) {
         "{console:#?}"
     );
     assert_no_errors(c, "unknown SLO", &[]).await;
+}
+
+/// Every view opened straight from a link, as a notification's or a bookmark's opens it: a new
+/// document each time (not a hash change inside a loaded page), rendered without an error
+/// (issue 18: `#/slo/<name>` showed "Cannot load this view" unless reached from another view).
+/// The notification's own link, `/slos/<name>`, leads to the same view.
+async fn opened_from_links(c: &Client, base: &str) {
+    let name = "search-availability";
+    let slo_title = r#"[data-testid="slo-title"]"#;
+    let cases = [
+        (
+            format!("{base}/?refresh=0#/"),
+            "executive",
+            "h1",
+            "Service level objectives",
+        ),
+        (format!("{base}/?refresh=0#/oncall"), "oncall", "h1", "On-call"),
+        (format!("{base}/?refresh=0#/slo/{name}"), "slo", slo_title, name),
+        (
+            format!("{base}/?refresh=0#/slo/{name}?range=24h"),
+            "slo",
+            slo_title,
+            name,
+        ),
+        (format!("{base}/slos/{name}"), "slo", slo_title, name),
+        (format!("{base}/?refresh=0#/nowhere"), "notfound", "h1", "Not found"),
+    ];
+    for (url, route, title_css, title) in &cases {
+        c.goto("about:blank").await.unwrap();
+        c.goto(url).await.unwrap();
+        let view = wait_view(c, route).await;
+        let errors = view.find_all(Locator::Css(r#"[data-testid="error"]"#)).await.unwrap();
+        assert!(errors.is_empty(), "{url}: {:?}", view.text().await.unwrap());
+        assert_eq!(text(&find(&view, title_css).await).await, *title, "{url}");
+        assert_no_errors(c, url, &[]).await;
+    }
+    // The range asked for in the link is the one shown; the notification's link lands on the
+    // view's own address.
+    c.goto("about:blank").await.unwrap();
+    c.goto(&cases[3].0).await.unwrap();
+    let view = wait_view(c, "slo").await;
+    let current = find(&view, r#"[data-testid="range-24h"]"#).await;
+    assert_eq!(current.attr("aria-current").await.unwrap().as_deref(), Some("page"));
+    c.goto("about:blank").await.unwrap();
+    c.goto(&cases[4].0).await.unwrap();
+    wait_view(c, "slo").await;
+    assert_eq!(c.current_url().await.unwrap().as_str(), format!("{base}/#/slo/{name}"));
 }
 
 /// With `protect_reads`, the first view answers 401: the page asks for the token, keeps it for
