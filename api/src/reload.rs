@@ -135,7 +135,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn reload_route(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(denied) = authorize_write(&headers, &state.config().server) {
+    if let Some(denied) = authorize_write(&state, &headers) {
         return denied;
     }
     match reload(&state).await {
