@@ -33,7 +33,7 @@ pub struct ServerConfig {
     pub external_url: Option<String>,
     /// Host names the API answers to besides `localhost`, IP addresses and the host of
     /// `external_url`, e.g. a reverse proxy's name that reaches this server unchanged in `Host`.
-    /// Without `protect_reads`, a request naming another host is refused (421): a DNS-rebinding
+    /// Without `protect_reads`, a request naming another host is refused (403): a DNS-rebinding
     /// page cannot read the API. Names only, no scheme or port.
     pub allowed_hosts: Vec<String>,
     /// `[server.tls]`: serve the API and dashboards over TLS (optionally mutual); absent: plain.

@@ -4,7 +4,7 @@
 //! - **Names** (DNS rebinding): without `server.protect_reads` (reads not guarded by a token), a
 //!   request is served only when its `Host` (and an HTTP/2 or absolute-form authority) names
 //!   `localhost`, an IP address, the host of `server.external_url` or a name in
-//!   `server.allowed_hosts`; any port. Else 421. A page of another site whose name was made to
+//!   `server.allowed_hosts`; any port. Else 403. A page of another site whose name was made to
 //!   resolve to this server sends its own name in `Host`, so it reads nothing. A name only
 //!   rebinds through DNS: an IP address in `Host` is this server's own.
 //! - **Cross-site writes**, in every configuration: a request with a method other than GET and
@@ -47,7 +47,7 @@ use crate::silences::{check_token, error};
 /// Why a request was refused: the `reason` of `tracebudget_api_requests_refused_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// `Host` names a host this server does not answer to (421).
+    /// `Host` names a host this server does not answer to (403).
     Host,
     /// A write from another origin (403).
     Origin,
@@ -207,7 +207,7 @@ fn refuse(server: &ServerConfig, request: &Request) -> Option<(Refusal, Response
                     "host {:?} is not one this server answers to: localhost, an IP address, the host of server.external_url or a name in server.allowed_hosts",
                     String::from_utf8_lossy(name)
                 );
-                return Some((Refusal::Host, error(StatusCode::MISDIRECTED_REQUEST, message)));
+                return Some((Refusal::Host, error(StatusCode::FORBIDDEN, message)));
             }
         }
     }

@@ -302,7 +302,7 @@ async fn without_protect_reads_only_this_servers_names_are_served() {
             let r = t.send(Method::GET, path, &[("host", host)], None).await;
             assert_eq!(
                 (r.status, &r.body),
-                (StatusCode::MISDIRECTED_REQUEST, &host_error(host)),
+                (StatusCode::FORBIDDEN, &host_error(host)),
                 "{path} {host}"
             );
             if path.starts_with("/api/") || path == "/metrics" {
@@ -328,7 +328,7 @@ async fn without_protect_reads_only_this_servers_names_are_served() {
         .await;
     assert_eq!(
         (r.status, &r.body),
-        (StatusCode::MISDIRECTED_REQUEST, &host_error("evil.example:8080"))
+        (StatusCode::FORBIDDEN, &host_error("evil.example:8080"))
     );
     // A write to a rebound name is refused before anything else.
     let r = send(
@@ -345,7 +345,7 @@ async fn without_protect_reads_only_this_servers_names_are_served() {
     .await;
     assert_eq!(
         (r.status, &r.body),
-        (StatusCode::MISDIRECTED_REQUEST, &host_error("evil.example:8080"))
+        (StatusCode::FORBIDDEN, &host_error("evil.example:8080"))
     );
     assert_eq!(silences(&t).await, json!([]));
     let n = (paths.len() * 3 + 2) as u64;
@@ -388,12 +388,12 @@ async fn the_host_is_checked_unless_a_token_guards_reads() {
     let r = writes_only.send(Method::GET, "/api/v1/slos", &[evil], None).await;
     assert_eq!(
         (r.status, &r.body),
-        (StatusCode::MISDIRECTED_REQUEST, &host_error("evil.example:8080"))
+        (StatusCode::FORBIDDEN, &host_error("evil.example:8080"))
     );
     let r = writes_only
         .send(Method::GET, "/api/v1/slos", &[evil, ("authorization", &bearer)], None)
         .await;
-    assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(refused(&writes_only).await, counts(&[("host", 2)]));
 }
 
