@@ -8,7 +8,7 @@
 //! - alerting: [`Alerter::reconfigure`](alerting::alerter::Alerter::reconfigure) keeps alerts,
 //!   groups and silences; receivers get new notifiers; policies, routes, inhibit rules, reports
 //!   apply from the next evaluation cycle;
-//! - `[server]` tokens and `protect_reads` apply to the next request.
+//! - `[server]` tokens, `protect_reads` and `allowed_hosts` apply to the next request.
 //!
 //! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
 //! `eval_interval` and `give_up_after`.
