@@ -4,7 +4,8 @@
 //! - **Names** (DNS rebinding): without `server.protect_reads` (reads not guarded by a token), a
 //!   request is served only when its `Host` (and an HTTP/2 or absolute-form authority) names
 //!   `localhost`, an IP address, the host of `server.external_url` or a name in
-//!   `server.allowed_hosts`; any port. Else 403. A page of another site whose name was made to
+//!   `server.allowed_hosts`; any port. Else 403 (not 421 Misdirected Request, which Chromium
+//!   retries on a new connection). A page of another site whose name was made to
 //!   resolve to this server sends its own name in `Host`, so it reads nothing. A name only
 //!   rebinds through DNS: an IP address in `Host` is this server's own.
 //! - **Cross-site writes**, in every configuration: a request with a method other than GET and
