@@ -28,8 +28,14 @@ pub struct ServerConfig {
     /// Also require the token for reads: every `GET /api/v1/…` but the OpenAPI document, and
     /// `/metrics`. Needs `api_token`.
     pub protect_reads: bool,
-    /// The URL people reach this instance at, used for links in notifications.
+    /// The URL people reach this instance at, used for links in notifications. Its host is also
+    /// one of the names the API answers to, and its origin may send writes.
     pub external_url: Option<String>,
+    /// Host names the API answers to besides `localhost`, IP addresses and the host of
+    /// `external_url`, e.g. a reverse proxy's name that reaches this server unchanged in `Host`.
+    /// Without `protect_reads`, a request naming another host is refused (403): a DNS-rebinding
+    /// page cannot read the API. Names only, no scheme or port.
+    pub allowed_hosts: Vec<String>,
     /// `[server.tls]`: serve the API and dashboards over TLS (optionally mutual); absent: plain.
     pub tls: Option<TlsConfig>,
     /// A request head (and a new connection's first request) must arrive within this; an idle
@@ -46,6 +52,7 @@ impl Default for ServerConfig {
             api_token: None,
             protect_reads: false,
             external_url: None,
+            allowed_hosts: Vec::new(),
             tls: None,
             header_read_timeout: Timeout::secs(10),
             body_read_timeout: Timeout::secs(30),
@@ -160,7 +167,19 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
         let e = &mut errors;
         match key.get_ref().as_ref() {
             "server" => {
+                let spans = key_spans(&value);
                 server = one(value, e).unwrap_or_default();
+                let at = |k: &str| {
+                    spans
+                        .iter()
+                        .find(|(name, _)| name == k)
+                        .map_or(key.span(), |(_, s)| s.clone())
+                };
+                for host in &server.allowed_hosts {
+                    if let Err(m) = crate::http::auth::check_host_name(host) {
+                        e.push(ConfigError::at(at("allowed_hosts"), m));
+                    }
+                }
                 if let Some(tls) = &server.tls
                     && let Err(errors) = tls.load("server")
                 {
@@ -505,6 +524,29 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 18: each `allowed_hosts` entry is a host name alone, a bad one reported at the key.
+    #[test]
+    fn allowed_hosts_are_names() {
+        let text = "[server]\nallowed_hosts = [\"slo.example.com\", \"https://slo.example.com:443\"]\n";
+        let got = errors(text);
+        let lines: Vec<&str> = got
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("error:") || l.starts_with("-->"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "error: server.allowed_hosts: \"https://slo.example.com:443\" is not a host name: give the name alone, without scheme, port or path, e.g. \"slo.example.com\"",
+                "--> t.toml:2:17",
+            ],
+            "{got}"
+        );
+        let config = parse("t.toml", "[server]\nallowed_hosts = [\"slo.example.com\"]\n").unwrap();
+        assert_eq!(config.server.allowed_hosts, ["slo.example.com"]);
+        assert!(parse("t.toml", "").unwrap().server.allowed_hosts.is_empty());
     }
 
     /// Issue 9: `Debug` of a whole config shows none of its secrets.

@@ -8,7 +8,7 @@
 //! - alerting: [`Alerter::reconfigure`](alerting::alerter::Alerter::reconfigure) keeps alerts,
 //!   groups and silences; receivers get new notifiers; policies, routes, inhibit rules, reports
 //!   apply from the next evaluation cycle;
-//! - `[server]` tokens and `protect_reads` apply to the next request.
+//! - `[server]` tokens, `protect_reads` and `allowed_hosts` apply to the next request.
 //!
 //! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
 //! `eval_interval` and `give_up_after`.
@@ -135,7 +135,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn reload_route(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(denied) = authorize_write(&headers, &state.config().server) {
+    if let Some(denied) = authorize_write(&state, &headers) {
         return denied;
     }
     match reload(&state).await {

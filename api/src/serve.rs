@@ -244,6 +244,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }));
     let reloads = Arc::new(ReloadMetrics::default());
     reloads.register(&mut registry);
+    let guard = Arc::new(http::auth::GuardMetrics::default());
+    guard.register(&mut registry);
     let cluster_metrics = engine::cluster::ClusterMetrics::default();
     cluster_metrics.register(&mut registry);
     let state = http::AppState {
@@ -253,6 +255,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         alerts: alert_runtime.clone(),
         db: db.clone(),
         reloads,
+        guard,
         clock: wall_clock,
     };
     let app = http::app(state.clone());

@@ -2,7 +2,10 @@
 //! what is firing (with exemplars and top contributors), what fired, what was sent, and the
 //! silences, created and expired here or with `tracebudget silence add|list|expire`.
 //! Writes follow [`authorize_write`]: the bearer token when one is configured, else only on a
-//! loopback listen address.
+//! loopback listen address (and, before that, the `Origin` and `Content-Type` rules of
+//! [`crate::http::auth`]). A silence is bounded: [`MAX_MATCHERS`] matchers of at most
+//! [`MAX_MATCHER_BYTES`] each, `created_by` and `comment` of at most [`MAX_CREATED_BY_BYTES`] and
+//! [`MAX_COMMENT_BYTES`].
 
 use std::time::Duration;
 
@@ -21,7 +24,7 @@ use serde_json::{Value, json};
 use slis::Timestamp;
 use slis::config::Secret;
 
-use crate::http::auth::authorize_write;
+use crate::http::auth::{Refusal, authorize_write, require_json};
 use crate::http::params::JsonQuery;
 use crate::http::{AppState, rfc3339};
 
@@ -186,14 +189,74 @@ pub struct NewSilence {
     pub comment: String,
 }
 
+/// At most this many matchers in one silence.
+pub const MAX_MATCHERS: usize = 64;
+/// At most this many bytes in one matcher (`slo =~ …`).
+pub const MAX_MATCHER_BYTES: usize = 1024;
+/// At most this many bytes in `created_by`.
+pub const MAX_CREATED_BY_BYTES: usize = 256;
+/// At most this many bytes in `comment`.
+pub const MAX_COMMENT_BYTES: usize = 4096;
+
+/// Why a new silence is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceError {
+    /// Not a silence: unreadable, or a value that cannot be.
+    #[error("{0}")]
+    Invalid(String),
+    /// Over one of the size limits (counted as `silence_limit`).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl From<String> for SilenceError {
+    fn from(message: String) -> Self {
+        SilenceError::Invalid(message)
+    }
+}
+
+impl From<&str> for SilenceError {
+    fn from(message: &str) -> Self {
+        SilenceError::Invalid(message.to_owned())
+    }
+}
+
 /// The body of `POST /api/v1/silences` read and validated (what the `silence` fuzz target calls).
-pub fn parse_silence(body: &[u8], now: Timestamp) -> Result<Silence, String> {
+pub fn parse_silence(body: &[u8], now: Timestamp) -> Result<Silence, SilenceError> {
     let new: NewSilence = serde_json::from_slice(body).map_err(|e| format!("invalid silence: {e}"))?;
     build_silence(new, now)
 }
 
+/// The size limits of a new silence, each named in its error.
+fn check_limits(n: &NewSilence) -> Result<(), SilenceError> {
+    let too_large = |m: String| Err(SilenceError::TooLarge(m));
+    if n.matchers.len() > MAX_MATCHERS {
+        return too_large(format!("matchers: {} given, at most {MAX_MATCHERS}", n.matchers.len()));
+    }
+    if let Some((i, m)) = n.matchers.iter().enumerate().find(|(_, m)| m.len() > MAX_MATCHER_BYTES) {
+        return too_large(format!(
+            "matchers[{i}] is {} bytes, at most {MAX_MATCHER_BYTES}",
+            m.len()
+        ));
+    }
+    if n.created_by.len() > MAX_CREATED_BY_BYTES {
+        return too_large(format!(
+            "created_by is {} bytes, at most {MAX_CREATED_BY_BYTES}",
+            n.created_by.len()
+        ));
+    }
+    if n.comment.len() > MAX_COMMENT_BYTES {
+        return too_large(format!(
+            "comment is {} bytes, at most {MAX_COMMENT_BYTES}",
+            n.comment.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a new silence into a [`Silence`] with a fresh id.
-pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
+pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, SilenceError> {
+    check_limits(&n)?;
     if n.matchers.is_empty() {
         return Err("a silence needs at least one matcher".into());
     }
@@ -212,7 +275,9 @@ pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
     let starts_at = n.starts_at.map_or(now, from_dt);
     let ends_at = match (n.ends_at, n.duration.as_deref()) {
         (Some(e), None) => from_dt(e),
-        (None, Some(d)) => starts_at + slis::parse_duration(d).map_err(|e| format!("duration: {e}"))?,
+        (None, Some(d)) => {
+            starts_at + slis::parse_duration(d).map_err(|e| SilenceError::Invalid(format!("duration: {e}")))?
+        }
         (Some(_), Some(_)) => return Err("give ends_at or duration, not both".into()),
         (None, None) => return Err("give ends_at or duration".into()),
     };
@@ -234,13 +299,18 @@ pub fn build_silence(n: NewSilence, now: Timestamp) -> Result<Silence, String> {
 }
 
 async fn create_silence(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Some(denied) = authorize_write(&headers, &s.config().server) {
+    if let Some(denied) = authorize_write(&s, &headers).or_else(|| require_json(&s, &headers)) {
         return denied;
     }
     let now = s.now();
     let silence = match parse_silence(&body, now) {
         Ok(x) => x,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => {
+            if let SilenceError::TooLarge(_) = e {
+                s.guard.count(Refusal::SilenceLimit);
+            }
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
     };
     if let Err(e) = s.alerts.store.add_silence(&silence).await {
         return error(
@@ -259,7 +329,7 @@ async fn expire_silence(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Some(denied) = authorize_write(&headers, &s.config().server) {
+    if let Some(denied) = authorize_write(&s, &headers) {
         return denied;
     }
     let id = match path {

@@ -301,14 +301,14 @@ fn display_rules_match_ecmascript() {
 // chromedriver and the browser.
 
 /// A chromedriver process on a free loopback port, killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     log: PathBuf,
 }
 
 impl Driver {
-    fn start(dir: &TempDir) -> Driver {
+    pub(crate) fn start(dir: &TempDir) -> Driver {
         let path = chromedriver();
         let port = free_addr().port();
         let log = dir.path().join("chromedriver.log");
@@ -361,16 +361,21 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
-    let mut options = json!({
-        "args": [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            format!("--window-size={WIDTH},{HEIGHT}"),
-            "--lang=en-US",
-        ],
-    });
+    browser_with(driver, &[]).await
+}
+
+/// A headless Chromium session with `extra` command-line switches.
+pub(crate) async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
+    let mut args = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        format!("--window-size={WIDTH},{HEIGHT}"),
+        "--lang=en-US".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let mut options = json!({ "args": args });
     if let Some(binary) = std::env::var_os("TRACEBUDGET_CHROMIUM") {
         options["binary"] = json!(binary.to_string_lossy());
     }

@@ -4,6 +4,7 @@ mod alerting;
 mod api;
 mod check;
 mod cluster;
+mod cross_site;
 mod dashboards;
 mod demo;
 mod grafana;

@@ -67,6 +67,8 @@ pub struct AppState {
     /// Where a reload records the config it applies.
     pub db: Db,
     pub reloads: Arc<ReloadMetrics>,
+    /// Requests refused by [`auth`], by reason.
+    pub guard: Arc<auth::GuardMetrics>,
     /// "Now" for every route: [`engine::receiver::wall_clock`] when serving, a fixed instant in
     /// tests.
     pub clock: fn() -> Timestamp,
@@ -107,7 +109,7 @@ pub fn app(state: AppState) -> Router {
         // Unknown API paths answer JSON too (specific routes win over this catch-all).
         .route("/api/v1/{*rest}", any(no_route))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::protect_reads))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }
 

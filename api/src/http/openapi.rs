@@ -1,5 +1,5 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every route, hand-written in
-//! `api/openapi.json`. Always open, also with `protect_reads`. The tests validate every JSON
+//! `api/openapi.json`. No token needed, also with `protect_reads`. The tests validate every JSON
 //! body the routes answer against its schema there, and check that the document and the router
 //! list the same routes.
 

@@ -85,6 +85,8 @@ impl TestApp {
         .expect("start the alert runtime");
         let reloads = Arc::new(crate::reload::ReloadMetrics::default());
         reloads.register(&mut registry);
+        let guard = Arc::new(super::auth::GuardMetrics::default());
+        guard.register(&mut registry);
         let state = AppState {
             registry: Arc::new(registry),
             pipeline,
@@ -92,6 +94,7 @@ impl TestApp {
             alerts,
             db,
             reloads,
+            guard,
             clock,
         };
         TestApp { state, dir }
@@ -99,12 +102,26 @@ impl TestApp {
 
     /// Sends one request through a fresh [`app`].
     pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
         }
         if body.is_some() {
-            req = req.header("content-type", "application/json");
+            headers.push(("content-type", "application/json"));
+        }
+        self.send(method, path, &headers, body).await
+    }
+
+    /// Sends one request with exactly these headers (and `Content-Length` with a body, as a
+    /// client over the network sends it) through a fresh [`app`].
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(b) = body {
+            req = req.header("content-length", b.len());
         }
         let req = req
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))

@@ -1,6 +1,7 @@
 //! The API through `app(state)`: exact numbers from spans fed to the real pipeline at a fixed
 //! clock, every error status, auth, and every reply validated against `api/openapi.json`.
 
+mod guard;
 mod schema;
 
 use std::collections::BTreeSet;
