@@ -292,6 +292,10 @@ impl Alerter {
         statuses: &[SloStatus],
         extras: &mut dyn FnMut(usize, Timestamp) -> Extras,
     ) -> Cycle {
+        // Every instant an alert keeps (start, end, last activity, group timers, history) is
+        // stored as whole milliseconds: taken whole here, what is held is what a restart
+        // restores, and an alert's start reads the same in every notice it is ever in.
+        let now = Timestamp::from_unix_millis(now.unix_millis());
         let mut out = Cycle::default();
         let model = Arc::clone(&self.model);
         // Alerts restored from an older config that this one no longer raises (a label, a rule or
