@@ -205,7 +205,7 @@ impl Alerter {
                         if let AlertKind::Exhaustion(i) = kind {
                             // Two exhaustion rules of one severity are two alerts.
                             let within = extra.exhaustion[i].0;
-                            labels.insert("within".into(), slis::format_duration(within).to_string());
+                            labels.insert("within".into(), slis::format_exact(within).to_string());
                         }
                         labels.insert("journey".into(), journeys[slo.journey].clone());
                         labels.insert("slo".into(), slo.name.clone());

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use alerting::config::{Route, WebhookFormat};
 use slis::budget::outage_fire_time;
-use slis::format_duration;
+use slis::{format_duration, format_exact};
 
 use crate::config::Config;
 
@@ -93,11 +93,11 @@ pub fn summary(file: &str, c: &Config, now: chrono::DateTime<chrono::Utc>) -> St
             };
             let _ = writeln!(
                 o,
-                "    {:<6} {:>5}×  long {:<7} short {:<7} {}",
+                "    {:<6} {:>5}×  long {:<9} short {:<9} {}",
                 r.severity,
                 r.factor,
-                format_duration(r.long).to_string(),
-                format_duration(r.short).to_string(),
+                format_exact(r.long).to_string(),
+                format_exact(r.short).to_string(),
                 fire
             );
         }
