@@ -1,9 +1,11 @@
-//! `tracebudget check CONFIG`: what a config means, in words an SRE can review.
+//! `tracebudget check CONFIG`: what a config means, in words an SRE can review. URLs are shown
+//! through [`slis::config::redact_url`], like the config view: no secret in a CI log.
 
 use std::fmt::Write;
 
 use alerting::config::{Route, WebhookFormat};
 use slis::budget::outage_fire_time;
+use slis::config::redact_url;
 use slis::{format_duration, format_exact};
 
 use crate::config::Config;
@@ -113,11 +115,11 @@ pub fn summary(file: &str, c: &Config, now: chrono::DateTime<chrono::Utc>) -> St
                     WebhookFormat::Slack => "slack",
                     WebhookFormat::Pagerduty => "pagerduty",
                 };
-                format!("webhook ({format}) {}", w.url.0)
+                format!("webhook ({format}) {}", redact_url(&w.url.0))
             } else if let Some(e) = &r.email {
                 format!("email to {} via {}", e.to.join(", "), e.smarthost)
             } else if let Some(am) = &r.alertmanager {
-                format!("alertmanager {}", am.url.0)
+                format!("alertmanager {}", redact_url(&am.url.0))
             } else {
                 unreachable!("validation ensures a receiver has a kind")
             };
