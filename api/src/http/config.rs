@@ -94,6 +94,12 @@ impl Redacted {
             if !fits {
                 continue; // inside an edit already made
             }
+            // A value over several lines stays over as many, so every line number still holds.
+            let lines = original[range.clone()].matches('\n').count();
+            let with = match with.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+                Some(inner) if lines > 0 => format!("\"\"\"{}{inner}\"\"\"", "\n".repeat(lines)),
+                _ => with,
+            };
             text.push_str(&original[at..range.start]);
             text.push_str(&with);
             at = range.end;
@@ -224,7 +230,8 @@ matcher = 'http.url =~ "https://x/#"'
 
 [[receivers]]
 name = "hook"
-webhook = { url = "https://<redacted>@hooks.slack.com/<redacted>", headers = { Authorization = "<redacted>", "X-Key" = "<redacted>" }, routing_key = "<redacted>", bearer_token = "<redacted>" }
+webhook = { url = "https://<redacted>@hooks.slack.com/<redacted>", headers = { Authorization = "<redacted>", "X-Key" = "<redacted>" }, routing_key = "<redacted>", bearer_token = """
+<redacted>""" }
 
 [[receivers]]
 name = "am"
@@ -238,5 +245,6 @@ email.smarthost = "smtp.example:587"
 "#;
         assert_eq!(got, want);
         assert!(DeTable::parse(&got).is_ok(), "the redacted text is still TOML");
+        assert_eq!(got.lines().count(), text.lines().count(), "line numbers still hold");
     }
 }
