@@ -547,14 +547,15 @@ fn condition(
 
 fn annotations(def: &Def, d: &AlertDetail, description: Option<&str>, slo: &slis::slo::Slo) -> Labels {
     let f = slis::format_duration;
+    let window = slis::format_exact;
     let summary = match def.kind {
         AlertKind::BurnRate(_) => format!(
             "{} burns its error budget {:.1}× over {} and {:.1}× over {} (threshold {}×)",
             d.slo,
             d.burn_long,
-            f(d.long_window),
+            window(d.long_window),
             d.burn_short,
-            f(d.short_window),
+            window(d.short_window),
             d.factor
         ),
         AlertKind::Exhaustion(_) => match d.time_to_exhaustion {
@@ -567,7 +568,7 @@ fn annotations(def: &Def, d: &AlertDetail, description: Option<&str>, slo: &slis
             ),
             None => format!("{}: error budget no longer at risk", d.slo),
         },
-        AlertKind::NoData => format!("{}: no events in the last {}", d.slo, f(d.long_window)),
+        AlertKind::NoData => format!("{}: no events in the last {}", d.slo, window(d.long_window)),
     };
     let description = description.map(str::to_owned).unwrap_or_else(|| {
         format!(
