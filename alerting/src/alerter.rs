@@ -205,7 +205,7 @@ impl Alerter {
                         if let AlertKind::Exhaustion(i) = kind {
                             // Two exhaustion rules of one severity are two alerts.
                             let within = extra.exhaustion[i].0;
-                            labels.insert("within".into(), slis::format_duration(within).to_string());
+                            labels.insert("within".into(), slis::format_exact(within).to_string());
                         }
                         labels.insert("journey".into(), journeys[slo.journey].clone());
                         labels.insert("slo".into(), slo.name.clone());
@@ -292,6 +292,10 @@ impl Alerter {
         statuses: &[SloStatus],
         extras: &mut dyn FnMut(usize, Timestamp) -> Extras,
     ) -> Cycle {
+        // Every instant an alert keeps (start, end, last activity, group timers, history) is
+        // stored as whole milliseconds: taken whole here, what is held is what a restart
+        // restores, and an alert's start reads the same in every notice it is ever in.
+        let now = Timestamp::from_unix_millis(now.unix_millis());
         let mut out = Cycle::default();
         let model = Arc::clone(&self.model);
         // Alerts restored from an older config that this one no longer raises (a label, a rule or
@@ -543,14 +547,15 @@ fn condition(
 
 fn annotations(def: &Def, d: &AlertDetail, description: Option<&str>, slo: &slis::slo::Slo) -> Labels {
     let f = slis::format_duration;
+    let window = slis::format_exact;
     let summary = match def.kind {
         AlertKind::BurnRate(_) => format!(
             "{} burns its error budget {:.1}× over {} and {:.1}× over {} (threshold {}×)",
             d.slo,
             d.burn_long,
-            f(d.long_window),
+            window(d.long_window),
             d.burn_short,
-            f(d.short_window),
+            window(d.short_window),
             d.factor
         ),
         AlertKind::Exhaustion(_) => match d.time_to_exhaustion {
@@ -563,7 +568,7 @@ fn annotations(def: &Def, d: &AlertDetail, description: Option<&str>, slo: &slis
             ),
             None => format!("{}: error budget no longer at risk", d.slo),
         },
-        AlertKind::NoData => format!("{}: no events in the last {}", d.slo, f(d.long_window)),
+        AlertKind::NoData => format!("{}: no events in the last {}", d.slo, window(d.long_window)),
     };
     let description = description.map(str::to_owned).unwrap_or_else(|| {
         format!(

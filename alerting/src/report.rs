@@ -258,7 +258,7 @@ pub fn build(
                 objective: slo.objective,
                 period: match slo.period {
                     slis::slo::Period::CalendarMonth => "calendar_month".to_owned(),
-                    slis::slo::Period::Rolling(d) => slis::format_duration(d).to_string(),
+                    slis::slo::Period::Rolling(d) => slis::format_exact(d).to_string(),
                 },
                 events: status.period.total,
                 bad: status.period.bad,

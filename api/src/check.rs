@@ -1,10 +1,12 @@
-//! `tracebudget check CONFIG`: what a config means, in words an SRE can review.
+//! `tracebudget check CONFIG`: what a config means, in words an SRE can review. URLs are shown
+//! through [`slis::config::redact_url`], like the config view: no secret in a CI log.
 
 use std::fmt::Write;
 
 use alerting::config::{Route, WebhookFormat};
 use slis::budget::outage_fire_time;
-use slis::format_duration;
+use slis::config::redact_url;
+use slis::{format_duration, format_exact};
 
 use crate::config::Config;
 
@@ -93,11 +95,11 @@ pub fn summary(file: &str, c: &Config, now: chrono::DateTime<chrono::Utc>) -> St
             };
             let _ = writeln!(
                 o,
-                "    {:<6} {:>5}×  long {:<7} short {:<7} {}",
+                "    {:<6} {:>5}×  long {:<9} short {:<9} {}",
                 r.severity,
                 r.factor,
-                format_duration(r.long).to_string(),
-                format_duration(r.short).to_string(),
+                format_exact(r.long).to_string(),
+                format_exact(r.short).to_string(),
                 fire
             );
         }
@@ -113,11 +115,11 @@ pub fn summary(file: &str, c: &Config, now: chrono::DateTime<chrono::Utc>) -> St
                     WebhookFormat::Slack => "slack",
                     WebhookFormat::Pagerduty => "pagerduty",
                 };
-                format!("webhook ({format}) {}", w.url.0)
+                format!("webhook ({format}) {}", redact_url(&w.url.0))
             } else if let Some(e) = &r.email {
                 format!("email to {} via {}", e.to.join(", "), e.smarthost)
             } else if let Some(am) = &r.alertmanager {
-                format!("alertmanager {}", am.url.0)
+                format!("alertmanager {}", redact_url(&am.url.0))
             } else {
                 unreachable!("validation ensures a receiver has a kind")
             };

@@ -378,6 +378,9 @@ impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut errors: Vec<&ConfigError> = self.errors.iter().collect();
         errors.sort_by_key(|e| e.span.as_ref().map_or(usize::MAX, |s| s.start));
+        // The line of an error is quoted with the config view's redactions: this output ends up
+        // in CI logs, and a secret may sit on the line of an error.
+        let shown = crate::http::config::Redacted::new(&self.text);
         for e in &errors {
             writeln!(f, "error: {}", e.message)?;
             let Some(span) = &e.span else {
@@ -386,14 +389,14 @@ impl fmt::Display for Diagnostics {
             };
             let (line, col) = self.line_col(span.start);
             writeln!(f, "  --> {}:{line}:{col}", self.file)?;
-            let source_line = self.text.lines().nth(line - 1).unwrap_or("");
+            let start = floor_char_boundary(&shown.text, shown.offset(span.start).min(shown.text.len()));
+            let end = floor_char_boundary(&shown.text, shown.offset(span.end).min(shown.text.len())).max(start);
+            let line_start = shown.text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let source_line = shown.text[line_start..].lines().next().unwrap_or("");
+            let col = shown.text[line_start..start].chars().count() + 1;
             let gutter = " ".repeat(line.to_string().len());
             let first_line_len = source_line.chars().count().saturating_sub(col - 1).max(1);
-            let width = self
-                .text
-                .get(span.clone())
-                .map_or(1, |s| s.chars().count())
-                .clamp(1, first_line_len);
+            let width = shown.text[start..end].chars().count().clamp(1, first_line_len);
             writeln!(f, "{gutter} |")?;
             writeln!(f, "{line} | {source_line}")?;
             writeln!(f, "{gutter} | {}{}", " ".repeat(col - 1), "^".repeat(width))?;
@@ -433,6 +436,27 @@ mod tests {
             Ok(_) => "valid".to_owned(),
             Err(d) => d.to_string(),
         }
+    }
+
+    /// Issue 18: `check` quoted the line of an error as written, secrets and all. It quotes the
+    /// config view's redacted line, the caret under the same key.
+    #[test]
+    fn an_error_quotes_its_line_redacted() {
+        let text = "# token xoxb-SECRET2\n[[receivers]]\nname = \"slack\"\nwebhook = { url = \"https://hooks.slack.com/services/T000/B000/SECRETXYZ\", bearer_token = \"SECRETB\", formt = \"slack\" } # SECRETC\n";
+        assert_eq!(
+            errors(text),
+            r#"error: unknown field `formt`, expected one of `url`, `format`, `headers`, `bearer_token`, `routing_key`, `timeout`
+  --> t.toml:4:101
+  |
+4 | webhook = { url = "https://hooks.slack.com/<redacted>", bearer_token = "<redacted>", formt = "slack" } # <redacted>
+  |                                                                                      ^^^^^
+t.toml: 1 error"#
+        );
+        // Not TOML at all: what toml recovers is redacted all the same.
+        let text = "[server]\napi_token = \"SECRETAPI\" = oops\n";
+        let got = errors(text);
+        assert!(!got.contains("SECRETAPI"), "{got}");
+        assert!(got.contains("2 | api_token = \"<redacted>\" = oops\n"), "{got}");
     }
 
     /// Each case: the config, then every `error: …` and `--> t.toml:line:col` line expected.

@@ -12,8 +12,9 @@
 //! | `tracebudget_slo_alert_firing` | slo, severity | alerts of that SLO and severity firing at the last evaluation |
 //! | `tracebudget_journey_root_latency_seconds` | journey, quantile, window | P50/P95/P99 of root latency over the last `5m` / `1h`; **absent** without samples |
 //!
-//! Window labels are the windows as `tracebudget check` prints them (`56m`, `4m40s`, scaled to
-//! the SLO's period), so a series keeps its name while the config keeps its policy.
+//! Window labels name each window exactly, as `tracebudget check` prints it (`56m`, `4m40s`,
+//! `2d19h12m`, scaled to the SLO's period; [`slis::format_exact`]): one series per distinct
+//! window, and a series keeps its name while the config keeps its policy.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +30,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 use slis::Timestamp;
 use slis::budget::{Exhaustion, burn_rate};
-use slis::duration::format_duration;
+use slis::duration::format_exact;
 use slis::eval::evaluate;
 use slis::window::{Counts, Window};
 
@@ -160,7 +161,7 @@ impl SloCollector {
                 let mut seen: Vec<(String, Counts)> = Vec::new();
                 for r in &status.rules {
                     for (d, c) in [(r.rule.long, r.long), (r.rule.short, r.short)] {
-                        let label = format_duration(d).to_string();
+                        let label = format_exact(d).to_string();
                         if !seen.iter().any(|(l, _)| *l == label) {
                             seen.push((label, c));
                         }
@@ -178,8 +179,8 @@ impl SloCollector {
                         .map(|r| {
                             (
                                 r.rule.severity.as_str(),
-                                format_duration(r.rule.long).to_string(),
-                                format_duration(r.rule.short).to_string(),
+                                format_exact(r.rule.long).to_string(),
+                                format_exact(r.rule.short).to_string(),
                                 r.rule.factor,
                             )
                         })

@@ -366,7 +366,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             committed: flusher.committed(),
             flush: flusher.handle(),
         };
-        tracing::info!(url = %js.url, stream = %js.stream, partitions = js.partitions, "consuming JetStream");
+        tracing::info!(url = %engine::jetstream::config::shown_url(&js.url), stream = %js.stream, partitions = js.partitions, "consuming JetStream");
         tasks.spawn(consumer.run(partitions, stop.clone()));
     }
     let fenced = flusher.fenced();

@@ -13,8 +13,8 @@
 //                                                      else duration(floor(s))
 //   duration(s) for whole seconds s                    the two largest units of d/h/m/s, zero
 //                                                      units left out: "3d 4h", "2h", "5m 10s"
-//   window(s)                                          tracebudget's own duration form, as in
-//                                                      the config: "5m", "1h", "2h30m", "3d"
+//   window(s)                                          tracebudget's exact name of a window, as
+//                                                      in the config: "5m", "2h30m", "2d19h12m"
 //   instant (RFC 3339)                                 "YYYY-MM-DD HH:MM:SS UTC"
 //   spans per bucket (a volume baseline)               x.toFixed(1)
 //
@@ -87,25 +87,17 @@ export function duration(seconds) {
     .join(" ");
 }
 
-// A window as tracebudget writes durations (slis::format_duration) for whole seconds:
-// 300 → "5m", 5400 → "1h30m", 259200 → "3d", 129 → "2m9s".
+// A window named exactly as tracebudget names it (slis::format_exact) for whole seconds: every
+// non-zero unit, 300 → "5m", 5400 → "1h30m", 259200 → "3d", 241920 → "2d19h12m", 129 → "2m9s".
 export function window(seconds) {
   const s = Math.round(seconds);
   if (s === 0) return "0s";
-  if (s < 60) return `${s}s`;
-  if (s < 3600) {
-    const m = Math.floor(s / 60);
-    return s % 60 === 0 ? `${m}m` : `${m}m${s % 60}s`;
-  }
-  const parts = [
+  return [
     [Math.floor(s / 86400), "d"],
     [Math.floor(s / 3600) % 24, "h"],
     [Math.floor(s / 60) % 60, "m"],
     [s % 60, "s"],
-  ];
-  const first = parts.findIndex(([v]) => v !== 0);
-  return parts
-    .slice(first, first + 2)
+  ]
     .filter(([v]) => v !== 0)
     .map(([v, u]) => `${v}${u}`)
     .join("");

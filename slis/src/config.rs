@@ -211,3 +211,98 @@ impl fmt::Display for Secret {
         f.write_str("<redacted>")
     }
 }
+
+/// What replaces a secret wherever one would be shown.
+pub const REDACTED: &str = "<redacted>";
+
+/// A URL as it may be shown (the config view, `check`, logs, error messages): its scheme, host
+/// and port. A database URL (`sqlite:`, `postgres:`, `postgresql:`) also keeps its user name and
+/// path (a database name or file). Everything else reads `<redacted>`: a password and any user
+/// name of another URL (NATS reads `nats://TOKEN@host` as a token), the path of a non-database
+/// URL (Slack and PagerDuty put their keys there), any query (`?password=` is a PostgreSQL
+/// password) and fragment. A string that is not `scheme://…` is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !is_scheme {
+        return url.to_owned();
+    }
+    let database = ["sqlite", "postgres", "postgresql"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s));
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let mut out = format!("{scheme}://");
+    let host = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) if database => out.push_str(&format!("{user}:{REDACTED}@")),
+                None if database => out.push_str(&format!("{userinfo}@")),
+                _ => out.push_str(&format!("{REDACTED}@")),
+            }
+            host
+        }
+        None => authority,
+    };
+    out.push_str(host);
+    let (path, after) = if database {
+        tail.split_at(tail.find(['?', '#']).unwrap_or(tail.len()))
+    } else if tail == "/" {
+        (tail, "")
+    } else {
+        ("", tail)
+    };
+    out.push_str(path);
+    if let Some(first) = after.chars().next() {
+        out.push(first);
+        out.push_str(REDACTED);
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_url_tests {
+    use super::redact_url;
+
+    #[test]
+    fn only_scheme_host_and_port_show_and_database_paths() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T000/B000/SECRET",
+                "https://hooks.slack.com/<redacted>",
+            ),
+            (
+                "https://events.pagerduty.com/v2/enqueue",
+                "https://events.pagerduty.com/<redacted>",
+            ),
+            ("http://127.0.0.1:9093", "http://127.0.0.1:9093"),
+            ("http://127.0.0.1:9093/", "http://127.0.0.1:9093/"),
+            ("http://h:1?token=SECRET", "http://h:1?<redacted>"),
+            ("http://h:1/x#SECRET", "http://h:1/<redacted>"),
+            (
+                "https://user:SECRET@h.example/x",
+                "https://<redacted>@h.example/<redacted>",
+            ),
+            ("nats://SECRET@nats:4222", "nats://<redacted>@nats:4222"),
+            ("nats://u:SECRET@nats:4222", "nats://<redacted>@nats:4222"),
+            (
+                "postgres://tb:SECRET@db:5432/slo",
+                "postgres://tb:<redacted>@db:5432/slo",
+            ),
+            (
+                "postgres://tb@db/slo?password=SECRET",
+                "postgres://tb@db/slo?<redacted>",
+            ),
+            ("postgresql://db/slo", "postgresql://db/slo"),
+            ("sqlite://tracebudget.db", "sqlite://tracebudget.db"),
+            ("sqlite:///var/lib/tb.db?mode=rwc", "sqlite:///var/lib/tb.db?<redacted>"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("not a url", "not a url"),
+            ("http.url =~ https://x/SECRET", "http.url =~ https://x/SECRET"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}

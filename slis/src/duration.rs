@@ -118,6 +118,40 @@ impl fmt::Display for Human {
     }
 }
 
+/// Formats a duration exactly, every non-zero unit from days down to nanoseconds, as a user
+/// would write it in the config (`2d19h12m`, `3d30m`, `1m10s`, `1s500ms`; `0s`): what names a
+/// configured window or period (metric labels, the API, `tracebudget check`), where two
+/// windows must never share a name. [`parse_duration`] reads it back to the same duration.
+pub fn format_exact(d: Duration) -> impl fmt::Display {
+    Exact(d)
+}
+
+struct Exact(Duration);
+
+impl fmt::Display for Exact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
+        if secs == 0 && nanos == 0 {
+            return f.write_str("0s");
+        }
+        let parts = [
+            (secs / 86_400, "d"),
+            (secs / 3_600 % 24, "h"),
+            (secs / 60 % 60, "m"),
+            (secs % 60, "s"),
+            (u64::from(nanos / 1_000_000), "ms"),
+            (u64::from(nanos / 1_000 % 1_000), "us"),
+            (u64::from(nanos % 1_000), "ns"),
+        ];
+        for (value, unit) in parts {
+            if value != 0 {
+                write!(f, "{value}{unit}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn trim_float(v: f64) -> String {
     let s = format!("{v:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -188,6 +222,28 @@ mod tests {
         ];
         for (d, want) in cases {
             assert_eq!(format_duration(d).to_string(), want);
+        }
+    }
+
+    /// Issue 18: a 2d19h12m window was labelled "2d19h", so 3d and 3d30m windows could share a
+    /// name. Exact names keep every unit and read back to the same duration.
+    #[test]
+    fn exact_names_keep_every_unit() {
+        let cases = [
+            (Duration::from_secs(241_920), "2d19h12m"),
+            (Duration::from_secs(3 * 86_400), "3d"),
+            (Duration::from_secs(3 * 86_400 + 1_800), "3d30m"),
+            (Duration::from_secs(3_360), "56m"),
+            (Duration::from_secs(280), "4m40s"),
+            (Duration::from_secs(90_061), "1d1h1m1s"),
+            (Duration::from_millis(1_500), "1s500ms"),
+            (Duration::from_nanos(86_400_000_001_001), "1d1us1ns"),
+            (Duration::ZERO, "0s"),
+        ];
+        for (d, want) in cases {
+            let got = format_exact(d).to_string();
+            assert_eq!(got, want);
+            assert_eq!(parse_duration(&got), Ok(d), "{got}");
         }
     }
 }

@@ -20,6 +20,6 @@ pub mod slo;
 pub mod time;
 pub mod window;
 
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, format_exact, parse_duration};
 pub use model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId, sampling_weight};
 pub use time::Timestamp;

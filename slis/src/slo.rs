@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::duration::format_duration;
+use crate::duration::{format_duration, format_exact};
 use crate::time::Timestamp;
 use crate::window::{Sli, Window};
 
@@ -122,7 +122,7 @@ fn next_month_start(now: Timestamp) -> Timestamp {
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Period::Rolling(d) => write!(f, "rolling {}", format_duration(*d)),
+            Period::Rolling(d) => write!(f, "rolling {}", format_exact(*d)),
             Period::CalendarMonth => f.write_str("calendar month"),
         }
     }

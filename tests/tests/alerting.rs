@@ -275,6 +275,28 @@ fn webhook_down_two_minutes_and_a_restart_every_notification_once_in_order() {
     }
     assert!(ids.values().all(|n| *n == 1), "no id twice: {ids:?}");
     assert_eq!(per_group.len(), 2, "{per_group:?}");
+    // Issue 18: each page fired before the restart and resolved after it; its startsAt is the
+    // same text in both notices (it was nanoseconds, then the store's milliseconds).
+    let mut starts: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for r in &received {
+        let body = Json::parse(&r.body).unwrap();
+        for a in body.get("alerts").unwrap().as_array().unwrap() {
+            let field = |k: &str| a.get(k).unwrap().as_str().unwrap().to_owned();
+            starts
+                .entry(field("fingerprint"))
+                .or_default()
+                .insert(field("status"), field("startsAt"));
+        }
+    }
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    for (fingerprint, by_status) in &starts {
+        assert_eq!(
+            by_status.len(),
+            2,
+            "firing and resolved of {fingerprint}: {by_status:?}"
+        );
+        assert_eq!(by_status["firing"], by_status["resolved"], "{fingerprint}");
+    }
     for (group, notes) in &per_group {
         // In order, none missing, none repeated: a firing page then its resolved notice.
         let want: Vec<(u64, String)> = vec![(1, "firing".into()), (2, "resolved".into())];

@@ -38,7 +38,7 @@ fn the_example_config_is_valid_and_summarised() {
     );
     // A 30-day SLO at 99.5% under the Workbook table: 14.4 × 0.005 × 1h = 4m19.2s.
     assert!(
-        stdout.contains("page    14.4×  long 1h      short 5m      fires 4m19.2s into an outage"),
+        stdout.contains("page    14.4×  long 1h        short 5m        fires 4m19.2s into an outage"),
         "{stdout}"
     );
     // The calendar-month 99.9% SLO: exactly the Workbook figures (51.84 s, 2m9.6s, 4m19.2s).
@@ -49,11 +49,13 @@ fn the_example_config_is_valid_and_summarised() {
     assert!(login.contains("fires 51.84s into an outage"), "{login}");
     assert!(login.contains("fires 2m9.6s into an outage"), "{login}");
     assert!(
-        login.contains("ticket     1×  long 3d      short 6h      fires 4m19.2s into an outage"),
+        login.contains("ticket     1×  long 3d        short 6h        fires 4m19.2s into an outage"),
         "{login}"
     );
-    // 28-day windows scale: 1h × 28/30 = 56m, 5m → 4m40s.
-    assert!(stdout.contains("long 56m     short 4m40s"), "{stdout}");
+    // 28-day windows scale: 1h × 28/30 = 56m, 5m → 4m40s, 3d → 2d19h12m (issue 18: each window
+    // named exactly, as its /metrics label is).
+    assert!(stdout.contains("long 56m       short 4m40s"), "{stdout}");
+    assert!(stdout.contains("long 2d19h12m  short 5h36m"), "{stdout}");
     assert!(
         stdout.contains("\"0 9 * * 1\" → sre-email, all SLOs; next "),
         "{stdout}"

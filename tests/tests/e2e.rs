@@ -18,6 +18,7 @@ mod prometheus;
 mod reload;
 mod replay;
 mod restart;
+mod secrets;
 mod storage;
 mod tls;
 mod trace_health;

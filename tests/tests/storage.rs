@@ -38,7 +38,7 @@ fn an_unusable_database_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr.starts_with("error: cannot open the database postgres://tb:***@127.0.0.1:1/slo: "),
+        stderr.starts_with("error: cannot open the database postgres://tb:<redacted>@127.0.0.1:1/slo: "),
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"));

@@ -280,9 +280,9 @@ fn facts(n: &Notification, a: &Alert) -> Vec<(&'static str, String)> {
             format!(
                 "{} over {}, {} over {} (threshold {})",
                 render::burn(d.burn_long),
-                render::duration(d.long_window),
+                render::window(d.long_window),
                 render::burn(d.burn_short),
-                render::duration(d.short_window),
+                render::window(d.short_window),
                 render::number(d.factor)
             ),
         ),

@@ -34,6 +34,11 @@ pub(crate) fn duration(d: Duration) -> String {
     slis::format_duration(d).to_string()
 }
 
+/// A rule's window named exactly, as `/metrics` and the API name it: `1h`, `2d19h12m`.
+pub(crate) fn window(d: Duration) -> String {
+    slis::format_exact(d).to_string()
+}
+
 /// `FIRING` or `RESOLVED` with the severity: `PAGE FIRING`.
 pub(crate) fn tag(alert: &Alert) -> String {
     let status = match alert.status {
@@ -50,9 +55,9 @@ pub(crate) fn burn_line(alert: &Alert) -> String {
     let rates = format!(
         "burn {} ({}) / {} ({})",
         burn(d.burn_long),
-        duration(d.long_window),
+        window(d.long_window),
         burn(d.burn_short),
-        duration(d.short_window)
+        window(d.short_window)
     );
     match alert.status {
         AlertStatus::Firing => format!("{rates} > {}", number(d.factor)),
@@ -285,6 +290,8 @@ mod tests {
             (percent(-0.125), "-12.5%"),
             (burn(14.91), "14.9×"),
             (duration(Duration::from_secs(10_440)), "2h54m"),
+            // Issue 18: a window is named exactly, never "2d19h".
+            (window(Duration::from_secs(241_920)), "2d19h12m"),
         ] {
             assert_eq!(got, want);
         }

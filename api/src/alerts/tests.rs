@@ -227,6 +227,63 @@ async fn alert_state_outbox_and_silences_on_both_backends() {
     dbs.drop().await;
 }
 
+/// Issue 18: the firing notice carried the evaluation's nanoseconds and the resolved notice,
+/// sent after a restart, the milliseconds the store keeps, so a receiver pairing an alert's
+/// notices by fingerprint and start could not match them. The start now reads the same.
+#[tokio::test]
+async fn an_alert_starts_at_the_same_instant_in_every_notice_across_a_restart() {
+    let dbs = Databases::new("alert_starts_at").await;
+    for url in dbs.urls() {
+        let db = Db::open(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let store = AlertStore::new(db.pool.clone());
+        // Evaluations run on the wall clock, nanoseconds and all.
+        async fn run(a: &mut Alerter, store: &AlertStore, s: i64) -> Vec<Notification> {
+            let now = Timestamp::from_unix_secs(T0 + s) + Duration::from_nanos(123_456_789);
+            let c = a.cycle(now, &[status_at(s, 600)], &mut |_, _| Extras::default());
+            let mut pending = Pending::default();
+            pending.add(&c, a, now);
+            store.commit(&mut pending, now).await.unwrap();
+            c.notifications
+        }
+        let page = |n: &Notification| {
+            let i = n
+                .alerts
+                .iter()
+                .position(|a| a.labels["severity"] == "page")
+                .expect("the page");
+            let am = &alerting::notify::webhook::alertmanager::payload(n)["alerts"][i];
+            let generic = &alerting::notify::webhook::generic::payload(n)["alerts"][i];
+            (
+                am["status"].as_str().unwrap().to_owned(),
+                am["startsAt"].as_str().unwrap().to_owned(),
+                generic["startsAt"].as_str().unwrap().to_owned(),
+            )
+        };
+
+        let mut a = alerter();
+        assert!(run(&mut a, &store, 45).await.is_empty(), "{url}");
+        let fired = run(&mut a, &store, 60).await;
+        let start = "2026-05-28T20:28:00.123Z";
+        assert_eq!(page(&fired[0]), ("firing".into(), start.into(), start.into()), "{url}");
+
+        // A restart: the alert comes back from the store exactly as it was held.
+        let loaded = store.load(&["checkout-availability".into()]).await.unwrap();
+        let mut b = alerter();
+        b.restore(loaded.alerts, loaded.groups);
+        assert_eq!(b.alerts, a.alerts, "{url}");
+        assert!(run(&mut b, &store, 75).await.is_empty(), "{url}");
+        let resolved = run(&mut b, &store, 7_200).await;
+        assert_eq!(
+            page(&resolved[0]),
+            ("resolved".into(), start.into(), start.into()),
+            "{url}"
+        );
+        db.pool.close().await;
+    }
+    dbs.drop().await;
+}
+
 // Issue 6: rows as the version before it wrote them, durations as serde's `{"secs", "nanos"}`
 // under `long_window`, `short_window`, `time_to_exhaustion`, `latency`. Each was serialized
 // from the alerting crate's notification fixture (a firing page, a resolved ticket of

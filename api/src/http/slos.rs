@@ -37,7 +37,7 @@ use slis::eval::{SloStatus, evaluate};
 use slis::policy::Severity;
 use slis::slo::{Period, Slo};
 use slis::window::{Counts, Percentiles, Window};
-use slis::{Timestamp, format_duration};
+use slis::{Timestamp, format_duration, format_exact};
 
 use super::params::{ApiError, JsonQuery, bad_param, duration, instant};
 use super::{AppState, rfc3339};
@@ -74,7 +74,7 @@ pub fn status_of(s: &SloStatus) -> &'static str {
 /// The period as the config writes it: `28d`, `calendar_month`.
 pub fn period_label(p: &Period) -> String {
     match p {
-        Period::Rolling(d) => format_duration(*d).to_string(),
+        Period::Rolling(d) => format_exact(*d).to_string(),
         Period::CalendarMonth => "calendar_month".to_owned(),
     }
 }
@@ -160,8 +160,8 @@ fn slo_json(p: &Pipeline, config: &Config, i: usize, now: Timestamp) -> Value {
         "burn_rates": status.rules.iter().map(|r| json!({
             "severity": r.rule.severity.as_str(),
             "factor": r.rule.factor,
-            "long_window": format_duration(r.rule.long).to_string(),
-            "short_window": format_duration(r.rule.short).to_string(),
+            "long_window": format_exact(r.rule.long).to_string(),
+            "short_window": format_exact(r.rule.short).to_string(),
             "long_window_seconds": secs(r.rule.long),
             "short_window_seconds": secs(r.rule.short),
             "long_events": r.long.total,
@@ -295,7 +295,7 @@ async fn series(
     let windows = p.merged(slo.journey);
     let slot = p.slot(i);
     let policy_windows = policy_windows(slo, &config);
-    let labels: Vec<String> = policy_windows.iter().map(|w| format_duration(*w).to_string()).collect();
+    let labels: Vec<String> = policy_windows.iter().map(|w| format_exact(*w).to_string()).collect();
     let points: Vec<Value> = (1..=plan.points)
         .map(|k| {
             let t = plan.from + plan.step * u32::try_from(k).expect("at most MAX_POINTS");

@@ -295,3 +295,106 @@ fn firing_snapshot_replaces_the_series_whole() {
     firing.set(vec![]);
     assert_eq!(family(&scrape(&registry), "tracebudget_slo_alert_firing"), []);
 }
+
+/// A whole hour plus 10 minutes: the bad checkouts of the two-window test.
+const OLD: i64 = 1_780_000_020 + 2_580;
+/// 3 days and 20 minutes after `OLD`: inside a 3d30m window, outside a 3d one.
+fn three_days_later() -> Timestamp {
+    Timestamp::from_unix_secs(OLD - 600 + 3 * 86_400 + 30 * 60)
+}
+
+/// Issue 18: a 3d30m window was labelled "3d" like the 3d window beside it, so one
+/// `window="3d"` series at 0 stood for both while the 3d30m rule burned 4×.
+#[test]
+fn every_window_has_its_own_exactly_named_series() {
+    let config = r#"
+[storage]
+url = "sqlite::memory:"
+
+[[journeys]]
+name = "checkout"
+service = "frontend"
+http_route = "/api/checkout"
+error_when = ["http.response.status_code >= 500"]
+
+[[slos]]
+name = "checkout-availability"
+journey = "checkout"
+sli = "error"
+objective = 0.875
+period = "7d"
+policy = "two-tickets"
+
+[[policies]]
+name = "two-tickets"
+reference_period = "7d"
+min_events = 1
+windows = [
+  { long = "3d", short = "6h", factor = 1.0, severity = "ticket" },
+  { long = "3d30m", short = "6h", factor = 2.0, severity = "ticket" },
+]
+"#;
+    let config: Config = crate::config::parse("metrics-test.toml", config).expect("valid config");
+    let mut pipeline = Pipeline::new(
+        config.journeys.clone(),
+        &config.alerting.slos,
+        &config.ingest,
+        Arc::new(EngineMetrics::default()),
+    );
+    // 8 checkouts, 4 of them 5xx, 3 days and 20 minutes before the scrape.
+    let spans: Vec<Span> = (0..8)
+        .map(|i| root(i, OLD - T0, 200, if i < 4 { 500 } else { 200 }))
+        .collect();
+    let got = pipeline
+        .ingest(Source::OtlpHttp, spans, Timestamp::from_unix_secs(OLD))
+        .expect("no backpressure");
+    assert_eq!(got.rejected, 0);
+    pipeline.tick(three_days_later());
+    let mut registry = Registry::with_prefix("tracebudget");
+    registry.register_collector(Box::new(SloCollector {
+        pipeline: Arc::new(Mutex::new(pipeline)),
+        live: Arc::new(Live::new(Arc::new(config))),
+        firing: Arc::new(FiringSnapshot::default()),
+        clock: three_days_later,
+    }));
+    let s = scrape(&registry);
+    let key = r#"slo="checkout-availability",journey="checkout""#;
+    let series = |name: &str, extra: &str| format!("tracebudget_{name}{{{key}{extra}}}");
+    let owned = |v: Vec<(&str, f64)>| v.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Vec<_>>();
+    // (4 bad / 8) / (1 − 0.875) = 4 over 3d30m and the period; 3d and 6h hold no event.
+    assert_eq!(
+        owned(family(&s, "tracebudget_slo_burn_rate")),
+        [
+            (series("slo_burn_rate", r#",window="3d""#), 0.0),
+            (series("slo_burn_rate", r#",window="3d30m""#), 4.0),
+            (series("slo_burn_rate", r#",window="6h""#), 0.0),
+            (series("slo_burn_rate", r#",window="period""#), 4.0),
+        ]
+    );
+    assert_eq!(
+        owned(family(&s, "tracebudget_slo_sli_ratio")),
+        [
+            (series("slo_sli_ratio", r#",window="3d30m""#), 0.5),
+            (series("slo_sli_ratio", r#",window="period""#), 0.5),
+        ]
+    );
+    assert_eq!(
+        owned(family(&s, "tracebudget_slo_burn_rate_threshold")),
+        [
+            (
+                series(
+                    "slo_burn_rate_threshold",
+                    r#",severity="ticket",long_window="3d",short_window="6h""#
+                ),
+                1.0
+            ),
+            (
+                series(
+                    "slo_burn_rate_threshold",
+                    r#",severity="ticket",long_window="3d30m",short_window="6h""#
+                ),
+                2.0
+            ),
+        ]
+    );
+}

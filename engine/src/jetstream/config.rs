@@ -6,6 +6,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use slis::config::{ConfigError, HumanDuration};
 
+/// NATS server URLs (comma-separated) as they may be shown in logs and errors: each through
+/// [`slis::config::redact_url`] (a user, password or token in a URL reads `<redacted>`).
+pub fn shown_url(url: &str) -> String {
+    url.split(',')
+        .map(|u| slis::config::redact_url(u.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `[jetstream]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -134,6 +143,15 @@ impl JetStreamConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18: `nats://TOKEN@host` and `nats://user:password@host` were logged as written.
+    #[test]
+    fn shown_urls_carry_no_credentials() {
+        assert_eq!(
+            shown_url("nats://s3cret@a:4222, nats://u:s3cret@b:4222,nats://c:4222"),
+            "nats://<redacted>@a:4222,nats://<redacted>@b:4222,nats://c:4222"
+        );
+    }
 
     #[test]
     fn validation_names_every_bad_value() {

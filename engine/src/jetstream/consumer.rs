@@ -77,7 +77,7 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, String> {
         .connection_timeout(Duration::from_secs(2))
         .connect(url)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))
+        .map_err(|e| format!("cannot connect to NATS at {}: {e}", super::config::shown_url(url)))
 }
 
 impl Consumer {

@@ -67,18 +67,10 @@ const ROW_BUFFER: usize = 1_024;
 /// How much of a SQLite file the typed connections map into memory (a restore reads it all).
 const MMAP_BYTES: u64 = 1 << 30;
 
-/// The URL without its password (`postgres://user:***@host/db`), safe to print.
+/// The URL as it may be shown ([`slis::config::redact_url`]: `postgres://user:<redacted>@host/db`,
+/// any query redacted too, as it can hold `password=`).
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    slis::config::redact_url(url)
 }
 
 impl Db {
@@ -353,7 +345,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("cannot open the database postgres://tb:***@127.0.0.1:1/slo: "),
+            e.starts_with("cannot open the database postgres://tb:<redacted>@127.0.0.1:1/slo: "),
             "{e}"
         );
         assert!(!e.contains("s3cret"));
@@ -362,7 +354,14 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         let cases = [
-            ("postgres://tb:s3cret@db:5432/slo", "postgres://tb:***@db:5432/slo"),
+            (
+                "postgres://tb:s3cret@db:5432/slo",
+                "postgres://tb:<redacted>@db:5432/slo",
+            ),
+            (
+                "postgres://tb@db/slo?password=s3cret",
+                "postgres://tb@db/slo?<redacted>",
+            ),
             ("postgres://tb@db/slo", "postgres://tb@db/slo"),
             ("sqlite://tracebudget.db", "sqlite://tracebudget.db"),
         ];

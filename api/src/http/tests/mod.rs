@@ -582,7 +582,8 @@ async fn config_is_served_with_every_secret_redacted() {
         assert!(config.source.text.contains(secret));
         assert!(!r.text.contains(secret), "{secret} leaked: {}", r.text);
     }
-    // Everything else reads as written.
+    // Everything else reads as written; of the webhook URL, its origin (issue 18: the path
+    // is where Slack and PagerDuty keep their keys).
     assert_eq!(
         text.replace("\"<redacted>\"", "X"),
         config
@@ -590,6 +591,7 @@ async fn config_is_served_with_every_secret_redacted() {
             .text
             .replace(&format!("\"{TOKEN}\""), "X")
             .replace(&format!("\"Bearer {HOOK_SECRET}\""), "X")
+            .replace("\"http://127.0.0.1:9/hook\"", "\"http://127.0.0.1:9/<redacted>\"")
     );
 }
 
