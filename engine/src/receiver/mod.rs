@@ -161,7 +161,10 @@ impl Intake {
         }
         let hold = self.budget.hold();
         let mut body = body;
-        let mut raw = Vec::new();
+        // The frames as they came, joined once at the end: what is held is what the budget
+        // counts, with no buffer doubling as it grows.
+        let mut frames: Vec<bytes::Bytes> = Vec::new();
+        let mut len = 0;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| match body_timeout(&e) {
                 Some(timeout) => Refusal {
@@ -172,7 +175,7 @@ impl Intake {
                 None => Refusal::bad_request(format!("cannot read request body: {e}")),
             })?;
             let Ok(data) = frame.into_data() else { continue };
-            if raw.len() + data.len() > self.max_body {
+            if len + data.len() > self.max_body {
                 return Err(too_large());
             }
             hold.take(data.len()).map_err(|over| Refusal {
@@ -180,12 +183,21 @@ impl Intake {
                 outcome: "in_flight_limit",
                 message: over.to_string(),
             })?;
-            raw.extend_from_slice(&data);
+            len += data.len();
+            frames.push(data);
         }
+        let raw = match frames.len() {
+            1 => frames.pop().expect("one frame"),
+            _ => {
+                let mut raw = bytes::BytesMut::with_capacity(len);
+                frames.drain(..).for_each(|f| raw.extend_from_slice(&f));
+                raw.freeze()
+            }
+        };
         let encoding = headers
             .get(axum::http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok());
-        let body = inflate(raw.into(), encoding, self.max_body).map_err(|e| match e {
+        let body = inflate(raw, encoding, self.max_body).map_err(|e| match e {
             BodyError::TooLarge { .. } => too_large(),
             BodyError::Corrupt(m) => {
                 Refusal::bad_request(format!("corrupt {} body: {m}", encoding.unwrap_or("encoded")))
