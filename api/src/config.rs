@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use alerting::config::{Alerting, Sections};
@@ -41,8 +42,12 @@ pub struct ServerConfig {
     /// A request head (and a new connection's first request) must arrive within this; an idle
     /// keep-alive connection is closed after it.
     pub header_read_timeout: Timeout,
-    /// A request body that sends nothing for this long is cut off.
+    /// A request body must be complete this long after its head arrived, or it is cut off
+    /// (one deadline for the whole body).
     pub body_read_timeout: Timeout,
+    /// Open connections at most (TLS handshakes included); one more is closed as soon as it is
+    /// accepted, counted in `tracebudget_connections_refused_total`.
+    pub max_connections: NonZeroUsize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +61,7 @@ impl Default for ServerConfig {
             tls: None,
             header_read_timeout: Timeout::secs(10),
             body_read_timeout: Timeout::secs(30),
+            max_connections: NonZeroUsize::new(1024).expect("not zero"),
         }
     }
 }

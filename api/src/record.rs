@@ -82,9 +82,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &config.ingest,
             metrics.clone(),
         );
+        let budget = engine::receiver::budget::BodyBudget::new(
+            config.ingest.max_body_bytes_in_flight.0,
+            metrics.body_bytes_in_flight.clone(),
+        );
         let intake = Arc::new(Intake {
             pipeline: Arc::new(Mutex::new(pipeline)),
             metrics,
+            budget,
             keys: AttrKeys::from_journeys(&config.journeys),
             max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
             max_buffered_spans: config.ingest.max_buffered_spans,

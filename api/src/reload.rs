@@ -10,7 +10,7 @@
 //!   apply from the next evaluation cycle;
 //! - `[server]` tokens, `protect_reads` and `allowed_hosts` apply to the next request.
 //!
-//! Restart-only: `[server] listen` and `external_url`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
+//! Restart-only: `[server] listen`, `external_url`, `tls`, the timeouts and `max_connections`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
 //! `eval_interval` and `give_up_after`.
 //!
 //! A reload holds [`AlertRuntime::reconfig`](crate::alerts::AlertRuntime) exclusively (it waits
@@ -350,6 +350,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         (
             "[server] body_read_timeout",
             differs(&old.server.body_read_timeout, &new.server.body_read_timeout),
+        ),
+        (
+            "[server] max_connections",
+            differs(&old.server.max_connections, &new.server.max_connections),
         ),
         ("[trace_health]", differs(&old.trace_health, &new.trace_health)),
         ("[privacy]", old.privacy != new.privacy),

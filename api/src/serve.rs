@@ -179,6 +179,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_buffered_spans: config.ingest.max_buffered_spans,
         record: None,
         auth: config.ingest.auth_token.clone(),
+        budget: engine::receiver::budget::BodyBudget::new(
+            config.ingest.max_body_bytes_in_flight.0,
+            metrics.body_bytes_in_flight.clone(),
+        ),
     });
 
     let stop = CancellationToken::new();
@@ -197,12 +201,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    listen_metrics.initialise("api", true, api_tls.is_some());
+    listen_metrics.initialise("api", &["header", "body"], api_tls.is_some());
     let api_listen = Listen {
         name: "api",
         tls: api_tls,
         header_read_timeout: config.server.header_read_timeout.0,
         body_read_timeout: config.server.body_read_timeout.0,
+        max_connections: config.server.max_connections.get(),
         metrics: listen_metrics.clone(),
     };
     let api_scheme = if api_listen.tls.is_some() { "https" } else { "http" };

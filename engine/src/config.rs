@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -130,8 +131,17 @@ pub struct IngestConfig {
     /// OTLP/HTTP and Zipkin: a request head (and a new connection's first request) must
     /// arrive within this; an idle keep-alive connection is closed after it.
     pub header_read_timeout: Timeout,
-    /// OTLP/HTTP and Zipkin: a request body that sends nothing for this long is refused (408).
+    /// Every receiver: a request body must be complete this long after its head arrived, or it
+    /// is refused (408, gRPC DEADLINE_EXCEEDED) and its connection closed — one deadline for the
+    /// whole body, however slowly the bytes trickle in.
     pub body_read_timeout: Timeout,
+    /// Open connections per receiver at most (TLS handshakes included); one more is closed as
+    /// soon as it is accepted, counted in `tracebudget_connections_refused_total`.
+    pub max_connections: NonZeroUsize,
+    /// Bytes of request bodies all receivers hold at once at most, taken as they arrive and
+    /// given back when the request is answered; a request whose bytes do not fit is refused
+    /// (429 with `Retry-After`, gRPC RESOURCE_EXHAUSTED). At least `max_body_size`.
+    pub max_body_bytes_in_flight: ByteSize,
 }
 
 /// `[ingest] auth_token`: one token or a list of them, none empty.
@@ -197,6 +207,8 @@ impl Default for IngestConfig {
             auth_token: None,
             header_read_timeout: Timeout::secs(10),
             body_read_timeout: Timeout::secs(30),
+            max_connections: NonZeroUsize::new(1024).expect("not zero"),
+            max_body_bytes_in_flight: ByteSize(256 << 20),
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct EngineMetrics {
     pub blame_dropped: Family<ReasonLabels, Counter>,
     pub buffered_spans: Gauge,
     pub open_traces: Gauge,
+    /// Bytes of request bodies the receivers hold (see [`crate::receiver::budget`]).
+    pub body_bytes_in_flight: Gauge,
 }
 
 impl EngineMetrics {
@@ -132,6 +134,11 @@ impl EngineMetrics {
             "open_traces",
             "Traces held open by the trace assembler",
             m.open_traces.clone(),
+        );
+        registry.register(
+            "ingest_body_bytes_in_flight",
+            "Bytes of request bodies the receivers hold, at most [ingest] max_body_bytes_in_flight",
+            m.body_bytes_in_flight.clone(),
         );
     }
 

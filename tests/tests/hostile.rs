@@ -539,3 +539,222 @@ fn hostile_requests_get_their_status_and_count_while_a_good_client_is_served() {
 fn http_or(case: &Case, http: SocketAddr, zipkin: SocketAddr) -> SocketAddr {
     if case.receiver == "zipkin" { zipkin } else { http }
 }
+
+/// Reads `stream` until the server closes it (a reset counts as closed); what arrived. Panics
+/// when it is still open after 20 s.
+fn read_to_close(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!(
+            "the server did not close the connection: {e} (got {:?})",
+            String::from_utf8_lossy(&got)
+        ),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn head(path: &str, content_length: u64) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {content_length}\r\n\r\n"
+    )
+}
+
+/// An empty OTLP/JSON batch padded with spaces to `len` bytes.
+fn padded(len: usize) -> Vec<u8> {
+    let mut body = br#"{"resourceSpans":[]"#.to_vec();
+    body.resize(len - 1, b' ');
+    body.push(b'}');
+    body
+}
+
+/// Issue 18, against the real `serve`: bodies sent a byte at a time are cut off at their
+/// deadline (408, connection closed, counted per listener); a listener over `max_connections`
+/// closes the next connection at once (counted); bodies over the shared
+/// `max_body_bytes_in_flight` get 429 with `Retry-After` (counted), and the budget comes back
+/// when they are answered; a `Content-Length` of 1 TB gets 413 before any of it is read.
+#[test]
+fn issue_18_slow_bodies_connection_floods_and_crowds_of_bodies_are_bounded() {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+
+    const KIB: usize = 1 << 10;
+    let dir = TempDir::new("hostile-limits");
+    let ports: [SocketAddr; 4] = free_addrs(4).try_into().unwrap();
+    let [api, _, http, zipkin] = ports;
+    let db = format!("sqlite://{}", dir.path().join("tracebudget.db").display());
+    let limits = "max_body_size = \"1MiB\"\nbody_read_timeout = \"10s\"\nmax_connections = 24\nmax_body_bytes_in_flight = \"4MiB\"";
+    let config = tracebudget_tests::example_config_with(&dir, ports, &db, &[("max_body_size = \"16MiB\"", limits)]);
+    let mut server = Server::start(&config, api);
+
+    // Four bodies of 1 MiB, 900 KiB of each sent, hold 3,600 KiB of the 4 MiB budget.
+    let body = padded(MIB);
+    let mut holding: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = TcpStream::connect(http).unwrap();
+            stream.write_all(head("/v1/traces", MIB as u64).as_bytes()).unwrap();
+            stream.write_all(&body[..900 * KIB]).unwrap();
+            stream
+        })
+        .collect();
+    let in_flight = |m: &Metrics| m.get("tracebudget_ingest_body_bytes_in_flight", &[]);
+    let m = tracebudget_tests::wait_for(&mut server, Duration::from_secs(4), |m| {
+        in_flight(m) == Some((3_600 * KIB) as f64)
+    });
+    assert_eq!(in_flight(&m), Some((3_600 * KIB) as f64));
+    // 512 KiB more do not fit in the 496 KiB left. (The answer comes before the whole body is
+    // read, so the client may see its last writes fail.)
+    let mut refused = TcpStream::connect(http).unwrap();
+    refused
+        .write_all(head("/v1/traces", (512 * KIB) as u64).as_bytes())
+        .unwrap();
+    let _ = refused.write_all(&padded(512 * KIB));
+    let answer = read_answer(&mut refused);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    assert!(
+        answer.ends_with(
+            r#"{"code":8,"message":"request bodies in flight would exceed max_body_bytes_in_flight (4194304 bytes): retry after 1s"}"#
+        ),
+        "{answer}"
+    );
+    for stream in &mut holding {
+        stream.write_all(&body[900 * KIB..]).unwrap();
+    }
+    for stream in &mut holding {
+        let answer = read_answer(stream);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    drop(holding);
+    let m = tracebudget_tests::wait_for(&mut server, Duration::from_secs(10), |m| in_flight(m) == Some(0.0));
+    assert_eq!(requests(&m, "otlp_http", "in_flight_limit"), 1.0);
+    assert_eq!(requests(&m, "otlp_http", "ok"), 4.0);
+    let retried = post(http, "/v1/traces", JSON, None, &padded(512 * KIB));
+    assert_eq!(retried.status, 200, "{}", retried.body);
+
+    // Content-Length 1 TB: 413 at once, the connection closed, long before the body deadline.
+    let mut huge = TcpStream::connect(http).unwrap();
+    huge.write_all(head("/v1/traces", 1_000_000_000_000).as_bytes())
+        .unwrap();
+    let answer = read_to_close(&mut huge);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .ends_with(r#"{"code":3,"message":"content-length 1000000000000 exceeds max_body_size (1048576 bytes)"}"#),
+        "{answer}"
+    );
+
+    // 20 clients sending a byte every 200 ms of a 1,000-byte body (200 s at that pace): each is
+    // cut off at the 10 s deadline, answered 408 and closed.
+    let trickles: Vec<_> = (0..20)
+        .map(|i| {
+            let (addr, path) = if i < 15 {
+                (http, "/v1/traces")
+            } else {
+                (zipkin, "/api/v2/spans")
+            };
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.write_all(head(path, 1_000).as_bytes()).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let trickle = std::thread::spawn(move || {
+                    let mut sent = 0;
+                    while sent < 1_000 && writer.write_all(b" ").is_ok() {
+                        sent += 1;
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    sent
+                });
+                let answer = read_to_close(&mut stream);
+                let sent = trickle.join().unwrap();
+                (answer, sent)
+            })
+        })
+        .collect();
+    for (i, t) in trickles.into_iter().enumerate() {
+        let (answer, sent) = t.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "client {i}: {answer}");
+        assert!(
+            answer.contains("the request body was not complete within body_read_timeout (10s)"),
+            "client {i}: {answer}"
+        );
+        assert!(sent < 1_000, "client {i} sent its whole body");
+    }
+
+    // 24 connections fill the OTLP/HTTP listener; the 25th is closed at once; a freed slot is
+    // taken again.
+    let open = |m: &Metrics| m.get("tracebudget_connections_open", &[("listener", "otlp_http")]);
+    let idle: Vec<TcpStream> = (0..24).map(|_| TcpStream::connect(http).unwrap()).collect();
+    let m = tracebudget_tests::wait_for(&mut server, Duration::from_secs(5), |m| open(m) == Some(24.0));
+    assert_eq!(open(&m), Some(24.0));
+    let mut over = TcpStream::connect(http).unwrap();
+    assert_eq!(read_to_close(&mut over), "");
+    drop(idle);
+    let m = tracebudget_tests::wait_for(&mut server, Duration::from_secs(5), |m| open(m) == Some(0.0));
+    assert_eq!(open(&m), Some(0.0));
+    let ok = post(http, "/v1/traces", JSON, None, br#"{"resourceSpans":[]}"#);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    let m = server.metrics();
+    let refused = |listener| {
+        m.get(
+            "tracebudget_connections_refused_total",
+            &[("listener", listener), ("reason", "max_connections")],
+        )
+    };
+    assert_eq!(refused("otlp_http"), Some(1.0));
+    assert_eq!(refused("zipkin"), Some(0.0));
+    assert_eq!(refused("otlp_grpc"), Some(0.0));
+    assert_eq!(refused("api"), Some(0.0));
+    let timeouts = |listener| {
+        m.get(
+            "tracebudget_http_timeouts_total",
+            &[("listener", listener), ("reason", "body")],
+        )
+    };
+    assert_eq!(timeouts("otlp_http"), Some(15.0));
+    assert_eq!(timeouts("zipkin"), Some(5.0));
+    assert_eq!(timeouts("otlp_grpc"), Some(0.0));
+    assert_eq!(requests(&m, "otlp_http", "timeout"), 15.0);
+    assert_eq!(requests(&m, "zipkin", "timeout"), 5.0);
+    assert_eq!(requests(&m, "otlp_http", "too_large"), 1.0);
+    assert_eq!(requests(&m, "otlp_http", "in_flight_limit"), 1.0);
+    assert_eq!(requests(&m, "otlp_http", "ok"), 6.0);
+    assert_eq!(in_flight(&m), Some(0.0));
+    server.assert_running();
+}
+
+/// One answer, read up to the end of its body (`content-length`), on a connection that may stay
+/// open after it; a reset after the answer is no error.
+fn read_answer(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return text,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return text,
+            Err(e) => panic!("no whole answer: {e} (got {text:?})"),
+        }
+    }
+}

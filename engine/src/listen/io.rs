@@ -1,7 +1,7 @@
 //! The two wrappers that cut slow clients off: [`Watched`] around a connection (the first
 //! request's head must arrive within the header timeout, and it tells an idle keep-alive
 //! connection from a client stuck halfway through a head) and [`TimeoutBody`] around a request
-//! body (some of it must arrive within the body timeout, again and again).
+//! body (all of it must arrive within the body timeout of its head).
 
 use std::future::Future;
 use std::io;
@@ -112,8 +112,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
-/// The client sent no part of the request body for the body read timeout. The receivers answer
-/// 408 when they find it in a body error's sources.
+/// The request body was not complete within the body timeout, counted from its head. The
+/// receivers answer 408 (gRPC: DEADLINE_EXCEEDED) when they find it in a body error's sources.
 #[derive(Debug)]
 pub struct BodyTimeout(pub Duration);
 
@@ -121,7 +121,7 @@ impl std::fmt::Display for BodyTimeout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the client sent nothing of the request body for {}",
+            "the request body was not complete within body_read_timeout ({})",
             slis::config::HumanDuration(self.0)
         )
     }
@@ -129,33 +129,39 @@ impl std::fmt::Display for BodyTimeout {
 
 impl std::error::Error for BodyTimeout {}
 
-/// A request body that fails with [`BodyTimeout`] (counted once, `reason="body"`) when no frame
-/// arrives for `timeout`. The timer is only made when the body has to wait, so a body that is
-/// already there costs nothing.
+/// A request body that fails with [`BodyTimeout`] (counted once, `reason="body"`) when it has
+/// not ended by its deadline: one deadline for the whole body, set when the request head
+/// arrived, so a client that sends a byte now and then is cut off all the same. The timer is
+/// only made when the body has to wait, so a body that is already there costs nothing.
 #[derive(Debug)]
-pub struct TimeoutBody {
-    inner: Incoming,
+pub struct TimeoutBody<B = Incoming> {
+    inner: B,
     timeout: Duration,
+    deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
-    armed: bool,
     timed_out: bool,
     counted: Counted,
 }
 
-impl TimeoutBody {
-    pub(super) fn new(inner: Incoming, timeout: Duration, counted: Counted) -> Self {
+impl<B> TimeoutBody<B> {
+    /// The body of a request whose head arrived now.
+    pub fn new(inner: B, timeout: Duration, counted: Counted) -> Self {
         TimeoutBody {
             inner,
             timeout,
+            deadline: Instant::now() + timeout,
             sleep: None,
-            armed: false,
             timed_out: false,
             counted,
         }
     }
 }
 
-impl Body for TimeoutBody {
+impl<B> Body for TimeoutBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -165,18 +171,12 @@ impl Body for TimeoutBody {
             return Poll::Ready(None);
         }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.armed = false;
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
-        if !this.armed {
-            this.armed = true;
-            let deadline = Instant::now() + this.timeout;
-            match &mut this.sleep {
-                Some(s) => s.as_mut().reset(deadline),
-                None => this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-        }
-        let sleep = this.sleep.as_mut().expect("armed above");
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         ready!(sleep.as_mut().poll(cx));
         this.timed_out = true;
         this.counted.count("body");
@@ -184,7 +184,7 @@ impl Body for TimeoutBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.timed_out || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

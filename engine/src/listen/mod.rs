@@ -1,14 +1,23 @@
 //! The one place HTTP is served: the OTLP/HTTP and Zipkin receivers and the API all go through
 //! [`serve_http`] (an accept loop, the optional TLS handshake with a timeout, then hyper-util's
 //! HTTP/1 + HTTP/2 connection builder serving an axum `Router`). The OTLP/gRPC receiver keeps
-//! tonic's server and takes its TLS connections from [`tls_incoming`].
+//! tonic's server and takes its connections from [`incoming`], through the same gate.
+//!
+//! Every listener holds at most `max_connections` open connections (handshakes included); one
+//! more is closed as soon as it is accepted and counted in
+//! `tracebudget_connections_refused_total{listener,reason="max_connections"}`; the open ones are
+//! `tracebudget_connections_open{listener}`.
 //!
 //! Slow clients are cut off and counted (`tracebudget_http_timeouts_total{listener,reason}`):
 //! `header` when a request head is not complete within `header_read_timeout` (a connection
-//! that sends half a header line and sleeps), `body` when nothing of a request body arrives
-//! for `body_read_timeout`. An idle keep-alive connection is closed after `header_read_timeout`
+//! that sends half a header line and sleeps), `body` when a request body has not ended
+//! `body_read_timeout` after its head arrived — one deadline for the whole body, however the
+//! bytes trickle in. An idle keep-alive connection is closed after `header_read_timeout`
 //! too, without being counted: it did nothing wrong. Failed handshakes are counted in
 //! `tracebudget_tls_handshake_failures_total{listener,reason}`; none of them stops the listener.
+//!
+//! **Invariant:** every request has a deadline: its head within `header_read_timeout`, its
+//! whole body within `body_read_timeout` of the head.
 //!
 //! **Invariant:** without `tls` a connection never touches rustls: the plain path is the
 //! accept loop and hyper, as before.
@@ -31,6 +40,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use slis::config::HumanDuration;
@@ -72,11 +82,18 @@ pub struct ListenerLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// The listeners' counters; see the module docs.
 #[derive(Debug, Default)]
 pub struct ListenMetrics {
     pub tls_handshake_failures: Family<ListenerLabels, Counter>,
     pub http_timeouts: Family<ListenerLabels, Counter>,
+    pub connections_refused: Family<ListenerLabels, Counter>,
+    pub connections_open: Family<ListenerLabel, Gauge>,
 }
 
 impl ListenMetrics {
@@ -91,10 +108,21 @@ impl ListenMetrics {
             "HTTP clients cut off for being slow, per listener and reason (header, body)",
             self.http_timeouts.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections closed as soon as accepted, per listener and reason (max_connections)",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Connections open, per listener",
+            self.connections_open.clone(),
+        );
     }
 
-    /// Shows every series of `listener` at 0 from the start (the TLS ones only with TLS).
-    pub fn initialise(&self, listener: &'static str, http: bool, tls: bool) {
+    /// Shows every series of `listener` at 0 from the start (the TLS ones only with TLS);
+    /// `timeouts` are the reasons its slow clients can be cut off for.
+    pub fn initialise(&self, listener: &'static str, timeouts: &[&'static str], tls: bool) {
         if tls {
             for reason in ["no_client_cert", "bad_cert", "timeout", "protocol"] {
                 let _ = self
@@ -102,10 +130,21 @@ impl ListenMetrics {
                     .get_or_create(&ListenerLabels { listener, reason });
             }
         }
-        if http {
-            for reason in ["header", "body"] {
-                let _ = self.http_timeouts.get_or_create(&ListenerLabels { listener, reason });
-            }
+        for &reason in timeouts {
+            let _ = self.http_timeouts.get_or_create(&ListenerLabels { listener, reason });
+        }
+        let _ = self.connections_refused.get_or_create(&ListenerLabels {
+            listener,
+            reason: "max_connections",
+        });
+        let _ = self.connections_open.get_or_create(&ListenerLabel { listener });
+    }
+
+    /// What counts the slow clients of `listener`.
+    pub fn counted(self: &Arc<Self>, listener: &'static str) -> Counted {
+        Counted {
+            metrics: self.clone(),
+            listener,
         }
     }
 
@@ -144,7 +183,66 @@ pub struct Listen {
     pub tls: Option<Tls>,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    /// Open connections at most; one more is closed at once (counted).
+    pub max_connections: usize,
     pub metrics: Arc<ListenMetrics>,
+}
+
+/// The open connections of one listener, at most `max_connections`: the gauge
+/// `tracebudget_connections_open` is the count itself.
+#[derive(Debug, Clone)]
+struct Gate {
+    open: Gauge,
+    max: i64,
+    listener: &'static str,
+    metrics: Arc<ListenMetrics>,
+}
+
+impl Gate {
+    fn new(listen: &Listen) -> Gate {
+        Gate {
+            open: listen
+                .metrics
+                .connections_open
+                .get_or_create(&ListenerLabel { listener: listen.name })
+                .clone(),
+            max: i64::try_from(listen.max_connections).unwrap_or(i64::MAX),
+            listener: listen.name,
+            metrics: listen.metrics.clone(),
+        }
+    }
+
+    /// A slot for a connection just accepted, or `None` (counted) when every slot is taken:
+    /// the caller closes the connection.
+    fn admit(&self) -> Option<Slot> {
+        if self.open.inc() >= self.max {
+            self.open.dec();
+            tracing::debug!(
+                listener = self.listener,
+                max = self.max,
+                "refused a connection over max_connections"
+            );
+            self.metrics
+                .connections_refused
+                .get_or_create(&ListenerLabels {
+                    listener: self.listener,
+                    reason: "max_connections",
+                })
+                .inc();
+            return None;
+        }
+        Some(Slot(self.open.clone()))
+    }
+}
+
+/// One open connection of a [`Gate`]; dropped with the connection.
+#[derive(Debug)]
+struct Slot(Gauge);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open connections finish
@@ -160,13 +258,11 @@ pub async fn serve_http(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(listen.header_read_timeout);
+    let gate = Gate::new(&listen);
     let shared = Arc::new(Shared {
         builder,
         app,
-        counted: Counted {
-            metrics: listen.metrics.clone(),
-            listener: listen.name,
-        },
+        counted: listen.metrics.counted(listen.name),
         listen,
     });
     let graceful = GracefulShutdown::new();
@@ -182,8 +278,12 @@ pub async fn serve_http(
                 }
             },
         };
+        let Some(slot) = gate.admit() else {
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(connection(tcp, shared.clone(), graceful.watcher()));
+        tokio::spawn(connection(tcp, slot, shared.clone(), graceful.watcher()));
     }
     drop(listener);
     graceful.shutdown().await;
@@ -204,7 +304,7 @@ struct Shared {
     counted: Counted,
 }
 
-async fn connection(tcp: TcpStream, shared: Arc<Shared>, watcher: Watcher) {
+async fn connection(tcp: TcpStream, _slot: Slot, shared: Arc<Shared>, watcher: Watcher) {
     let Some(tls) = &shared.listen.tls else {
         return serve_connection(tcp, shared, watcher).await;
     };
@@ -288,53 +388,81 @@ fn slow_client(e: &(dyn std::error::Error + 'static), idle: bool) -> Option<&'st
     None
 }
 
-/// A TLS connection for tonic: `Connected` with no connect info.
+/// A connection for tonic, plain or TLS, holding its slot of the listener's gate.
 #[derive(Debug)]
-pub struct TlsConn(pub tokio_rustls::server::TlsStream<TcpStream>);
+pub struct Conn {
+    stream: Stream,
+    _slot: Slot,
+}
 
-impl tonic::transport::server::Connected for TlsConn {
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl tonic::transport::server::Connected for Conn {
     type ConnectInfo = ();
     fn connect_info(&self) -> Self::ConnectInfo {}
 }
 
-impl AsyncRead for TlsConn {
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &mut $self.stream {
+            Stream::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        delegate!(self, s => s.poll_read(cx, buf))
     }
 }
 
-impl AsyncWrite for TlsConn {
+impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        delegate!(self, s => s.poll_write(cx, buf))
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
     }
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        match &self.stream {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        delegate!(self, s => s.poll_flush(cx))
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        delegate!(self, s => s.poll_shutdown(cx))
     }
 }
 
-/// The connections of `listener` after their TLS handshake, for tonic's
-/// `serve_with_incoming_shutdown`. Handshakes run side by side (a slow one holds nobody up);
-/// failures are counted and never reach tonic. Accepting stops when tonic drops the stream.
-pub fn tls_incoming(
+/// The connections of `listener` for tonic's `serve_with_incoming_shutdown`, through the
+/// listener's gate (`max_connections`) and, with `tls`, after their handshake. Handshakes run
+/// side by side (a slow one holds nobody up); failures are counted and never reach tonic.
+/// Accepting stops when tonic drops the stream.
+pub fn incoming(
     listener: TcpListener,
-    tls: Tls,
-    name: &'static str,
-    metrics: Arc<ListenMetrics>,
-) -> impl futures_util::Stream<Item = std::io::Result<TlsConn>> + Send + 'static {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<TlsConn>(64);
+    listen: &Listen,
+) -> impl futures_util::Stream<Item = std::io::Result<Conn>> + Send + 'static {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Conn>(64);
+    let gate = Gate::new(listen);
+    let (name, tls, metrics) = (listen.name, listen.tls.clone(), listen.metrics.clone());
     tokio::spawn(async move {
         loop {
             let tcp = tokio::select! {
@@ -347,11 +475,28 @@ pub fn tls_incoming(
                     }
                 },
             };
+            let Some(slot) = gate.admit() else {
+                drop(tcp);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
+            let Some(tls) = &tls else {
+                let _ = tx
+                    .send(Conn {
+                        stream: Stream::Plain(tcp),
+                        _slot: slot,
+                    })
+                    .await;
+                continue;
+            };
             let (tx, tls, metrics) = (tx.clone(), tls.clone(), metrics.clone());
             tokio::spawn(async move {
                 if let Some(stream) = handshake(tcp, &tls, name, &metrics).await {
-                    let _ = tx.send(TlsConn(stream)).await;
+                    let conn = Conn {
+                        stream: Stream::Tls(Box::new(stream)),
+                        _slot: slot,
+                    };
+                    let _ = tx.send(conn).await;
                 }
             });
         }

@@ -3,7 +3,13 @@
 //! Each decodes outside the pipeline lock, then hands the batch to the shared [`Pipeline`].
 //! Every outcome of a request is counted (`tracebudget_requests_total{receiver,outcome}`), every
 //! refused span too (`tracebudget_spans_rejected_total{receiver,reason}`).
+//!
+//! Bodies are bounded three ways: a body announced (`Content-Length`) or grown past
+//! `max_body_size` is refused with 413 before or as soon as it crosses the limit, never read
+//! to the end; all bodies in flight together stay within `max_body_bytes_in_flight` ([`budget`]);
+//! and each body has its deadline (`body_read_timeout`, see [`crate::listen`]).
 
+pub mod budget;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod zipkin;
@@ -28,6 +34,7 @@ use crate::health::Tag;
 use crate::listen::{Listen, ListenMetrics, serve_http};
 use crate::metrics::EngineMetrics;
 use crate::pipeline::{Backpressure, Ingested, Pipeline, Source};
+use budget::{BodyBudget, Hold};
 
 /// How long a refused client should wait before retrying (`Retry-After`, gRPC `RetryInfo`).
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -45,6 +52,8 @@ pub struct Intake {
     pub record: Option<Arc<crate::replay::Writer>>,
     /// `[ingest] auth_token`: the bearer tokens a request must carry one of; `None`: no token.
     pub auth: Option<AuthTokens>,
+    /// `[ingest] max_body_bytes_in_flight`, shared by every receiver.
+    pub budget: Arc<BodyBudget>,
 }
 
 /// Why a decoded request was not taken.
@@ -124,35 +133,71 @@ impl Intake {
         )
     }
 
-    /// Reads an HTTP body within `max_body`, then undoes its Content-Encoding within `max_body`.
+    /// Reads an HTTP body within `max_body` and the shared budget, then undoes its
+    /// Content-Encoding within `max_body`. A body announced larger than `max_body` is refused
+    /// before any of it is read. The bytes stay taken from the budget until the [`Hold`] is
+    /// dropped, when the request has been answered.
     pub async fn read_body(
         &self,
         headers: &axum::http::HeaderMap,
         body: axum::body::Body,
-    ) -> Result<bytes::Bytes, Refusal> {
+    ) -> Result<(bytes::Bytes, Hold), Refusal> {
         use crate::decode::body::{BodyError, inflate};
+        use http_body_util::BodyExt;
         let too_large = || Refusal {
             status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             outcome: "too_large",
             message: format!("request body exceeds max_body_size ({} bytes)", self.max_body),
         };
-        let raw = axum::body::to_bytes(body, self.max_body).await.map_err(|e| {
-            if is_length_limit(&e) {
-                too_large()
-            } else if let Some(timeout) = body_timeout(&e) {
-                Refusal {
+        let announced = hyper::body::Body::size_hint(&body).lower();
+        if announced > self.max_body as u64 {
+            return Err(Refusal {
+                message: format!(
+                    "content-length {announced} exceeds max_body_size ({} bytes)",
+                    self.max_body
+                ),
+                ..too_large()
+            });
+        }
+        let hold = self.budget.hold();
+        let mut body = body;
+        // The frames as they came, joined once at the end: what is held is what the budget
+        // counts, with no buffer doubling as it grows.
+        let mut frames: Vec<bytes::Bytes> = Vec::new();
+        let mut len = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| match body_timeout(&e) {
+                Some(timeout) => Refusal {
                     status: axum::http::StatusCode::REQUEST_TIMEOUT,
                     outcome: "timeout",
                     message: timeout.to_string(),
-                }
-            } else {
-                Refusal::bad_request(format!("cannot read request body: {e}"))
+                },
+                None => Refusal::bad_request(format!("cannot read request body: {e}")),
+            })?;
+            let Ok(data) = frame.into_data() else { continue };
+            if len + data.len() > self.max_body {
+                return Err(too_large());
             }
-        })?;
+            hold.take(data.len()).map_err(|over| Refusal {
+                status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+                outcome: "in_flight_limit",
+                message: over.to_string(),
+            })?;
+            len += data.len();
+            frames.push(data);
+        }
+        let raw = match frames.len() {
+            1 => frames.pop().expect("one frame"),
+            _ => {
+                let mut raw = bytes::BytesMut::with_capacity(len);
+                frames.drain(..).for_each(|f| raw.extend_from_slice(&f));
+                raw.freeze()
+            }
+        };
         let encoding = headers
             .get(axum::http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok());
-        inflate(raw, encoding, self.max_body).map_err(|e| match e {
+        let body = inflate(raw, encoding, self.max_body).map_err(|e| match e {
             BodyError::TooLarge { .. } => too_large(),
             BodyError::Corrupt(m) => {
                 Refusal::bad_request(format!("corrupt {} body: {m}", encoding.unwrap_or("encoded")))
@@ -162,22 +207,12 @@ impl Intake {
                 outcome: "unsupported_encoding",
                 message: m,
             },
-        })
+        })?;
+        Ok((body, hold))
     }
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// The body stalled (see [`crate::listen::TimeoutBody`]).
+/// The body missed its deadline (see [`crate::listen::TimeoutBody`]).
 fn body_timeout(e: &axum::Error) -> Option<&crate::listen::BodyTimeout> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
@@ -285,24 +320,25 @@ pub async fn start(
         tls: tls.clone(),
         header_read_timeout: config.header_read_timeout.0,
         body_read_timeout: config.body_read_timeout.0,
+        max_connections: config.max_connections.get(),
         metrics: listen_metrics.clone(),
     };
     let mut bound = Vec::new();
     if let Some(addr) = config.otlp_grpc {
         let listener = bind(addr, "otlp_grpc").await?;
         bound.push((Source::OtlpGrpc, listener.local_addr()?));
-        listen_metrics.initialise("otlp_grpc", false, tls.is_some());
+        listen_metrics.initialise("otlp_grpc", &["body"], tls.is_some());
         tasks.spawn(otlp_grpc::serve(
             listener,
             intake.clone(),
-            tls.clone().map(|tls| (tls, listen_metrics.clone())),
+            listen("otlp_grpc"),
             stop.clone().cancelled_owned(),
         ));
     }
     if let Some(addr) = config.otlp_http {
         let listener = bind(addr, "otlp_http").await?;
         bound.push((Source::OtlpHttp, listener.local_addr()?));
-        listen_metrics.initialise("otlp_http", true, tls.is_some());
+        listen_metrics.initialise("otlp_http", &["header", "body"], tls.is_some());
         let app = otlp_http::router(intake.clone());
         tasks.spawn(serve_http(
             listener,
@@ -314,7 +350,7 @@ pub async fn start(
     if let Some(addr) = config.zipkin {
         let listener = bind(addr, "zipkin").await?;
         bound.push((Source::Zipkin, listener.local_addr()?));
-        listen_metrics.initialise("zipkin", true, tls.is_some());
+        listen_metrics.initialise("zipkin", &["header", "body"], tls.is_some());
         let app = zipkin::router(intake.clone());
         tasks.spawn(serve_http(
             listener,

@@ -1,7 +1,8 @@
 //! OTLP/HTTP: `POST /v1/traces` with `application/x-protobuf` or `application/json` bodies,
 //! gzip accepted. Answers as the OTLP specification says: 200 with `partial_success` when some
 //! spans were refused, 400 for a malformed body, 413 over the size limit, 415 for an unknown
-//! content type, 429 with `Retry-After` when the assembler is full. Error bodies are a
+//! content type, 429 with `Retry-After` when the assembler is full or the bodies in flight fill
+//! `max_body_bytes_in_flight`, 408 when the body misses its deadline. Error bodies are a
 //! `google.rpc.Status` in the request's encoding.
 
 use std::sync::Arc;
@@ -45,8 +46,12 @@ async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
             return refuse(&intake, Format::Json, refusal);
         }
     };
-    let bytes = match intake.read_body(&headers, body).await {
+    // The body's bytes stay taken from the budget until the request is answered.
+    let (bytes, _hold) = match intake.read_body(&headers, body).await {
         Ok(b) => b,
+        Err(refusal) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
+            return with_retry_after(refuse(&intake, format, refusal));
+        }
         Err(refusal) => return refuse(&intake, format, refusal),
     };
     let decoded = match format {

@@ -21,10 +21,13 @@ use super::otlp_http::RpcStatus;
 use super::{Intake, wall_clock};
 use crate::config::IngestConfig;
 use crate::decode::AttrKeys;
+use crate::listen::{Listen, ListenMetrics};
 use crate::metrics::{EngineMetrics, RejectLabels, RequestLabels};
 use crate::pipeline::Pipeline;
 
 const MAX_BODY: usize = 64 * 1024;
+/// `max_body_bytes_in_flight` of the receivers under test.
+const BUDGET: u64 = 4 * MAX_BODY as u64;
 
 /// (case, content type, content encoding, body, expected status, message fragment)
 type Case = (
@@ -69,12 +72,13 @@ fn intake(max_buffered_spans: usize) -> Arc<Intake> {
             &ingest,
             metrics.clone(),
         ))),
-        metrics,
         keys: AttrKeys::from_journeys(&journeys),
         max_body: MAX_BODY,
         max_buffered_spans,
         record: None,
         auth: None,
+        budget: super::budget::BodyBudget::new(BUDGET, metrics.body_bytes_in_flight.clone()),
+        metrics,
     })
 }
 
@@ -111,6 +115,18 @@ fn otlp(first: u8, n: u8, end_offset: Duration) -> ExportTraceServiceRequest {
             }],
             ..Default::default()
         }],
+    }
+}
+
+/// How the receivers under test listen: a 1 s body deadline, 4 connections at most.
+fn listen(name: &'static str, metrics: Arc<ListenMetrics>) -> Listen {
+    Listen {
+        name,
+        tls: None,
+        header_read_timeout: Duration::from_secs(5),
+        body_read_timeout: Duration::from_secs(1),
+        max_connections: 4,
+        metrics,
     }
 }
 
@@ -418,7 +434,7 @@ async fn otlp_grpc_answers_ok_partial_too_large_and_resource_exhausted() {
     let server = tokio::spawn(super::otlp_grpc::serve(
         listener,
         intake.clone(),
-        None,
+        listen("otlp_grpc", Arc::default()),
         stop.clone().cancelled_owned(),
     ));
     let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
@@ -456,4 +472,404 @@ async fn otlp_grpc_answers_ok_partial_too_large_and_resource_exhausted() {
     }
     stop.cancel();
     server.await.unwrap().unwrap();
+}
+
+// Issue 18: every request body has one deadline, every listener a cap on connections, all
+// bodies in flight one byte budget, and a body announced too large is refused before it is read.
+// Real TCP clients on loopback against `serve_http` and the gRPC server, as `serve` runs them.
+
+mod limits {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::listen::{ListenerLabel, ListenerLabels, serve_http};
+
+    /// The receivers of one intake on loopback, as `receiver::start` serves them.
+    struct Receivers {
+        intake: Arc<Intake>,
+        metrics: Arc<ListenMetrics>,
+        http: SocketAddr,
+        zipkin: SocketAddr,
+        grpc: SocketAddr,
+        stop: CancellationToken,
+    }
+
+    impl Receivers {
+        async fn start(change: impl Fn(&mut Listen)) -> Receivers {
+            let intake = intake(1_000);
+            let metrics = Arc::new(ListenMetrics::default());
+            let stop = CancellationToken::new();
+            let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+            let with = |name| {
+                let mut l = listen(name, metrics.clone());
+                change(&mut l);
+                l
+            };
+            let (http, zipkin, grpc) = (bind().await, bind().await, bind().await);
+            let addrs = (
+                http.local_addr().unwrap(),
+                zipkin.local_addr().unwrap(),
+                grpc.local_addr().unwrap(),
+            );
+            tokio::spawn(serve_http(
+                http,
+                super::super::otlp_http::router(intake.clone()),
+                with("otlp_http"),
+                stop.clone().cancelled_owned(),
+            ));
+            tokio::spawn(serve_http(
+                zipkin,
+                super::super::zipkin::router(intake.clone()),
+                with("zipkin"),
+                stop.clone().cancelled_owned(),
+            ));
+            tokio::spawn(super::super::otlp_grpc::serve(
+                grpc,
+                intake.clone(),
+                with("otlp_grpc"),
+                stop.clone().cancelled_owned(),
+            ));
+            Receivers {
+                intake,
+                metrics,
+                http: addrs.0,
+                zipkin: addrs.1,
+                grpc: addrs.2,
+                stop,
+            }
+        }
+
+        fn timeouts(&self, listener: &'static str, reason: &'static str) -> u64 {
+            self.metrics
+                .http_timeouts
+                .get_or_create(&ListenerLabels { listener, reason })
+                .get()
+        }
+
+        fn refused(&self, listener: &'static str) -> u64 {
+            self.metrics
+                .connections_refused
+                .get_or_create(&ListenerLabels {
+                    listener,
+                    reason: "max_connections",
+                })
+                .get()
+        }
+
+        fn open(&self, listener: &'static str) -> i64 {
+            self.metrics
+                .connections_open
+                .get_or_create(&ListenerLabel { listener })
+                .get()
+        }
+    }
+
+    impl Drop for Receivers {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    /// Waits (10 s at most) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("waited 10 s for {what}");
+    }
+
+    /// Reads until the server closes the connection (a reset counts as closed); what arrived.
+    /// Panics when the connection is still open after 10 s.
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(Err(e)) => panic!("reading failed: {e} (got {got:?})"),
+            Err(_) => panic!(
+                "the server did not close the connection in 10 s (got {:?})",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    fn head(path: &str, content_length: u64) -> String {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {content_length}\r\n\r\n"
+        )
+    }
+
+    /// An empty batch padded with spaces to `len` bytes: a valid body, OTLP/JSON or Zipkin.
+    fn padded(zipkin: bool, len: usize) -> Vec<u8> {
+        let (open, close) = if zipkin {
+            ("[", b']')
+        } else {
+            ("{\"resourceSpans\":[]", b'}')
+        };
+        let mut body = open.as_bytes().to_vec();
+        body.resize(len - 1, b' ');
+        body.push(close);
+        body
+    }
+
+    #[tokio::test]
+    async fn issue_18_a_body_sent_a_byte_at_a_time_is_cut_off_at_its_deadline() {
+        let r = Receivers::start(|_| {}).await;
+        // (receiver, listener, path)
+        for (receiver, addr, path) in [
+            ("otlp_http", r.http, "/v1/traces"),
+            ("zipkin", r.zipkin, "/api/v2/spans"),
+        ] {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(head(path, 100).as_bytes()).await.unwrap();
+            let (mut read, mut write) = stream.into_split();
+            // One byte every 100 ms: each arrives well within any idle timeout, and all 100 would
+            // take 10 s; the deadline is 1 s after the head.
+            let trickle = tokio::spawn(async move {
+                let mut sent = 0;
+                while sent < 100 && write.write_all(b" ").await.is_ok() {
+                    sent += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                sent
+            });
+            let mut got = Vec::new();
+            let closed = tokio::time::timeout(Duration::from_secs(20), read.read_to_end(&mut got)).await;
+            let answer = String::from_utf8_lossy(&got);
+            assert!(
+                matches!(closed, Ok(Ok(_)))
+                    || matches!(&closed, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset),
+                "{receiver}: the connection is still open: {closed:?} {answer}"
+            );
+            assert!(answer.starts_with("HTTP/1.1 408"), "{receiver}: {answer}");
+            assert!(
+                answer.ends_with("the request body was not complete within body_read_timeout (1s)")
+                    || answer.ends_with(
+                        r#"{"code":4,"message":"the request body was not complete within body_read_timeout (1s)"}"#
+                    ),
+                "{receiver}: {answer}"
+            );
+            let sent = trickle.await.unwrap();
+            assert!(sent < 100, "{receiver}: the whole body went through ({sent} bytes)");
+            assert_eq!(r.timeouts(receiver, "body"), 1, "{receiver}");
+            assert_eq!(requests(&r.intake, receiver, "timeout"), 1, "{receiver}");
+        }
+        assert_eq!(r.timeouts("otlp_http", "header"), 0);
+        assert_eq!(
+            r.intake.budget.in_flight(),
+            0,
+            "the cut-off bodies gave their bytes back"
+        );
+    }
+
+    #[tokio::test]
+    async fn issue_18_a_grpc_body_sent_a_byte_at_a_time_is_cut_off_at_its_deadline() {
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+
+        let r = Receivers::start(|_| {}).await;
+        let tcp = TcpStream::connect(r.grpc).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+        let frames = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            let data = rx.recv().await?;
+            Some((Ok::<_, std::convert::Infallible>(Frame::data(data)), rx))
+        }));
+        let request = axum::http::Request::post(format!(
+            "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            r.grpc
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(StreamBody::new(frames))
+        .unwrap();
+        let answer = sender.send_request(request);
+        // A message of 100 bytes announced, then one byte every 100 ms.
+        let trickle = tokio::spawn(async move {
+            let mut sent = 0;
+            if tx.send(bytes::Bytes::from_static(&[0, 0, 0, 0, 100])).await.is_ok() {
+                while sent < 100 && tx.send(bytes::Bytes::from_static(&[0])).await.is_ok() {
+                    sent += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            sent
+        });
+        let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("no answer within 10 s")
+            .unwrap();
+        let status = tonic::Status::from_header_map(answer.headers()).expect("a trailers-only answer");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+        assert_eq!(
+            status.message(),
+            "the request body was not complete within body_read_timeout (1s)"
+        );
+        drop(answer);
+        drop(sender);
+        let sent = trickle.await.unwrap();
+        assert!(sent < 100, "the whole body went through ({sent} bytes)");
+        assert_eq!(r.timeouts("otlp_grpc", "body"), 1);
+        assert_eq!(requests(&r.intake, "otlp_grpc", "timeout"), 1);
+        assert_eq!(r.intake.budget.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn issue_18_a_connection_over_max_connections_is_closed_at_once_and_counted() {
+        let r = Receivers::start(|_| {}).await;
+        for (listener, addr) in [("otlp_http", r.http), ("zipkin", r.zipkin), ("otlp_grpc", r.grpc)] {
+            let mut held = Vec::new();
+            for _ in 0..4 {
+                held.push(TcpStream::connect(addr).await.unwrap());
+            }
+            until(&format!("{listener}: 4 connections open"), || r.open(listener) == 4).await;
+            let mut fifth = TcpStream::connect(addr).await.unwrap();
+            assert_eq!(read_to_close(&mut fifth).await, "", "{listener}");
+            assert_eq!(r.refused(listener), 1, "{listener}");
+            assert_eq!(r.open(listener), 4, "{listener}");
+            // A slot given back is taken again.
+            drop(held.pop());
+            until(&format!("{listener}: 3 connections open"), || r.open(listener) == 3).await;
+            let _fourth = TcpStream::connect(addr).await.unwrap();
+            until(&format!("{listener}: 4 connections open again"), || {
+                r.open(listener) == 4
+            })
+            .await;
+            assert_eq!(r.refused(listener), 1, "{listener}");
+        }
+    }
+
+    #[tokio::test]
+    async fn issue_18_a_body_announced_over_max_body_size_is_refused_before_it_is_read() {
+        let r = Receivers::start(|l| l.body_read_timeout = Duration::from_secs(60)).await;
+        // (receiver, address, path, answer's last line)
+        let cases = [
+            (
+                "otlp_http",
+                r.http,
+                "/v1/traces",
+                r#"{"code":3,"message":"content-length 1000000000000 exceeds max_body_size (65536 bytes)"}"#,
+            ),
+            (
+                "zipkin",
+                r.zipkin,
+                "/api/v2/spans",
+                "content-length 1000000000000 exceeds max_body_size (65536 bytes)",
+            ),
+        ];
+        for (receiver, addr, path, message) in cases {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(head(path, 1_000_000_000_000).as_bytes())
+                .await
+                .unwrap();
+            stream.write_all(b"{\"resourceSpans\":[").await.unwrap();
+            // Answered long before the 60 s body deadline, and the connection closed.
+            let answer = read_to_close(&mut stream).await;
+            assert!(answer.starts_with("HTTP/1.1 413"), "{receiver}: {answer}");
+            assert!(answer.ends_with(message), "{receiver}: {answer}");
+            assert_eq!(requests(&r.intake, receiver, "too_large"), 1, "{receiver}");
+            assert_eq!(r.timeouts(receiver, "body"), 0, "{receiver}");
+        }
+        assert_eq!(r.intake.budget.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn issue_18_bodies_over_the_shared_budget_get_429_and_resource_exhausted() {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+        use tonic_types::StatusExt;
+
+        let r = Receivers::start(|l| l.body_read_timeout = Duration::from_secs(60)).await;
+        // Four bodies of 64 KiB, 60 KiB of each sent, hold 240 KiB of the 256 KiB budget.
+        let mut holding = Vec::new();
+        for zipkin in [false, false, true, true] {
+            let (addr, path) = if zipkin {
+                (r.zipkin, "/api/v2/spans")
+            } else {
+                (r.http, "/v1/traces")
+            };
+            let body = padded(zipkin, MAX_BODY);
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(head(path, MAX_BODY as u64).as_bytes()).await.unwrap();
+            stream.write_all(&body[..60 * 1024]).await.unwrap();
+            holding.push((stream, body));
+        }
+        until("240 KiB in flight", || r.intake.budget.in_flight() == 240 * 1024).await;
+
+        // 40 KiB more do not fit in the 16 KiB left, on any receiver.
+        let message = "request bodies in flight would exceed max_body_bytes_in_flight (262144 bytes): retry after 1s";
+        let big = padded(false, 40 * 1024);
+        let mut stream = TcpStream::connect(r.http).await.unwrap();
+        stream
+            .write_all(head("/v1/traces", big.len() as u64).as_bytes())
+            .await
+            .unwrap();
+        let _ = stream.write_all(&big).await;
+        let answer = read_to_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with(&format!(r#"{{"code":8,"message":"{message}"}}"#)),
+            "{answer}"
+        );
+
+        let mut grpc = TraceServiceClient::connect(format!("http://{}", r.grpc)).await.unwrap();
+        let mut request = otlp(1, 1, Duration::ZERO);
+        request.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(40 * 1024);
+        let status = grpc.export(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert_eq!(status.message(), message);
+        assert_eq!(
+            status.get_details_retry_info().and_then(|r| r.retry_delay),
+            Some(super::super::RETRY_AFTER)
+        );
+        assert_eq!(requests(&r.intake, "otlp_http", "in_flight_limit"), 1);
+        assert_eq!(requests(&r.intake, "otlp_grpc", "in_flight_limit"), 1);
+        assert_eq!(
+            r.intake.budget.in_flight(),
+            240 * 1024,
+            "the refused bytes were given back"
+        );
+
+        // The held bodies end and are answered; their bytes come back, and the retry fits.
+        for (mut stream, body) in holding {
+            stream.write_all(&body[60 * 1024..]).await.unwrap();
+            let mut head = [0; 12];
+            stream.read_exact(&mut head).await.unwrap();
+            assert!(
+                matches!(&head, b"HTTP/1.1 200" | b"HTTP/1.1 202"),
+                "{:?}",
+                String::from_utf8_lossy(&head)
+            );
+        }
+        until("nothing in flight", || r.intake.budget.in_flight() == 0).await;
+        let answer = grpc.export(request).await.unwrap().into_inner();
+        assert_eq!(answer.partial_success, None);
+        assert_eq!(r.intake.budget.in_flight(), 0);
+        for (receiver, outcome, n) in [
+            ("otlp_http", "ok", 2),
+            ("zipkin", "ok", 2),
+            ("otlp_grpc", "ok", 1),
+            ("otlp_http", "in_flight_limit", 1),
+            ("otlp_grpc", "in_flight_limit", 1),
+        ] {
+            assert_eq!(requests(&r.intake, receiver, outcome), n, "{receiver} {outcome}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Zipkin v2: `POST /api/v2/spans` with a JSON array of spans, gzip accepted. 202 Accepted as
 //! Zipkin answers; 400 malformed, 413 too large, 415 not JSON, 429 with `Retry-After` when the
-//! assembler is full. Error bodies are plain text.
+//! assembler is full or the bodies in flight fill `max_body_bytes_in_flight`, 408 when the body
+//! misses its deadline. Error bodies are plain text.
 
 use std::sync::Arc;
 
@@ -41,8 +42,12 @@ async fn spans(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body
             );
         }
     }
-    let bytes = match intake.read_body(&headers, body).await {
+    // The body's bytes stay taken from the budget until the request is answered.
+    let (bytes, _hold) = match intake.read_body(&headers, body).await {
         Ok(b) => b,
+        Err(refusal) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
+            return with_retry_after(refuse(&intake, refusal));
+        }
         Err(refusal) => return refuse(&intake, refusal),
     };
     let decoded = match zipkin::decode_json(&bytes, &intake.keys) {
