@@ -194,6 +194,11 @@ def main():
     ap.add_argument("--requests", type=int, default=2_000)
     ap.add_argument("--trace-idle", default="1s")
     ap.add_argument("--out", default="flood-out")
+    ap.add_argument(
+        "--same-names",
+        action="store_true",
+        help="the control: the same traffic with one orphan, one parent and one child service",
+    )
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="tracebudget-flood-")
@@ -225,7 +230,12 @@ def main():
             except OSError:
                 time.sleep(0.1)
         time.sleep(3)
-        summary = {"bin": args.bin, "traces": args.traces, "trace_idle": args.trace_idle}
+        summary = {
+            "bin": args.bin,
+            "traces": args.traces,
+            "trace_idle": args.trace_idle,
+            "same_names": args.same_names,
+        }
         summary["idle_rss_mib"] = round(rss(serve.pid) / MIB, 1)
         next_trace = 1 << 64
         summary["latency_before"] = latency(otlp, api_s, args.requests, False, next_trace)
@@ -233,18 +243,21 @@ def main():
         summary["latency_before_scraping"] = latency(otlp, api_s, args.requests, True, next_trace)
         next_trace += args.requests
 
+        def name(prefix, t):
+            return prefix if args.same_names else f"{prefix}-{t:06}"
+
         def orphans(trace, t):
             now = time.time_ns()
             return [
                 ("frontend", span(trace, 1, None, "GET /", now - 100_000_000, now)),
-                (f"orphan-{t:06}", span(trace, 2, 0x99, "op", now - 90_000_000, now - 10_000_000)),
+                (name("orphan", t), span(trace, 2, 0x99, "op", now - 90_000_000, now - 10_000_000)),
             ]
 
         def skewed(trace, t):
             now = time.time_ns()
             return [
-                (f"parent-{t:06}", span(trace, 1, None, "op", now - 150_000_000, now - 50_000_000)),
-                (f"child-{t:06}", span(trace, 2, 1, "op", now - 200_000_000, now)),
+                (name("parent", t), span(trace, 1, None, "op", now - 150_000_000, now - 50_000_000)),
+                (name("child", t), span(trace, 2, 1, "op", now - 200_000_000, now)),
             ]
 
         summary["orphan_flood"] = flood(otlp, api_s, serve.pid, args.traces, orphans, next_trace, "orphans")
