@@ -7,7 +7,8 @@ Runs the release `tracebudget serve` with the example config (its ports, a fresh
 1. idle: RSS once started;
 2. OTLP request latency (one small checkout trace per request, over one keep-alive connection,
    --requests requests): median and P99, first alone, then while another process scrapes
-   `/metrics` back to back;
+   `/metrics` back to back, then (the control: the same CPU contention, no pipeline lock) while
+   it fetches `/api/v1/openapi.json` back to back;
 3. the orphan flood: --traces traces, each a frontend root and an orphan span of a service of
    its own (so a lost-context boundary `unknown → orphan-N` of its own), sent 1,000 traces a
    request; once every trace closed: RSS, `/metrics` size and series, `/api/v1/health/traces` size;
@@ -96,20 +97,21 @@ def post(conn, data):
         raise RuntimeError(f"POST /v1/traces: {r.status} {text[:200]!r}")
 
 
-def scrape_loop(api, stop, count):
+def scrape_loop(api, path, stop, count):
     while not stop.is_set():
-        get(f"http://{api}/metrics")
+        get(f"http://{api}{path}")
         with count.get_lock():
             count.value += 1
 
 
 def latency(otlp, api, requests, scrape, first_trace):
-    """Median and P99 OTLP request latency in ms (and scrapes done meanwhile)."""
+    """Median and P99 OTLP request latency in ms (and scrapes done meanwhile) while another
+    process GETs `scrape` back to back (None: nothing)."""
     stop = multiprocessing.Event()
     count = multiprocessing.Value("i", 0)
     scraper = None
     if scrape:
-        scraper = multiprocessing.Process(target=scrape_loop, args=(api, stop, count), daemon=True)
+        scraper = multiprocessing.Process(target=scrape_loop, args=(api, scrape, stop, count), daemon=True)
         scraper.start()
         while count.value == 0:
             time.sleep(0.01)
@@ -238,10 +240,12 @@ def main():
         }
         summary["idle_rss_mib"] = round(rss(serve.pid) / MIB, 1)
         next_trace = 1 << 64
-        summary["latency_before"] = latency(otlp, api_s, args.requests, False, next_trace)
-        next_trace += args.requests
-        summary["latency_before_scraping"] = latency(otlp, api_s, args.requests, True, next_trace)
-        next_trace += args.requests
+        # The control loop reads a static document of similar size: the same CPU contention on
+        # the machine, no pipeline lock.
+        phases = [("", None), ("_scraping", "/metrics"), ("_control_loop", "/api/v1/openapi.json")]
+        for suffix, path in phases:
+            summary["latency_before" + suffix] = latency(otlp, api_s, args.requests, path, next_trace)
+            next_trace += args.requests
 
         def name(prefix, t):
             return prefix if args.same_names else f"{prefix}-{t:06}"
@@ -264,9 +268,9 @@ def main():
         next_trace += args.traces
         summary["skew_flood"] = flood(otlp, api_s, serve.pid, args.traces, skewed, next_trace, "skew")
         next_trace += args.traces
-        summary["latency_after"] = latency(otlp, api_s, args.requests, False, next_trace)
-        next_trace += args.requests
-        summary["latency_after_scraping"] = latency(otlp, api_s, args.requests, True, next_trace)
+        for suffix, path in phases:
+            summary["latency_after" + suffix] = latency(otlp, api_s, args.requests, path, next_trace)
+            next_trace += args.requests
         summary["final_rss_mib"] = round(rss(serve.pid) / MIB, 1)
     finally:
         serve.terminate()
