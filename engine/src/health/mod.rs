@@ -311,8 +311,8 @@ pub struct TraceHealth {
     overflow: Arc<str>,
 }
 
-/// Whether a map of `len` rows holding `key` or not has room for it: `cap` rows besides the
-/// overflow row (`has_overflow`).
+/// Whether a key (`present` in the map or not) gets its own row in a map of `len` rows holding at
+/// most `cap` rows besides its overflow row (`has_overflow`: that row exists).
 fn fits(present: bool, len: usize, has_overflow: bool, cap: usize) -> bool {
     present || len < cap + usize::from(has_overflow)
 }
