@@ -301,6 +301,16 @@ impl Pipeline {
         &self.health
     }
 
+    /// What `/metrics` and the API render of trace health: O(rows) pointer copies, to be read
+    /// after releasing the lock (a scrape never renders under it).
+    pub fn health_snapshot(&self) -> crate::health::Snapshot {
+        crate::health::Snapshot {
+            health: self.health.clone(),
+            journeys: self.journeys.0.iter().map(|j| j.name.clone()).collect(),
+            redactor: self.redactor.clone(),
+        }
+    }
+
     /// Adds a request's distinct attribute values to the cardinality sketches (call it after an
     /// `ingest` of the same request that was not refused).
     pub fn ingest_tags(&mut self, tags: &[crate::health::Tag], now: Timestamp) {
@@ -735,6 +745,7 @@ impl Pipeline {
             }
             let full = self.insights.advance(now);
             self.drop_blame(Dropped::BucketFull.as_str(), full);
+            self.health.forget_idle(now);
         }
         self.update_gauges();
     }
@@ -788,7 +799,7 @@ impl Pipeline {
                 (Some(RootRef { journey: Some(j), .. }), _) | (None, Some(Candidate { journey: j, .. })) => Some(j),
                 _ => None,
             };
-            self.health.judged(judged, &t.services, &findings);
+            self.health.judged(judged, &t.services, &findings, now);
             let (journey, sample, roots, orphans, root) = match (t.root, t.remote_root) {
                 (
                     Some(RootRef {

@@ -227,7 +227,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "trace_health unknown key (issue 10)",
         "[trace_health]\ncardinality_limt = 10\n",
         "2:1",
-        "unknown field `cardinality_limt`, expected one of `skew_tolerance`, `volume_window`, `volume_baseline`, `volume_drop_ratio`, `volume_min_spans`, `window`, `cardinality`, `cardinality_limit`, `max_services`, `max_keys_per_service`",
+        "unknown field `cardinality_limt`, expected one of `skew_tolerance`, `volume_window`, `volume_baseline`, `volume_drop_ratio`, `volume_min_spans`, `window`, `cardinality`, `cardinality_limit`, `max_services`, `max_keys_per_service`, `max_lost_context_rows`, `max_clock_skew_rows`, `idle_ttl`",
     ),
     (
         "bad matcher",

@@ -539,3 +539,235 @@ fn each_failure_mode_of_the_tracing_pipeline_is_measured_and_pages() {
         Some(160.0)
     );
 }
+
+/// The services, traces and rows the floods of [`issue_18_floods_of_names_keep_trace_health_bounded`]
+/// send: `FLOOD` traces of each kind.
+const FLOOD: u64 = 20_000;
+
+/// One OTLP span for the floods: `service`'s span `id` of trace `trace`, from `start_ms` to
+/// `end_ms` relative to `base` (ns).
+fn flood_span(
+    service: String,
+    trace: u64,
+    id: u64,
+    parent: Option<u64>,
+    base: u64,
+    (start_ms, end_ms): (i64, i64),
+) -> opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let at = |ms: i64| base.saturating_add_signed(ms * 1_000_000);
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(service)),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: [trace.to_be_bytes(), 0x18_u64.to_be_bytes()].concat(),
+                span_id: id.to_be_bytes().to_vec(),
+                parent_span_id: parent.map(|p| p.to_be_bytes().to_vec()).unwrap_or_default(),
+                name: "op".into(),
+                kind: SERVER,
+                start_time_unix_nano: at(start_ms),
+                end_time_unix_nano: at(end_ms),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Issue 18: a flood of distinct service names — `FLOOD` traces each with an orphan span from a
+/// service of its own, and `FLOOD` clock-skewed parent/child pairs of services of their own —
+/// sent over OTLP to the real `serve` with the default `[trace_health]` caps, leaves `/metrics`
+/// and `GET /api/v1/health/traces` under 1 MB: every map holds its cap and one `__overflow__`
+/// row, and what went there is counted exactly per reason.
+#[test]
+fn issue_18_floods_of_names_keep_trace_health_bounded() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    let dir = TempDir::new("trace-health-flood");
+    let [api, http] = free_addrs(2)[..] else { unreachable!() };
+    let db = dir.path().join("tracebudget.db");
+    let config = dir.write(
+        "flood.toml",
+        &format!(
+            r#"
+[server]
+listen = "{api}"
+
+[ingest]
+otlp_http = "{http}"
+trace_idle = "1s"
+
+[storage]
+url = "sqlite://{db}"
+
+[[journeys]]
+name = "checkout"
+service = "frontend"
+span_name = "POST /checkout"
+"#,
+            db = db.display()
+        ),
+    );
+    let server = Server::start(&config, api);
+    let send = |resource_spans| {
+        let body = ExportTraceServiceRequest { resource_spans }.encode_to_vec();
+        let r = tracebudget_tests::http_send(
+            http,
+            "POST",
+            "/v1/traces",
+            &[("Content-Type", "application/x-protobuf")],
+            Some(&body),
+            Duration::from_secs(30),
+        )
+        .expect("POST /v1/traces");
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let base = now_ns() as u64 - 1_000_000_000;
+    // Trace t: a frontend root and an orphan span of service orphan-t (its parent is not in
+    // the trace): the boundary unknown → orphan-t lost the context. The first request holds
+    // one trace, so frontend has a row whatever the order within a request.
+    let orphans = |ts: std::ops::Range<u64>| {
+        ts.flat_map(|t| {
+            [
+                flood_span("frontend".into(), t, 1, None, base, (0, 100)),
+                flood_span(format!("orphan-{t:05}"), t, 2, Some(99), base, (10, 90)),
+            ]
+        })
+        .collect::<Vec<_>>()
+    };
+    send(orphans(0..1));
+    for from in (1..FLOOD).step_by(2_000) {
+        send(orphans(from..(from + 2_000).min(FLOOD)));
+    }
+    // Trace FLOOD + t: parent-t's root and child-t's span starting 50 ms before it and ending
+    // 50 ms after it (skew_tolerance 1 ms): two skew rows per pair.
+    for from in (0..FLOOD).step_by(2_000) {
+        send(
+            (from..from + 2_000)
+                .flat_map(|t| {
+                    [
+                        flood_span(format!("parent-{t:05}"), FLOOD + t, 1, None, base, (0, 100)),
+                        flood_span(format!("child-{t:05}"), FLOOD + t, 2, Some(1), base, (-50, 150)),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    wait_until("every trace closed", Duration::from_secs(60), || {
+        json(&server, "/api/v1/health/traces").num(&["traces"]) == (2 * FLOOD) as f64
+    });
+
+    let scrape = server.get("/metrics").expect("GET /metrics");
+    let health = server.get("/api/v1/health/traces").expect("GET /api/v1/health/traces");
+    assert!(
+        scrape.body.len() < 1_000_000,
+        "/metrics is {} bytes, over 1 MB",
+        scrape.body.len()
+    );
+    assert!(
+        health.body.len() < 1_000_000,
+        "/api/v1/health/traces is {} bytes, over 1 MB",
+        health.body.len()
+    );
+    let m = tracebudget_tests::Metrics::parse(&scrape.body).unwrap();
+    let h = Json::parse(&health.body).unwrap();
+    let (services, lost, skew) = (FLOOD, FLOOD, 2 * FLOOD); // distinct names, boundaries, skew rows
+    // Defaults: max_services 500, max_lost_context_rows 1000, max_clock_skew_rows 1000. Of the
+    // orphan-* services 499 fit beside frontend; parent-* and child-* all overflow.
+    let overflow_spans = (services - 499) + 2 * FLOOD;
+    let dropped = [
+        ("service_limit", overflow_spans),
+        ("key_limit", 0),
+        ("lost_context_limit", lost - 1_000),
+        ("clock_skew_limit", skew - 1_000),
+    ];
+    for (reason, n) in dropped {
+        assert_eq!(
+            m.get("tracebudget_trace_health_dropped_total", &[("reason", reason)]),
+            Some(n as f64),
+            "{reason}"
+        );
+        assert_eq!(h.num(&["dropped", reason]), n as f64, "{reason}");
+    }
+    for (map, rows) in [
+        ("service", 501),
+        ("attribute_key", 0),
+        ("lost_context", 1_001),
+        ("clock_skew", 1_002),
+    ] {
+        assert_eq!(
+            m.get("tracebudget_trace_health_rows", &[("map", map)]),
+            Some(rows as f64),
+            "{map}"
+        );
+        assert_eq!(
+            m.get(
+                "tracebudget_trace_health_evicted_total",
+                &[("map", map), ("reason", "idle")]
+            ),
+            Some(0.0),
+            "{map}"
+        );
+    }
+    let series = |name: &str| m.matching(name, &[]).count();
+    assert_eq!(series("tracebudget_trace_health_service_spans_total"), 501);
+    assert_eq!(series("tracebudget_trace_health_lost_context_total"), 1_001);
+    assert_eq!(series("tracebudget_trace_health_clock_skew_spans_total"), 1_002);
+    let overflow = [("service", "__overflow__")];
+    assert_eq!(
+        (
+            m.get("tracebudget_trace_health_service_spans_total", &overflow),
+            m.get("tracebudget_trace_health_service_traces_total", &overflow),
+            m.get("tracebudget_trace_health_service_fragmented_traces_total", &overflow),
+        ),
+        (
+            Some(overflow_spans as f64),
+            // Once per trace: the orphan traces of the overflowing orphan-*, every skew trace.
+            Some(((services - 499) + FLOOD) as f64),
+            Some((services - 499) as f64)
+        )
+    );
+    assert_eq!(
+        m.get(
+            "tracebudget_trace_health_service_spans_total",
+            &[("service", "frontend")]
+        ),
+        Some(FLOOD as f64)
+    );
+    let both = [("parent_service", "__overflow__"), ("child_service", "__overflow__")];
+    assert_eq!(
+        m.get("tracebudget_trace_health_lost_context_total", &both),
+        Some((lost - 1_000) as f64)
+    );
+    for kind in ["starts_before_parent", "ends_after_parent"] {
+        let labels = [both[0], both[1], ("kind", kind)];
+        assert_eq!(
+            m.get("tracebudget_trace_health_clock_skew_spans_total", &labels),
+            Some(((skew - 1_000) / 2) as f64),
+            "{kind}"
+        );
+    }
+    let len = |key: &str| h.get(key).and_then(Json::as_array).map(<[Json]>::len);
+    assert_eq!(
+        (len("services"), len("lost_context"), len("clock_skew")),
+        (Some(501), Some(1_001), Some(1_002))
+    );
+    println!(
+        "/metrics {} bytes, /api/v1/health/traces {} bytes",
+        scrape.body.len(),
+        health.body.len()
+    );
+}

@@ -2,7 +2,7 @@
 //! service with the boundaries that lost the context, span volume and its drop flag, export lag,
 //! clock skew per service pair, and attribute cardinality. Figures since start, except volume
 //! (the newest complete bucket and its baseline), export lag and cardinality (the current and the
-//! previous `[trace_health] window`).
+//! previous `[trace_health] window`). Rendered from a snapshot, outside the pipeline lock.
 
 use axum::Json;
 use axum::Router;
@@ -30,17 +30,17 @@ fn seconds(nanos: u64) -> f64 {
 
 async fn traces(State(state): State<AppState>) -> Json<Value> {
     let now = state.now();
-    let (p, _config) = state.view();
-    let h = p.health();
+    // A snapshot: the lock is held for pointer copies, every figure is computed after it.
+    let snapshot = state.pipeline.lock().expect("pipeline lock poisoned").health_snapshot();
+    let h = &snapshot.health;
     let c = h.config();
-    let journeys: Vec<Value> = p
-        .journeys()
-        .0
+    let journeys: Vec<Value> = snapshot
+        .journeys
         .iter()
         .zip(h.journeys())
         .map(|(j, f)| {
             json!({
-                "journey": j.name,
+                "journey": j,
                 "traces": f.traces,
                 "fragmented": f.fragmented,
                 "skewed": f.skewed,
@@ -49,7 +49,7 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     // Names as `[privacy]` shows them.
-    let shown = h.shown(now, p.redactor());
+    let shown = h.shown(now, &snapshot.redactor);
     let services: Vec<Value> = shown
         .services
         .into_iter()
@@ -91,7 +91,7 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
             json!({"parent_service": parent, "child_service": child, "kind": kind.as_str(), "spans": n})
         })
         .collect();
-    let dropped = h.dropped();
+    let (dropped, evicted) = (h.dropped(), h.evicted());
     Json(json!({
         "settings": {
             "skew_tolerance_seconds": c.skew_tolerance.0.as_secs_f64(),
@@ -101,6 +101,11 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
             "window_seconds": c.window.0.as_secs_f64(),
             "cardinality": c.cardinality,
             "cardinality_limit": c.cardinality_limit,
+            "max_services": c.max_services,
+            "max_keys_per_service": c.max_keys_per_service,
+            "max_lost_context_rows": c.max_lost_context_rows,
+            "max_clock_skew_rows": c.max_clock_skew_rows,
+            "idle_ttl_seconds": c.idle_ttl.0.as_secs_f64(),
         },
         "traces": h.traces,
         "fragmented": h.fragmented,
@@ -110,7 +115,18 @@ async fn traces(State(state): State<AppState>) -> Json<Value> {
         "services": services,
         "lost_context": lost,
         "clock_skew": skew,
-        "dropped": {"service_limit": dropped.service_limit, "key_limit": dropped.key_limit},
+        "dropped": {
+            "service_limit": dropped.service_limit,
+            "key_limit": dropped.key_limit,
+            "lost_context_limit": dropped.lost_context_limit,
+            "clock_skew_limit": dropped.clock_skew_limit,
+        },
+        "evicted": {
+            "service": evicted.services,
+            "attribute_key": evicted.attribute_keys,
+            "lost_context": evicted.lost_context,
+            "clock_skew": evicted.clock_skew,
+        },
         "sketch_bytes": h.sketch_bytes(),
     }))
 }

@@ -1,5 +1,7 @@
-//! `/metrics` for trace health, read from the pipeline at scrape time (never on the hot path);
-//! service names and attribute keys as `[privacy]` shows them ([`super::TraceHealth::shown`]).
+//! `/metrics` for trace health, rendered from a [`Snapshot`](super::Snapshot) taken under the
+//! pipeline lock in pointer copies and read after releasing it (a scrape never renders under the
+//! ingest lock); service names and attribute keys as `[privacy]` shows them
+//! ([`super::TraceHealth::shown`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +12,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use slis::Timestamp;
 
-use super::{Dropped, JourneyHealth, ServiceReport, SkewKind};
+use super::{Dropped, Evicted, JourneyHealth, Rows, ServiceReport, SkewKind};
 use crate::pipeline::Pipeline;
 
 /// See the module docs; `clock` is the instant a scrape reads at (the wall clock in `serve`).
@@ -22,34 +24,37 @@ pub struct HealthCollector {
 
 type Labels = Vec<(&'static str, String)>;
 
-/// What one scrape reads, copied out under the lock.
+/// What one scrape reads, computed from the snapshot outside the lock.
 struct Figures {
     journeys: Vec<(String, JourneyHealth)>,
     services: Vec<ServiceReport>,
     boundaries: Vec<(String, String, u64)>,
     skews: Vec<(String, String, SkewKind, u64)>,
     dropped: Dropped,
+    evicted: Evicted,
+    rows: Rows,
     sketch_bytes: usize,
 }
 
 impl HealthCollector {
     fn figures(&self) -> Figures {
         let now = (self.clock)();
-        let p = self.pipeline.lock().expect("pipeline lock poisoned");
-        let h = p.health();
-        let shown = h.shown(now, p.redactor());
+        let snapshot = self.pipeline.lock().expect("pipeline lock poisoned").health_snapshot();
+        let h = &snapshot.health;
+        let shown = h.shown(now, &snapshot.redactor);
         Figures {
-            journeys: p
-                .journeys()
-                .0
+            journeys: snapshot
+                .journeys
                 .iter()
-                .zip(h.journeys())
-                .map(|(j, f)| (j.name.clone(), *f))
+                .cloned()
+                .zip(h.journeys().iter().copied())
                 .collect(),
             services: shown.services,
             boundaries: shown.boundaries,
             skews: shown.skews,
             dropped: h.dropped(),
+            evicted: h.evicted(),
+            rows: h.rows(),
             sketch_bytes: h.sketch_bytes(),
         }
     }
@@ -232,14 +237,46 @@ impl Collector for HealthCollector {
                 )
             }),
         )?;
+        let reason = |r: &str| vec![("reason", r.to_owned())];
         counter(
             e,
             "trace_health_dropped",
-            "Observations trace health did not keep, per reason: service_limit (spans and values of services past max_services), key_limit (values of keys past max_keys_per_service)",
+            "Observations folded into an __overflow__ row, per reason: service_limit (spans and values of services past max_services), key_limit (values of keys past max_keys_per_service), lost_context_limit (traces losing the context at a boundary past max_lost_context_rows), clock_skew_limit (skewed spans of rows past max_clock_skew_rows)",
             [
-                (vec![("reason", "service_limit".to_owned())], f.dropped.service_limit),
-                (vec![("reason", "key_limit".to_owned())], f.dropped.key_limit),
+                (reason("service_limit"), f.dropped.service_limit),
+                (reason("key_limit"), f.dropped.key_limit),
+                (reason("lost_context_limit"), f.dropped.lost_context_limit),
+                (reason("clock_skew_limit"), f.dropped.clock_skew_limit),
             ],
+        )?;
+        let map = |m: &str| vec![("map", m.to_owned())];
+        counter(
+            e,
+            "trace_health_evicted",
+            "Rows forgotten, per map (service, attribute_key, lost_context, clock_skew) and reason (idle: not updated for idle_ttl)",
+            [
+                ("service", f.evicted.services),
+                ("attribute_key", f.evicted.attribute_keys),
+                ("lost_context", f.evicted.lost_context),
+                ("clock_skew", f.evicted.clock_skew),
+            ]
+            .map(|(m, n)| {
+                let mut labels = map(m);
+                labels.push(("reason", "idle".to_owned()));
+                (labels, n)
+            }),
+        )?;
+        gauge(
+            e,
+            "trace_health_rows",
+            "Rows held per map (service, attribute_key, lost_context, clock_skew), __overflow__ rows included",
+            [
+                ("service", f.rows.services),
+                ("attribute_key", f.rows.attribute_keys),
+                ("lost_context", f.rows.lost_context),
+                ("clock_skew", f.rows.clock_skew),
+            ]
+            .map(|(m, n)| (map(m), n as f64)),
         )?;
         gauge(
             e,

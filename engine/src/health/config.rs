@@ -28,12 +28,25 @@ pub struct TraceHealthConfig {
     pub cardinality: bool,
     /// A key with more distinct values than this within the window is flagged.
     pub cardinality_limit: u64,
-    /// Services watched at most; spans of further services are counted as dropped
-    /// (`reason="service_limit"`).
+    /// Services watched at most; spans and values of further services are folded into the
+    /// `__overflow__` service and counted as dropped (`reason="service_limit"`).
     pub max_services: usize,
-    /// Attribute keys watched per service at most; values of further keys are counted as
-    /// dropped (`reason="key_limit"`).
+    /// Attribute keys watched per service at most; values of further keys are folded into the
+    /// service's `__overflow__` key and counted as dropped (`reason="key_limit"`).
     pub max_keys_per_service: usize,
+    /// Lost-context boundaries (caller, callee) kept at most; traces losing the context at
+    /// further boundaries are counted in the `__overflow__ → __overflow__` row and as dropped
+    /// (`reason="lost_context_limit"`).
+    pub max_lost_context_rows: usize,
+    /// Clock-skew rows (parent service, child service, kind) kept at most; further skewed spans
+    /// are counted in the `__overflow__ → __overflow__` row of their kind and as dropped
+    /// (`reason="clock_skew_limit"`).
+    pub max_clock_skew_rows: usize,
+    /// A service, attribute key, boundary or skew row not updated for this long is forgotten
+    /// (counted in `tracebudget_trace_health_evicted_total`), making room under the caps. At
+    /// least `volume_baseline` + 2 × `volume_window` and 2 × `window`, so a service stays
+    /// while any of its figures (a volume drop above all) still says something.
+    pub idle_ttl: HumanDuration,
 }
 
 impl Default for TraceHealthConfig {
@@ -49,6 +62,9 @@ impl Default for TraceHealthConfig {
             cardinality_limit: 1_000,
             max_services: 500,
             max_keys_per_service: 64,
+            max_lost_context_rows: 1_000,
+            max_clock_skew_rows: 1_000,
+            idle_ttl: Duration::from_secs(3_600).into(),
         }
     }
 }
@@ -88,12 +104,35 @@ impl TraceHealthConfig {
             ("cardinality_limit", self.cardinality_limit as usize),
             ("max_services", self.max_services),
             ("max_keys_per_service", self.max_keys_per_service),
+            ("max_lost_context_rows", self.max_lost_context_rows),
+            ("max_clock_skew_rows", self.max_clock_skew_rows),
         ] {
             if v == 0 {
                 errors.push((key, format!("trace_health.{key} must be at least 1")));
             }
         }
+        let least = self.least_idle_ttl();
+        if self.idle_ttl.0 < least {
+            errors.push((
+                "idle_ttl",
+                format!(
+                    "trace_health.idle_ttl \"{}\" must be at least \"{}\" (volume_baseline + 2 × volume_window, and 2 × window)",
+                    slis::format_duration(self.idle_ttl.0),
+                    slis::format_duration(least)
+                ),
+            ));
+        }
         errors
+    }
+
+    /// The shortest `idle_ttl` that forgets no service while its figures last: its volume
+    /// baseline (and so a drop flag) or its export lag and cardinality windows.
+    pub fn least_idle_ttl(&self) -> Duration {
+        let volume = self
+            .volume_baseline
+            .0
+            .saturating_add(self.volume_window.0.saturating_mul(2));
+        volume.max(self.window.0.saturating_mul(2))
     }
 
     /// How many volume buckets the baseline averages.
@@ -134,6 +173,34 @@ mod tests {
                     ..Default::default()
                 },
                 vec!["trace_health.window must be longer than 0"],
+            ),
+            (
+                TraceHealthConfig {
+                    max_lost_context_rows: 0,
+                    max_clock_skew_rows: 0,
+                    ..Default::default()
+                },
+                vec![
+                    "trace_health.max_lost_context_rows must be at least 1",
+                    "trace_health.max_clock_skew_rows must be at least 1",
+                ],
+            ),
+            (
+                // 15m + 2 × 1m = 17m; 2 × 10m = 20m.
+                TraceHealthConfig {
+                    idle_ttl: Duration::from_secs(19 * 60).into(),
+                    ..Default::default()
+                },
+                vec![
+                    "trace_health.idle_ttl \"19m\" must be at least \"20m\" (volume_baseline + 2 × volume_window, and 2 × window)",
+                ],
+            ),
+            (
+                TraceHealthConfig {
+                    idle_ttl: Duration::from_secs(20 * 60).into(),
+                    ..Default::default()
+                },
+                vec![],
             ),
         ];
         for (config, want) in cases {

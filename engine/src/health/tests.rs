@@ -312,12 +312,15 @@ fn cardinality_is_flagged_above_the_limit_and_bounded_by_the_caps() {
                 .map(move |k| (&*s.service, &*k.key, k.estimate, k.over_limit))
         })
         .collect();
-    // Up to 128 distinct values the sketch keeps the hashes: exact.
+    // Up to 128 distinct values the sketch keeps the hashes: exact. What does not fit goes to
+    // the overflow rows: a's third key, c (a third service).
     assert_eq!(
         keys,
         [
+            (OVERFLOW, "method", 1, false),
             ("a", "request.id", 120, true),
             ("a", "method", 3, false),
+            ("a", OVERFLOW, 1, false),
             ("b", "method", 1, false)
         ]
     );
@@ -325,13 +328,16 @@ fn cardinality_is_flagged_above_the_limit_and_bounded_by_the_caps() {
         h.dropped(),
         Dropped {
             service_limit: 1,
-            key_limit: 1
+            key_limit: 1,
+            ..Default::default()
         }
     );
     // The union of this window and the previous one; gone two windows later.
     h.observe_tags(&[tag(&a, &method, 7)], at(61));
     let method_a = |h: &TraceHealth, s| {
-        h.report(at(s))[0]
+        h.report(at(s))
+            .iter()
+            .find(|r| &*r.service == "a")?
             .keys
             .iter()
             .find(|k| &*k.key == "method")
@@ -366,4 +372,239 @@ fn a_million_distinct_values_keep_the_sketch_bounded() {
     assert_eq!(bytes, after_1k, "the sketch stops growing once dense");
     // 1.6% standard error: within 5% (three standard errors).
     assert!((950_000..=1_050_000).contains(&estimate), "{estimate}");
+}
+
+/// One closed trace's findings: these boundaries (caller, callee) and skews (parent, child, kind).
+fn findings(boundaries: &[(&str, &str)], skews: &[(&str, &str, SkewKind)]) -> Findings {
+    Findings {
+        lost_spans: boundaries.len() as u32,
+        dangling: 0,
+        boundaries: boundaries.iter().map(|(f, t)| b(f, t)).collect(),
+        skews: skews
+            .iter()
+            .map(|(p, c, k)| (Arc::from(*p), Arc::from(*c), *k))
+            .collect(),
+    }
+}
+
+fn names(list: &[&str]) -> Vec<Arc<str>> {
+    list.iter().map(|s| Arc::from(*s)).collect()
+}
+
+/// Issue 18: every map keyed by what clients send holds at most its cap plus one overflow row,
+/// and what went to the overflow row is counted per reason.
+#[test]
+fn issue_18_each_map_is_capped_with_one_overflow_row_and_drops_counted() {
+    let mut h = TraceHealth::new(
+        TraceHealthConfig {
+            max_lost_context_rows: 2,
+            max_clock_skew_rows: 2,
+            ..config()
+        },
+        0,
+    );
+    // Services (cap 2): a, b own rows; c (2 spans) and d (1) in the overflow row.
+    let svc = names(&["a", "b", "c", "d"]);
+    let spans = [&svc[0], &svc[1], &svc[2], &svc[2], &svc[3], &svc[0]];
+    h.observe(spans.into_iter().map(|s| (s, at(0))), at(0));
+    // Traces: [a, c, d] counts once for a and once (not twice) for the overflow row.
+    h.judged(None, &names(&["a", "c", "d"]), &findings(&[], &[]), at(1));
+    h.judged(None, &names(&["c"]), &findings(&[("unknown", "c")], &[]), at(1));
+    let rows: Vec<(String, u64, u64, u64)> = h
+        .report(at(1))
+        .iter()
+        .map(|r| (r.service.to_string(), r.spans, r.traces, r.fragmented))
+        .collect();
+    let row = |s: &str, spans, traces, fragmented| (s.to_owned(), spans, traces, fragmented);
+    assert_eq!(rows, [row(OVERFLOW, 3, 2, 1), row("a", 2, 1, 0), row("b", 1, 0, 0)]);
+
+    // Lost-context boundaries (cap 2): unknown → c above and x0 own rows; x1 … x4 in the
+    // overflow row; x0 again counts in its own row, the map being full.
+    for i in 0..5 {
+        let callee = format!("x{i}");
+        h.judged(None, &[], &findings(&[("unknown", &callee)], &[]), at(2));
+    }
+    h.judged(None, &[], &findings(&[("unknown", "x0")], &[]), at(2));
+    let boundaries: Vec<(String, String, u64)> = h
+        .boundaries()
+        .map(|(b, n)| (b.from.to_string(), b.to.to_string(), n))
+        .collect();
+    let row = |f: &str, t: &str, n: u64| (f.to_owned(), t.to_owned(), n);
+    assert_eq!(
+        boundaries,
+        [
+            row(OVERFLOW, OVERFLOW, 4),
+            row("unknown", "c", 1),
+            row("unknown", "x0", 2)
+        ]
+    );
+
+    // Clock-skew rows (cap 2): one trace fills both; the rest go to one overflow row per kind.
+    use SkewKind::{EndsAfterParent as After, NegativeDuration as Negative, StartsBeforeParent as Before};
+    h.judged(
+        None,
+        &[],
+        &findings(&[], &[("p0", "c0", Before), ("p0", "c0", After)]),
+        at(3),
+    );
+    h.judged(
+        None,
+        &[],
+        &findings(&[], &[("p1", "c1", Before), ("p1", "c1", After)]),
+        at(3),
+    );
+    h.judged(
+        None,
+        &[],
+        &findings(&[], &[("p2", "c2", Before), (NONE, "c2", Negative)]),
+        at(3),
+    );
+    h.judged(None, &[], &findings(&[], &[("p0", "c0", Before)]), at(3));
+    let skews: Vec<(&str, &str, SkewKind, u64)> = h.skews().map(|((p, c, k), n)| (&**p, &**c, *k, n)).collect();
+    assert_eq!(
+        skews,
+        [
+            (OVERFLOW, OVERFLOW, Before, 2),
+            (OVERFLOW, OVERFLOW, After, 1),
+            (OVERFLOW, OVERFLOW, Negative, 1),
+            ("p0", "c0", Before, 2),
+            ("p0", "c0", After, 1),
+        ]
+    );
+    assert_eq!(
+        h.dropped(),
+        Dropped {
+            service_limit: 3,
+            key_limit: 0,
+            lost_context_limit: 4,
+            clock_skew_limit: 4,
+        }
+    );
+    assert_eq!(
+        h.rows(),
+        Rows {
+            services: 3,
+            attribute_keys: 0,
+            lost_context: 3,
+            clock_skew: 5,
+        }
+    );
+}
+
+/// Issue 18: rows not updated for `idle_ttl` are forgotten, counted, and make room under the cap.
+#[test]
+fn issue_18_idle_rows_are_forgotten_and_make_room() {
+    // The shortest idle TTL of config(): 2 × window (60 s) = 120 s.
+    let mut h = TraceHealth::new(
+        TraceHealthConfig {
+            idle_ttl: Duration::from_secs(120).into(),
+            ..config()
+        },
+        0,
+    );
+    assert_eq!(h.config().least_idle_ttl(), Duration::from_secs(120));
+    let svc = names(&["a", "b", "c"]);
+    let key: Arc<str> = "k".into();
+    h.observe([(&svc[0], at(0))], at(0));
+    h.observe_tags(&[tag(&svc[0], &key, 1)], at(0));
+    h.observe([(&svc[1], at(50))], at(50));
+    h.observe_tags(&[tag(&svc[1], &key, 1)], at(10));
+    h.judged(
+        None,
+        &[],
+        &findings(&[("unknown", "a")], &[("a", "b", SkewKind::StartsBeforeParent)]),
+        at(0),
+    );
+    h.judged(None, &[], &findings(&[("unknown", "b")], &[]), at(50));
+    // c comes while the map is full: the overflow row.
+    h.observe([(&svc[2], at(60))], at(60));
+    let services =
+        |h: &TraceHealth| -> Vec<String> { h.report(at(200)).iter().map(|r| r.service.to_string()).collect() };
+    assert_eq!(services(&h), [OVERFLOW, "a", "b"]);
+
+    // 120 s after its last update a row is still kept; one nanosecond later it is not.
+    h.forget_idle(at(120));
+    assert_eq!(h.evicted(), Evicted::default());
+    h.forget_idle(at(120) + Duration::from_nanos(1));
+    assert_eq!(services(&h), [OVERFLOW, "b"]);
+    assert_eq!(
+        h.evicted(),
+        Evicted {
+            services: 1,
+            attribute_keys: 1,
+            lost_context: 1,
+            clock_skew: 1,
+        }
+    );
+    // b's key was last updated at 10 s, b itself at 50 s: the key goes first.
+    h.forget_idle(at(131));
+    assert_eq!(h.evicted().attribute_keys, 2);
+    assert_eq!(h.rows().attribute_keys, 0);
+    // a's place is free again: c gets its own row.
+    h.observe([(&svc[2], at(140))], at(140));
+    assert_eq!(services(&h), [OVERFLOW, "b", "c"]);
+    h.forget_idle(at(300));
+    assert_eq!(services(&h), Vec::<String>::new());
+    assert_eq!(
+        h.evicted(),
+        Evicted {
+            services: 4,
+            attribute_keys: 2,
+            lost_context: 2,
+            clock_skew: 1,
+        }
+    );
+    assert_eq!(h.rows(), Rows::default());
+}
+
+/// Issue 18: a snapshot shares the state copy-on-write and does not move when ingest goes on.
+#[test]
+fn issue_18_a_snapshot_shares_rows_and_keeps_its_figures() {
+    let mut h = TraceHealth::new(config(), 1);
+    let svc: Arc<str> = "a".into();
+    let key: Arc<str> = "k".into();
+    h.observe((0..10).map(|_| (&svc, at(0))), at(0));
+    h.observe_tags(&[tag(&svc, &key, 1)], at(0));
+    h.judged(
+        Some(0),
+        std::slice::from_ref(&svc),
+        &findings(&[("unknown", "a")], &[]),
+        at(0),
+    );
+    let snapshot = h.clone();
+    assert!(
+        Arc::ptr_eq(&h.services["a"], &snapshot.services["a"]),
+        "taken in pointer copies"
+    );
+    let before = snapshot.shown(at(1), &Default::default());
+
+    h.observe((0..5).map(|_| (&svc, at(1))), at(1));
+    h.observe_tags(&[tag(&svc, &key, 2)], at(1));
+    h.judged(
+        Some(0),
+        std::slice::from_ref(&svc),
+        &findings(&[("unknown", "a")], &[]),
+        at(1),
+    );
+    assert!(
+        !Arc::ptr_eq(&h.services["a"], &snapshot.services["a"]),
+        "copied on write"
+    );
+    assert_eq!(snapshot.shown(at(1), &Default::default()), before);
+    assert_eq!((snapshot.report(at(1))[0].spans, h.report(at(1))[0].spans), (10, 15));
+    assert_eq!(
+        (
+            snapshot.report(at(1))[0].keys[0].estimate,
+            h.report(at(1))[0].keys[0].estimate
+        ),
+        (1, 2)
+    );
+    assert_eq!((snapshot.journeys()[0].traces, h.journeys()[0].traces), (1, 2));
+    assert_eq!(
+        (
+            snapshot.boundaries().next().unwrap().1,
+            h.boundaries().next().unwrap().1
+        ),
+        (1, 2)
+    );
 }

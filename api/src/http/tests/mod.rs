@@ -1272,5 +1272,12 @@ async fn trace_health_reports_every_journey_and_service() {
     // Every span was received the instant it ended (the loader's clock): lag 0, kept as 1 µs.
     assert_eq!(frontend["export_lag"]["p99_seconds"], json!(0.000001));
     assert_eq!((&b["lost_context"], &b["clock_skew"]), (&json!([]), &json!([])));
-    assert_eq!(b["dropped"], json!({"service_limit": 0, "key_limit": 0}));
+    assert_eq!(
+        b["dropped"],
+        json!({"service_limit": 0, "key_limit": 0, "lost_context_limit": 0, "clock_skew_limit": 0})
+    );
+    assert_eq!(
+        b["evicted"],
+        json!({"service": 0, "attribute_key": 0, "lost_context": 0, "clock_skew": 0})
+    );
 }
