@@ -1,6 +1,6 @@
 //! The docs: README.md, ARCHITECTURE.md, CHANGELOG.md and `docs/**/*.md`. Every relative link
-//! resolves (file and heading anchor), no docs page cites an issue number, and the
-//! `tracebudget check` excerpts are what the binary prints.
+//! resolves (file and heading anchor), no docs page cites an issue number, the `tracebudget check`
+//! excerpts are what the binary prints, and the README's config example is valid.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,9 @@ fn markdown_files(root: &Path) -> Vec<PathBuf> {
 /// `docs/**/*.md`, relative to the repository root, sorted.
 fn docs_pages(root: &Path) -> Vec<PathBuf> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { return };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            return;
+        };
         for entry in entries {
             let entry = entry.expect("read docs dir entry");
             let rel = dir.join(entry.file_name());
@@ -158,7 +160,10 @@ fn every_relative_link_in_the_docs_resolves_to_a_file_and_heading() {
                     normalize(&file.parent().unwrap_or(Path::new("")).join(path))
                 };
                 let Some(resolved) = resolved else {
-                    broken.push(format!("{}:{line_no}: `{target}` points outside the repository", file.display()));
+                    broken.push(format!(
+                        "{}:{line_no}: `{target}` points outside the repository",
+                        file.display()
+                    ));
                     continue;
                 };
                 let full = root.join(&resolved);
@@ -186,7 +191,10 @@ fn every_relative_link_in_the_docs_resolves_to_a_file_and_heading() {
             }
         }
     }
-    assert!(checked > 50, "only {checked} relative links found: is the link parser broken?");
+    assert!(
+        checked > 50,
+        "only {checked} relative links found: is the link parser broken?"
+    );
     assert!(broken.is_empty(), "broken links in the docs:\n{}", broken.join("\n"));
 }
 
@@ -200,9 +208,9 @@ fn no_docs_page_cites_an_issue_number() {
         let text = std::fs::read_to_string(root.join(&page)).expect("read page");
         for (i, line) in text.lines().enumerate() {
             let lower = line.to_lowercase();
-            let cites = lower.match_indices("issue ").any(|(at, m)| {
-                lower[at + m.len()..].starts_with(|c: char| c.is_ascii_digit())
-            });
+            let cites = lower
+                .match_indices("issue ")
+                .any(|(at, m)| lower[at + m.len()..].starts_with(|c: char| c.is_ascii_digit()));
             if cites {
                 found.push(format!("{}:{}: {}", page.display(), i + 1, line.trim()));
             }
@@ -252,7 +260,10 @@ fn the_check_excerpts_in_the_docs_are_what_check_prints() {
         .into_iter()
         .filter(|(_, block)| block.starts_with("Alert windows ("))
         .collect();
-    assert!(!windows.is_empty(), "no \"Alert windows\" excerpt of `tracebudget check` in the docs");
+    assert!(
+        !windows.is_empty(),
+        "no \"Alert windows\" excerpt of `tracebudget check` in the docs"
+    );
     for (at, block) in &windows {
         assert!(
             stdout.contains(block.as_str()),
@@ -265,7 +276,10 @@ fn the_check_excerpts_in_the_docs_are_what_check_prints() {
     // `tracebudget.toml` from the directory that holds it (check prints the path it was given).
     let config = std::fs::read_to_string(&example).expect("read example config");
     let broken = config.replacen("journey = \"checkout\"", "journey = \"chekout\"", 1);
-    assert_ne!(broken, config, "the example config has no `journey = \"checkout\"` any more");
+    assert_ne!(
+        broken, config,
+        "the example config has no `journey = \"checkout\"` any more"
+    );
     let dir = TempDir::new("docs-check");
     dir.write("tracebudget.toml", &broken);
     let out = Command::new(bin())
@@ -274,13 +288,20 @@ fn the_check_excerpts_in_the_docs_are_what_check_prints() {
         .output()
         .expect("run tracebudget check");
     assert_eq!(out.status.code(), Some(1), "check of the misspelt config: {out:?}");
-    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let errors: Vec<_> = code_blocks()
         .into_iter()
         .filter(|(_, block)| block.starts_with("error: unknown journey \"chekout\""))
         .collect();
-    assert!(!errors.is_empty(), "no `error: unknown journey \"chekout\"` excerpt of `tracebudget check` in the docs");
+    assert!(
+        !errors.is_empty(),
+        "no `error: unknown journey \"chekout\"` excerpt of `tracebudget check` in the docs"
+    );
     for (at, block) in &errors {
         assert!(
             printed.contains(block.as_str()),
@@ -288,4 +309,22 @@ fn the_check_excerpts_in_the_docs_are_what_check_prints() {
              with its first journey misspelt\n--- excerpt ---\n{block}--- check printed ---\n{printed}"
         );
     }
+}
+
+#[test]
+fn the_readme_config_example_is_a_valid_config() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("read README.md");
+    let (_, after) = readme
+        .split_once("```toml\n")
+        .expect("README.md has a ```toml config example");
+    let (example, _) = after.split_once("```").expect("the config example's fence closes");
+    let dir = TempDir::new("docs-readme");
+    let path = dir.write("readme.toml", example);
+    let out = run(&["check", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "README.md's config example is not a valid config:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
