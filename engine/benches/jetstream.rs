@@ -40,7 +40,7 @@ const REQUESTS: usize = 4_000;
 const SPANS_PER_REQUEST: usize = 512;
 const PARTITIONS: u32 = 4;
 const RUNS: usize = 3;
-/// loadgen → `serve` over OTLP/HTTP protobuf, end to end, on this machine (README, issue #3).
+/// loadgen → `serve` over OTLP/HTTP protobuf, end to end, on this machine (docs/performance.md).
 const OTLP_HTTP_SPANS_PER_SEC: f64 = 160_000.0;
 /// Set in a child: what it consumes (see [`Instance`]).
 const CHILD: &str = "TRACEBUDGET_BENCH_JETSTREAM_INSTANCE";

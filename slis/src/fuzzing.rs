@@ -1,5 +1,5 @@
 //! The committed corpus of a cargo-fuzz target, read by the `fuzz_corpus` tests of `engine`,
-//! `alerting` and `api` (the corpora are a regression suite on stable: see README, "Fuzzing").
+//! `alerting` and `api` (the corpora are a regression suite on stable: see docs/dev/README.md, "Fuzzing").
 
 use std::path::Path;
 

@@ -17,7 +17,7 @@ pub enum SliKind {
     /// Good = the closed trace holds every expected service, one root and no orphan.
     Completeness,
     /// Good = the closed trace is not fragmented: one root, no orphan span, and no client call
-    /// whose callee started a trace of its own (see README "Trace-pipeline health").
+    /// whose callee started a trace of its own (see docs/trace-health.md).
     Fragmentation,
     /// Good = every span of the closed trace was received within `threshold` of its end.
     ExportLag { threshold: Duration },

@@ -7,6 +7,7 @@ mod cluster;
 mod cross_site;
 mod dashboards;
 mod demo;
+mod docs;
 mod grafana;
 mod hostile;
 mod ingest;

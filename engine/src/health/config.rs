@@ -1,4 +1,4 @@
-//! `[trace_health]`: how the tracing pipeline itself is watched (see README "Trace-pipeline health").
+//! `[trace_health]`: how the tracing pipeline itself is watched (see docs/trace-health.md).
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub struct TraceHealthConfig {
     /// window of this length (between one and two windows of data).
     pub window: HumanDuration,
     /// Hash every attribute value for the cardinality sketches. The costliest measure on the
-    /// hot path (see README "Performance"); `false` turns attribute cardinality off.
+    /// hot path (see docs/performance.md); `false` turns attribute cardinality off.
     pub cardinality: bool,
     /// A key with more distinct values than this within the window is flagged.
     pub cardinality_limit: u64,

@@ -1,7 +1,7 @@
 //! Trace-pipeline health (issue 10): the tracing itself, watched per service and per journey —
 //! fragmentation and the service boundary that lost the context, span volume with a drop
-//! detector, export lag, clock skew, and attribute cardinality. See README "Trace-pipeline
-//! health" for each measure's exact definition.
+//! detector, export lag, clock skew, and attribute cardinality. See docs/trace-health.md for
+//! each measure's exact definition.
 //!
 //! Pure state, clock passed in (like the assembler): [`TraceHealth`] lives in the
 //! [`Pipeline`](crate::pipeline::Pipeline), under its lock. What it costs on the hot path: per

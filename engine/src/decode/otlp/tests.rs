@@ -582,7 +582,7 @@ fn malformed_protobuf() {
 }
 
 /// Writes the seeds of the `otlp_protobuf`, `otlp_json` and `replay_input` fuzz targets (see the
-/// README, "Fuzzing"): `FUZZ_SEEDS=dir cargo test -p tracebudget-engine otlp_fuzz_seeds -- --ignored`.
+/// docs/dev/README.md, "Fuzzing"): `FUZZ_SEEDS=dir cargo test -p tracebudget-engine otlp_fuzz_seeds -- --ignored`.
 #[test]
 #[ignore = "writes fuzz seeds on demand"]
 fn otlp_fuzz_seeds() {

@@ -253,7 +253,7 @@ fn malformed_bodies() {
     assert_eq!((decoded.spans.len(), decoded.rejected), (0, 0));
 }
 
-/// Writes the seeds of the `zipkin_json` fuzz target (see the README, "Fuzzing"):
+/// Writes the seeds of the `zipkin_json` fuzz target (see docs/dev/README.md, "Fuzzing"):
 /// `FUZZ_SEEDS=dir cargo test -p tracebudget-engine zipkin_fuzz_seeds -- --ignored`.
 #[test]
 #[ignore = "writes fuzz seeds on demand"]
