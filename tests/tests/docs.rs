@@ -8,10 +8,6 @@ use std::process::Command;
 
 use tracebudget_tests::{TempDir, bin, repo_root, run};
 
-/// Pages written in parallel elsewhere: a link to one of them is accepted while the file is
-/// absent (its anchors are checked as soon as it exists). Remove an entry once its page lands.
-const PENDING: &[&str] = &["docs/dev/testing.md"];
-
 /// Every Markdown file the link check covers, as paths relative to the repository root.
 fn markdown_files(root: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "CHANGELOG.md"]
@@ -168,13 +164,11 @@ fn every_relative_link_in_the_docs_resolves_to_a_file_and_heading() {
                 };
                 let full = root.join(&resolved);
                 if !full.exists() {
-                    if !PENDING.iter().any(|p| Path::new(p) == resolved) {
-                        broken.push(format!(
-                            "{}:{line_no}: `{target}`: no file {}",
-                            file.display(),
-                            resolved.display()
-                        ));
-                    }
+                    broken.push(format!(
+                        "{}:{line_no}: `{target}`: no file {}",
+                        file.display(),
+                        resolved.display()
+                    ));
                     continue;
                 }
                 if anchor.is_empty() || resolved.extension().is_none_or(|e| e != "md") {
@@ -201,7 +195,7 @@ fn every_relative_link_in_the_docs_resolves_to_a_file_and_heading() {
 #[test]
 fn no_docs_page_cites_an_issue_number() {
     let root = repo_root();
-    let mut pages = vec![PathBuf::from("README.md")];
+    let mut pages = vec![PathBuf::from("README.md"), PathBuf::from("ARCHITECTURE.md")];
     pages.extend(docs_pages(&root));
     let mut found = Vec::new();
     for page in pages {
@@ -227,7 +221,7 @@ fn no_docs_page_cites_an_issue_number() {
 /// starts on.
 fn code_blocks() -> Vec<(String, String)> {
     let root = repo_root();
-    let mut pages = vec![PathBuf::from("README.md")];
+    let mut pages = vec![PathBuf::from("README.md"), PathBuf::from("ARCHITECTURE.md")];
     pages.extend(docs_pages(&root));
     let mut blocks = Vec::new();
     for page in pages {
