@@ -13,15 +13,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerting::alerter::{Alerter, Extras};
-use alerting::config::{Alerting, AlertingConfig, PolicyAlerting, Route};
-use alerting::mute::InhibitRule;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use slis::Timestamp;
 use slis::eval::{SloStatus, evaluate};
 use slis::policy::Policy;
 use slis::slo::{Period, SliKind, Slo};
 use slis::window::{JourneyWindows, RootSample, Sli};
+use tracebudget_alerting::alerter::{Alerter, Extras};
+use tracebudget_alerting::config::{Alerting, AlertingConfig, PolicyAlerting, Route};
+use tracebudget_alerting::mute::InhibitRule;
 
 const JOURNEYS: usize = 1_000;
 const PER_JOURNEY: usize = 10;

@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use alerting::config::{EmailConfig, ReceiverConfig, WebhookConfig};
-use alerting::notify::webhook::{alertmanager as am_format, generic, pagerduty, slack, slack_report};
-use alerting::notify::{
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+use tracebudget_alerting::config::{EmailConfig, ReceiverConfig, WebhookConfig};
+use tracebudget_alerting::notify::webhook::{alertmanager as am_format, generic, pagerduty, slack, slack_report};
+use tracebudget_alerting::notify::{
     Alert, AlertDetail, AlertStatus, AlertmanagerNotifier, Contributor, Delivery, EmailNotifier, Exemplar,
     Notification, Notifier, NotifierOptions, WebhookNotifier,
 };
-use alerting::report::{AlertRecord, Digest, SloDigest};
-use chrono::{TimeZone, Utc};
-use serde_json::{Value, json};
+use tracebudget_alerting::report::{AlertRecord, Digest, SloDigest};
 
 fn init_tls() {
     static ONCE: Once = Once::new();

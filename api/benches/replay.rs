@@ -1,8 +1,8 @@
 //! `tracebudget replay` on one core (issue #8): writes an OTLP protobuf file of the example
-//! shop's traffic (`engine::synth::Generator`, 512 spans per request, the Collector `file`
+//! shop's traffic (`tracebudget_engine::synth::Generator`, 512 spans per request, the Collector `file`
 //! exporter's framing) of each size in `REPLAY_BENCH_GB` (default `1,10`) into
 //! `REPLAY_BENCH_DIR` (default the system's temporary directory), then replays it through
-//! `api::replay::replay` — the whole command: read, decode, pipeline, evaluator — in a child
+//! `tracebudget::replay::replay` — the whole command: read, decode, pipeline, evaluator — in a child
 //! process per size, and prints spans/s, the time per stage (the replay's own `Stages`) and the
 //! child's peak RSS (`VmHWM`). The file is deleted afterwards.
 //!
@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use engine::replay::{OutFormat, Request, Writer};
-use engine::synth::{Generator, Shape, ShapeDefaults};
 use slis::Timestamp;
+use tracebudget_engine::replay::{OutFormat, Request, Writer};
+use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -23,10 +23,10 @@ const CONFIG: &str = include_str!("../../examples/tracebudget.toml");
 
 /// The example shop, traces closing 5 s after their last span (about 50,000 spans open at the
 /// bench's 10,240 spans per virtual second).
-fn config() -> api::config::Config {
+fn config() -> tracebudget::config::Config {
     let text = CONFIG.replace("trace_idle = \"30s\"", "trace_idle = \"5s\"");
     assert_ne!(text, CONFIG, "the example config changed shape");
-    api::config::parse("examples/tracebudget.toml", &text).expect("the example config parses")
+    tracebudget::config::parse("examples/tracebudget.toml", &text).expect("the example config parses")
 }
 
 /// Writes about `bytes` of traffic, 512 spans per request.
@@ -62,7 +62,7 @@ fn vm_hwm_kib() -> u64 {
 fn child(path: &Path) {
     let name = path.to_str().expect("utf-8 path").to_owned();
     let started = Instant::now();
-    let report = api::replay::replay(vec![("example".to_owned(), config())], &[name], false).expect("replay");
+    let report = tracebudget::replay::replay(vec![("example".to_owned(), config())], &[name], false).expect("replay");
     let elapsed = started.elapsed();
     let spans = report.read.spans;
     let hwm = vm_hwm_kib();

@@ -9,20 +9,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alerting::alerter::{Alerter, Extras};
-use alerting::config::Alerting;
-use alerting::deliver::{
-    AlertingMetrics, Deliverer, OutcomeLabels, ReasonLabels, ReceiverLabels, SeverityLabels, TransitionLabels,
-};
-use alerting::notify::{Contributor, Exemplar, Notifier, NotifierOptions};
-use alerting::store::{AlertStore, Pending};
 use anyhow::Context;
-use engine::pipeline::Pipeline;
-use engine::receiver::wall_clock;
 use slis::Timestamp;
 use slis::eval::{SloStatus, evaluate};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracebudget_alerting::alerter::{Alerter, Extras};
+use tracebudget_alerting::config::Alerting;
+use tracebudget_alerting::deliver::{
+    AlertingMetrics, Deliverer, OutcomeLabels, ReasonLabels, ReceiverLabels, SeverityLabels, TransitionLabels,
+};
+use tracebudget_alerting::notify::{Contributor, Exemplar, Notifier, NotifierOptions};
+use tracebudget_alerting::store::{AlertStore, Pending};
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::receiver::wall_clock;
 
 /// The notifier of each receiver, by name.
 pub type Notifiers = HashMap<String, Arc<Notifier>>;
@@ -112,7 +112,7 @@ pub fn extras(p: &Pipeline, slo: usize, since: Timestamp, exemplars: usize, cont
             url: None,
             latency: e.duration,
             error: e.error,
-            at: alerting::alerter::datetime(e.start),
+            at: tracebudget_alerting::alerter::datetime(e.start),
         })
         .collect();
     let all = p.contributors(slo, since, usize::MAX);
@@ -160,7 +160,10 @@ pub fn statuses(model: &Alerting, pipeline: &Pipeline, now: Timestamp) -> Vec<Sl
 /// Takes the stored silences (those made or expired through any instance's API) as the ones in
 /// force, keeping those this instance's API added after the read (stored too, so the next read
 /// has them). Silences are never deleted, so one known here and missing from the read is new.
-fn merge_silences(known: &mut Vec<alerting::mute::Silence>, stored: Vec<alerting::mute::Silence>) {
+fn merge_silences(
+    known: &mut Vec<tracebudget_alerting::mute::Silence>,
+    stored: Vec<tracebudget_alerting::mute::Silence>,
+) {
     let newer: Vec<_> = known
         .drain(..)
         .filter(|k| !stored.iter().any(|s| s.id == k.id))
@@ -272,7 +275,7 @@ impl AlertRuntime {
         let active = st
             .silences
             .iter()
-            .filter(|s| s.state(now) == alerting::mute::SilenceState::Active);
+            .filter(|s| s.state(now) == tracebudget_alerting::mute::SilenceState::Active);
         self.metrics.silences_active.set(active.count() as i64);
         pending.add(&cycle, &st, now);
         drop(st);
@@ -301,7 +304,7 @@ impl AlertRuntime {
         statuses: &[SloStatus],
         now: Timestamp,
     ) -> usize {
-        let now_dt = alerting::alerter::datetime(now);
+        let now_dt = tracebudget_alerting::alerter::datetime(now);
         let mut queued = 0;
         for report in &model.reports {
             let last = match self.store.report_last_run(&report.name).await {
@@ -317,12 +320,13 @@ impl AlertRuntime {
                     continue;
                 }
             };
-            let last_dt = alerting::alerter::datetime(last);
-            let Some(run_at) = alerting::report::due(&report.schedule, Some(last_dt), now_dt) else {
+            let last_dt = tracebudget_alerting::alerter::datetime(last);
+            let Some(run_at) = tracebudget_alerting::report::due(&report.schedule, Some(last_dt), now_dt) else {
                 continue;
             };
             // The period since the last run (a downtime's missed runs fold into this one).
-            let from = last_dt.min(alerting::report::period_of(&report.schedule, run_at).map_or(last_dt, |p| p.0));
+            let from =
+                last_dt.min(tracebudget_alerting::report::period_of(&report.schedule, run_at).map_or(last_dt, |p| p.0));
             let since = Timestamp::from_unix_millis(from.timestamp_millis()) - Duration::from_secs(31 * 86_400);
             let history = match self.store.history(since, 100_000).await {
                 Ok(h) => h,
@@ -331,18 +335,18 @@ impl AlertRuntime {
                     continue;
                 }
             };
-            let events: Vec<alerting::report::AlertEvent> = history
+            let events: Vec<tracebudget_alerting::report::AlertEvent> = history
                 .iter()
-                .map(|h| alerting::report::AlertEvent {
+                .map(|h| tracebudget_alerting::report::AlertEvent {
                     fingerprint: h.fingerprint.clone(),
                     slo: h.slo.clone(),
                     severity: h.severity.clone(),
                     alertname: h.alertname.clone(),
                     firing: h.event == "firing",
-                    at: alerting::alerter::datetime(h.at),
+                    at: tracebudget_alerting::alerter::datetime(h.at),
                 })
                 .collect();
-            let digest = alerting::report::build(
+            let digest = tracebudget_alerting::report::build(
                 report,
                 model,
                 journeys,
@@ -357,7 +361,7 @@ impl AlertRuntime {
                     extras(&p, slo, since, 0, model.settings.contributors).contributors
                 },
             );
-            let row = alerting::store::OutboxInsert {
+            let row = tracebudget_alerting::store::OutboxInsert {
                 id: digest.id.clone(),
                 receiver: digest.receiver.clone(),
                 group_key: format!("report/{}", report.name),
@@ -422,7 +426,7 @@ pub fn spawn(
     pipeline: Arc<Mutex<Pipeline>>,
     eval_interval: Duration,
     give_up_after: Duration,
-    mut leader: engine::cluster::Leader,
+    mut leader: tracebudget_engine::cluster::Leader,
     others: Option<crate::cluster::Others>,
     stop: CancellationToken,
     tasks: &mut JoinSet<std::io::Result<()>>,
@@ -456,7 +460,7 @@ pub fn spawn(
                 let state = leader.poll().await;
                 leading.store(state.leads(), std::sync::atomic::Ordering::SeqCst);
                 match state {
-                    engine::cluster::Leading::Became => {
+                    tracebudget_engine::cluster::Leading::Became => {
                         // What the previous leader stored: alerts, groups (what each receiver
                         // was told), silences. The outbox ids it queued are idempotent.
                         pending = Pending::default();
@@ -464,7 +468,7 @@ pub fn spawn(
                         last_cycle = None;
                     }
                     // Writes the old leadership could not store are the new leader's to redo.
-                    engine::cluster::Leading::Lost => pending = Pending::default(),
+                    tracebudget_engine::cluster::Leading::Lost => pending = Pending::default(),
                     _ => {}
                 }
                 // A cycle every eval_interval (ticks are half of it when competing), and at once
@@ -521,7 +525,7 @@ pub fn spawn(
             };
             match deliverer.run_once(wall_clock()).await {
                 // A full batch: there may be more due now.
-                Ok(n) if n as i64 >= alerting::deliver::BATCH => continue,
+                Ok(n) if n as i64 >= tracebudget_alerting::deliver::BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the outbox; will retry"),
             }

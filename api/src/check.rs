@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
-use alerting::config::{Route, WebhookFormat};
 use slis::budget::outage_fire_time;
 use slis::config::redact_url;
 use slis::{format_duration, format_exact};
+use tracebudget_alerting::config::{Route, WebhookFormat};
 
 use crate::config::Config;
 
@@ -171,7 +171,7 @@ fn write_privacy(o: &mut String, c: &Config) {
         p.allow_list.join(", ")
     };
     let _ = writeln!(o, "  values kept or shown:   {kept} (attribute_allow_list)");
-    let keys = engine::decode::AttrKeys::from_journeys(&c.journeys);
+    let keys = tracebudget_engine::decode::AttrKeys::from_journeys(&c.journeys);
     let read: Vec<&str> = keys.keys().filter(|k| !p.allows(k)).collect();
     let _ = writeln!(o, "  read to match, dropped: {}", read.join(", "));
     let others = if c.trace_health.cardinality {

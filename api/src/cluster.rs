@@ -1,7 +1,7 @@
 //! Several `serve` instances on one PostgreSQL database (issue 7), the `serve` side: reading the
 //! other instances' rows into the pipeline before each evaluation (merged evaluation), and the
 //! leader's loop (see [`crate::alerts::spawn`]). The locks themselves are
-//! [`engine::cluster`].
+//! [`tracebudget_engine::cluster`].
 //!
 //! Every instance reads the others' rows each `eval_interval`, so its API and `/metrics` show
 //! the figures of all instances; only the leader evaluates alerts and delivers.
@@ -9,10 +9,10 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use engine::cluster::{ClusterMetrics, OutcomeLabels};
-use engine::pipeline::Pipeline;
-use engine::store::SliStore;
 use slis::Timestamp;
+use tracebudget_engine::cluster::{ClusterMetrics, OutcomeLabels};
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::store::SliStore;
 
 /// What merged evaluation needs: this instance's store (its name, the database) and metrics.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ impl Others {
         &self,
         pipeline: &Mutex<Pipeline>,
         now: Timestamp,
-    ) -> Result<&'static str, engine::store::StoreError> {
+    ) -> Result<&'static str, tracebudget_engine::store::StoreError> {
         let instances = self.store.other_instances().await?;
         if instances.is_empty() {
             let mut p = pipeline.lock().expect("pipeline lock poisoned");

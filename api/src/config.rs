@@ -6,17 +6,17 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
-use alerting::config::{Alerting, Sections};
-use engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
-use engine::health::TraceHealthConfig;
-use engine::jetstream::JetStreamConfig;
-use engine::listen::{Timeout, TlsConfig};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use slis::config::{ConfigError, Secret};
 use slis::journey::Journeys;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
+use tracebudget_alerting::config::{Alerting, Sections};
+use tracebudget_engine::config::{ClusterConfig, IngestConfig, JourneyConfig, StorageConfig, build_journeys};
+use tracebudget_engine::health::TraceHealthConfig;
+use tracebudget_engine::jetstream::JetStreamConfig;
+use tracebudget_engine::listen::{Timeout, TlsConfig};
 
 /// `[server]`: the API, `/metrics` and the dashboards.
 #[derive(Debug, Clone, Deserialize)]
@@ -288,7 +288,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
         errors.extend(e);
         Journeys::default()
     });
-    let alerting = alerting::config::build(sections, &journeys)
+    let alerting = tracebudget_alerting::config::build(sections, &journeys)
         .map_err(|e| errors.extend(e))
         .ok();
     match alerting {

@@ -1,7 +1,7 @@
 //! The web dashboards (`dashboards/web/`), embedded in the binary: `GET /` is the single page
 //! (hash routes `#/` executive, `#/oncall`, `#/slo/<name>`), `GET /assets/<file>` its scripts,
 //! style and icon, and `GET /slos/<name>` the permanent link notifications carry
-//! (`alerting::notify::slo_url`), a redirect to the SLO's view. Nothing is fetched from anywhere else: the page works offline and its
+//! (`tracebudget_alerting::notify::slo_url`), a redirect to the SLO's view. Nothing is fetched from anywhere else: the page works offline and its
 //! Content-Security-Policy (`default-src 'self'`) forbids any other origin, inline script and
 //! inline style.
 //!

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use engine::config::StorageUrl;
 use tokio::task::JoinSet;
+use tracebudget_engine::config::StorageUrl;
 
 use crate::config::Config;
 use crate::loadgen;

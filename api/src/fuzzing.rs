@@ -2,8 +2,8 @@
 //! a regression suite on stable: `fuzz_corpus` in this crate's tests feeds every corpus file
 //! through the same function under `cargo test`.
 
-use alerting::mute::Silence;
 use slis::Timestamp;
+use tracebudget_alerting::mute::Silence;
 
 use crate::config::{self, Config, Diagnostics};
 

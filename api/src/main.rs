@@ -40,32 +40,32 @@ enum Command {
     /// Run the engine on a fresh SQLite file with the demo config and drive it with the load
     /// generator, a scripted incident repeating, so burn rates climb and a page fires and
     /// resolves within minutes; prints the dashboard URL. Ctrl-C stops.
-    Demo(api::demo::Args),
+    Demo(tracebudget::demo::Args),
     /// Send realistic traces over OTLP (gRPC or HTTP) for benchmarks, demos and capacity tests.
-    Loadgen(api::loadgen::Args),
+    Loadgen(tracebudget::loadgen::Args),
     /// Take OTLP/HTTP on `[ingest] otlp_http` and publish it to the `[jetstream]` stream,
     /// partitioned by trace id; a request is answered once JetStream has stored all of it.
-    Publish(api::publish::Args),
+    Publish(tracebudget::publish::Args),
     /// Backtest: stream recorded spans (OTLP JSON/protobuf files as the Collector's `file`
     /// exporter writes them, Zipkin v2 JSON; gzip or not; `-` for stdin) through the same
     /// pipeline and alert rules on a virtual clock; print every alert that would have fired and
     /// resolved and each SLO's final figures. Several --config compare side by side.
-    Replay(api::replay::Args),
+    Replay(tracebudget::replay::Args),
     /// Run the `[ingest]` receivers and write every request they accept to a file that `replay`
     /// reads, to capture production traffic and backtest on it later.
-    Record(api::record::Args),
+    Record(tracebudget::record::Args),
     /// Create, list and expire silences of a running server (through its API).
-    Silence(api::silence_cli::Args),
+    Silence(tracebudget::silence_cli::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match api::config::load(&config) {
+        Command::Check { config } => match tracebudget::config::load(&config) {
             Ok(c) => {
                 print!(
                     "{}",
-                    api::check::summary(&config.display().to_string(), &c, chrono::Utc::now())
+                    tracebudget::check::summary(&config.display().to_string(), &c, chrono::Utc::now())
                 );
                 ExitCode::SUCCESS
             }
@@ -74,14 +74,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve { config } => exit(api::serve::run(&config)),
-        Command::Migrate { config } => exit(api::serve::migrate(&config)),
-        Command::Demo(args) => exit(api::demo::run(args)),
-        Command::Loadgen(args) => exit(api::loadgen::run(args)),
-        Command::Silence(args) => exit(api::silence_cli::run(args)),
-        Command::Publish(args) => exit(api::publish::run(args)),
-        Command::Replay(args) => exit(api::replay::run(args)),
-        Command::Record(args) => exit(api::record::run(args)),
+        Command::Serve { config } => exit(tracebudget::serve::run(&config)),
+        Command::Migrate { config } => exit(tracebudget::serve::migrate(&config)),
+        Command::Demo(args) => exit(tracebudget::demo::run(args)),
+        Command::Loadgen(args) => exit(tracebudget::loadgen::run(args)),
+        Command::Silence(args) => exit(tracebudget::silence_cli::run(args)),
+        Command::Publish(args) => exit(tracebudget::publish::run(args)),
+        Command::Replay(args) => exit(tracebudget::replay::run(args)),
+        Command::Record(args) => exit(tracebudget::record::run(args)),
     }
 }
 

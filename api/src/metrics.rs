@@ -19,11 +19,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alerting::deliver::{AlertingMetrics, AttemptLabels, ReceiverLabels, TransitionLabels};
-use engine::metrics::{EngineMetrics, ReasonLabels, RejectLabels};
-use engine::pipeline::{Pipeline, Reject};
-use engine::store::StorageMetrics;
-use engine::store::flusher::OutcomeLabels as FlushOutcome;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -33,6 +28,11 @@ use slis::budget::{Exhaustion, burn_rate};
 use slis::duration::format_exact;
 use slis::eval::evaluate;
 use slis::window::{Counts, Window};
+use tracebudget_alerting::deliver::{AlertingMetrics, AttemptLabels, ReceiverLabels, TransitionLabels};
+use tracebudget_engine::metrics::{EngineMetrics, ReasonLabels, RejectLabels};
+use tracebudget_engine::pipeline::{Pipeline, Reject};
+use tracebudget_engine::store::StorageMetrics;
+use tracebudget_engine::store::flusher::OutcomeLabels as FlushOutcome;
 
 use crate::http::Live;
 
@@ -114,7 +114,7 @@ impl FiringSnapshot {
     }
 }
 
-/// See the module docs. Registered next to [`engine::collector::PipelineCollector`].
+/// See the module docs. Registered next to [`tracebudget_engine::collector::PipelineCollector`].
 #[derive(Debug)]
 pub struct SloCollector {
     pub pipeline: Arc<Mutex<Pipeline>>,

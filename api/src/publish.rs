@@ -23,11 +23,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use engine::decode::body::{BodyError, inflate};
-use engine::decode::otlp;
-use engine::jetstream::{JetStreamConfig, split};
-use engine::receiver::otlp_http::RpcStatus;
-use engine::receiver::{RETRY_AFTER, content_type};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
@@ -41,6 +36,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic_types::{ErrorDetails, StatusExt};
+use tracebudget_engine::decode::body::{BodyError, inflate};
+use tracebudget_engine::decode::otlp;
+use tracebudget_engine::jetstream::{JetStreamConfig, split};
+use tracebudget_engine::receiver::otlp_http::RpcStatus;
+use tracebudget_engine::receiver::{RETRY_AFTER, content_type};
 
 /// How long a request waits for JetStream's acks before answering 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .ingest
             .otlp_http
             .context("publish needs [ingest] otlp_http: the address it takes OTLP/HTTP on")?;
-        let client = engine::jetstream::consumer::connect(&js_config.url)
+        let client = tracebudget_engine::jetstream::consumer::connect(&js_config.url)
             .await
             .map_err(anyhow::Error::msg)?;
         let js = jetstream::new(client.clone());
@@ -134,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let p = publisher.clone();
             async move {
                 loop {
-                    match engine::jetstream::consumer::ensure_stream(&p.js, &p.config).await {
+                    match tracebudget_engine::jetstream::consumer::ensure_stream(&p.js, &p.config).await {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::warn!(error = %e, "retrying");
@@ -355,8 +355,8 @@ async fn export(State(p): State<Arc<Publisher>>, headers: HeaderMap, body: Body)
     }
 }
 
-fn otlp_error(e: prost::DecodeError) -> engine::decode::DecodeError {
-    engine::decode::DecodeError::Protobuf(e)
+fn otlp_error(e: prost::DecodeError) -> tracebudget_engine::decode::DecodeError {
+    tracebudget_engine::decode::DecodeError::Protobuf(e)
 }
 
 /// Publishes every partition's part and waits for all of JetStream's acks.

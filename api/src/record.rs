@@ -1,8 +1,8 @@
 //! `tracebudget record`: the receivers of `[ingest]` (OTLP/gRPC, OTLP/HTTP, Zipkin), each
 //! accepted request written to a file that `tracebudget replay` reads, instead of the pipeline.
 //!
-//! The receivers are `serve`'s own (`engine::receiver`, same limits, status codes and gzip), with
-//! [`engine::receiver::Intake::record`] set: a request that decodes is written (flushed, one
+//! The receivers are `serve`'s own (`tracebudget_engine::receiver`, same limits, status codes and gzip), with
+//! [`tracebudget_engine::receiver::Intake::record`] set: a request that decodes is written (flushed, one
 //! gzip member each with `--gzip`) before it is answered, so what a client was told was taken is
 //! in the file; a write that fails answers 503/UNAVAILABLE and the client retries. OTLP is written
 //! as OTLP JSON lines or protobuf frames (`--format`); Zipkin requests are kept as the Zipkin v2
@@ -18,13 +18,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use engine::decode::AttrKeys;
-use engine::metrics::EngineMetrics;
-use engine::pipeline::Pipeline;
-use engine::receiver::{self, Intake};
-use engine::replay::{OutFormat, Writer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracebudget_engine::decode::AttrKeys;
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::receiver::{self, Intake};
+use tracebudget_engine::replay::{OutFormat, Writer};
 
 /// Command-line arguments of `tracebudget record`.
 #[derive(Debug, clap::Args)]
@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &config.ingest,
             metrics.clone(),
         );
-        let budget = engine::receiver::budget::BodyBudget::new(
+        let budget = tracebudget_engine::receiver::budget::BodyBudget::new(
             config.ingest.max_body_bytes_in_flight.0,
             metrics.body_bytes_in_flight.clone(),
         );
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let listen_metrics = Arc::new(engine::listen::ListenMetrics::default());
+        let listen_metrics = Arc::new(tracebudget_engine::listen::ListenMetrics::default());
         let bound = receiver::start(&config.ingest, intake, listen_metrics, stop.clone(), &mut tasks).await?;
         anyhow::ensure!(!bound.is_empty(), "no receiver configured in [ingest]");
         for (source, addr) in &bound {

@@ -3,9 +3,9 @@
 //! can change, is refused with every error and the running config stays in force. A valid one is
 //! applied at once and recorded in `config_versions`:
 //!
-//! - journeys and SLOs: [`Pipeline::reconfigure`](engine::pipeline::Pipeline::reconfigure) keeps
+//! - journeys and SLOs: [`Pipeline::reconfigure`](tracebudget_engine::pipeline::Pipeline::reconfigure) keeps
 //!   the windows, exemplars and blame of every kept SLO (same journey, name and SLI);
-//! - alerting: [`Alerter::reconfigure`](alerting::alerter::Alerter::reconfigure) keeps alerts,
+//! - alerting: [`Alerter::reconfigure`](tracebudget_alerting::alerter::Alerter::reconfigure) keeps alerts,
 //!   groups and silences; receivers get new notifiers; policies, routes, inhibit rules, reports
 //!   apply from the next evaluation cycle;
 //! - `[server]` tokens, `protect_reads` and `allowed_hosts` apply to the next request.
@@ -24,14 +24,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use engine::receiver::wall_clock;
-use engine::store::db::ConfigVersion;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use tracebudget_engine::receiver::wall_clock;
+use tracebudget_engine::store::db::ConfigVersion;
 
 use crate::config::{Config, LoadError};
 use crate::http::AppState;
@@ -260,7 +260,7 @@ async fn apply(state: &AppState) -> Result<Reloaded, Refused> {
             vec![Problem::plain(format!("{e:#}"))],
         )
     })?;
-    let actor = engine::store::db::local_actor();
+    let actor = tracebudget_engine::store::db::local_actor();
     let version = ConfigVersion {
         sha256: &next.source.sha256,
         applied_at_ms: wall_clock().unix_millis(),
@@ -313,8 +313,11 @@ fn summary(old: &Config, new: &Config, changed: bool) -> Reloaded {
     }
 }
 
-fn same_tokens(a: &Option<engine::config::AuthTokens>, b: &Option<engine::config::AuthTokens>) -> bool {
-    let exposed = |t: &Option<engine::config::AuthTokens>| -> Vec<String> {
+fn same_tokens(
+    a: &Option<tracebudget_engine::config::AuthTokens>,
+    b: &Option<tracebudget_engine::config::AuthTokens>,
+) -> bool {
+    let exposed = |t: &Option<tracebudget_engine::config::AuthTokens>| -> Vec<String> {
         t.iter()
             .flat_map(|t| t.0.iter().map(|s| s.expose().to_owned()))
             .collect()

@@ -10,20 +10,20 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alerting::deliver::AlertingMetrics;
-use alerting::store::AlertStore;
 use anyhow::Context;
-use engine::collector::PipelineCollector;
-use engine::decode::AttrKeys;
-use engine::listen::{Listen, ListenMetrics};
-use engine::metrics::EngineMetrics;
-use engine::pipeline::Pipeline;
-use engine::receiver::{self, Intake, wall_clock};
-use engine::store::db::ConfigVersion;
-use engine::store::{Db, Flusher, SliStore, StorageMetrics};
 use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracebudget_alerting::deliver::AlertingMetrics;
+use tracebudget_alerting::store::AlertStore;
+use tracebudget_engine::collector::PipelineCollector;
+use tracebudget_engine::decode::AttrKeys;
+use tracebudget_engine::listen::{Listen, ListenMetrics};
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::receiver::{self, Intake, wall_clock};
+use tracebudget_engine::store::db::ConfigVersion;
+use tracebudget_engine::store::{Db, Flusher, SliStore, StorageMetrics};
 
 use crate::config::Config;
 use crate::metrics::SloCollector;
@@ -69,7 +69,7 @@ async fn open_database(config: &Config) -> anyhow::Result<Db> {
     for m in db.migrate().await? {
         tracing::info!(database = %db.url, migration = %m, "applied");
     }
-    let actor = engine::store::db::local_actor();
+    let actor = tracebudget_engine::store::db::local_actor();
     let version = ConfigVersion {
         sha256: &config.source.sha256,
         applied_at_ms: wall_clock().unix_millis(),
@@ -128,7 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ] {
         storage_metrics
             .restored_rows
-            .get_or_create(&engine::store::flusher::OutcomeLabels { outcome })
+            .get_or_create(&tracebudget_engine::store::flusher::OutcomeLabels { outcome })
             .inc_by(n);
     }
     for problem in &restored.corrupt {
@@ -149,11 +149,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     pipeline.set_trace_health(config.trace_health.clone());
     pipeline.set_privacy(
         config.privacy.redactor.clone(),
-        config.privacy.allows(engine::health::PEER_SERVICE),
+        config.privacy.allows(tracebudget_engine::health::PEER_SERVICE),
     );
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");
-    let jetstream_metrics = Arc::new(engine::jetstream::JetStreamMetrics::default());
+    let jetstream_metrics = Arc::new(tracebudget_engine::jetstream::JetStreamMetrics::default());
     if config.jetstream.is_some() {
         jetstream_metrics.register(&mut registry);
     }
@@ -166,7 +166,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     registry.register_collector(Box::new(crate::privacy::RedactionCollector(
         config.privacy.redactor.clone(),
     )));
-    registry.register_collector(Box::new(engine::health::collector::HealthCollector {
+    registry.register_collector(Box::new(tracebudget_engine::health::collector::HealthCollector {
         pipeline: pipeline.clone(),
         clock: receiver::wall_clock,
     }));
@@ -179,7 +179,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_buffered_spans: config.ingest.max_buffered_spans,
         record: None,
         auth: config.ingest.auth_token.clone(),
-        budget: engine::receiver::budget::BodyBudget::new(
+        budget: tracebudget_engine::receiver::budget::BodyBudget::new(
             config.ingest.max_body_bytes_in_flight.0,
             metrics.body_bytes_in_flight.clone(),
         ),
@@ -251,7 +251,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     reloads.register(&mut registry);
     let guard = Arc::new(http::auth::GuardMetrics::default());
     guard.register(&mut registry);
-    let cluster_metrics = engine::cluster::ClusterMetrics::default();
+    let cluster_metrics = tracebudget_engine::cluster::ClusterMetrics::default();
     cluster_metrics.register(&mut registry);
     let state = http::AppState {
         registry: Arc::new(registry),
@@ -281,15 +281,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // On PostgreSQL any number of instances may share the database: they compete for the
     // evaluator lock and merge each other's rows. SQLite serves one instance, always the leader.
     let (leader, others) = match db.backend {
-        engine::store::Backend::Postgres => (
-            engine::cluster::Leader::postgres(&config.storage.url.0, cluster_metrics.clone())
+        tracebudget_engine::store::Backend::Postgres => (
+            tracebudget_engine::cluster::Leader::postgres(&config.storage.url.0, cluster_metrics.clone())
                 .map_err(|e| anyhow::anyhow!("cannot set up the evaluator lock: {e}"))?,
             Some(crate::cluster::Others {
                 store: store.clone(),
                 metrics: cluster_metrics.clone(),
             }),
         ),
-        engine::store::Backend::Sqlite => (engine::cluster::Leader::always(cluster_metrics.clone()), None),
+        tracebudget_engine::store::Backend::Sqlite => (
+            tracebudget_engine::cluster::Leader::always(cluster_metrics.clone()),
+            None,
+        ),
     };
     tracing::info!(
         instance = %config.storage.instance.0,
@@ -308,7 +311,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     tasks.spawn({
         let shutdown = stop.clone().cancelled_owned();
-        engine::listen::serve_http(api_listener, app, api_listen, shutdown)
+        tracebudget_engine::listen::serve_http(api_listener, app, api_listen, shutdown)
     });
 
     let tick = tick_interval(config.ingest.trace_idle.0);
@@ -335,13 +338,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut _locks = None;
     if let Some(js) = &config.jetstream {
         let partitions = match db.backend {
-            engine::store::Backend::Postgres => {
+            tracebudget_engine::store::Backend::Postgres => {
                 let preferred: Vec<u32> = if config.cluster.partitions.is_empty() {
                     js.consumed().into_iter().collect()
                 } else {
                     config.cluster.partitions.clone()
                 };
-                let (locks, task) = engine::cluster::PartitionLocks::spawn(
+                let (locks, task) = tracebudget_engine::cluster::PartitionLocks::spawn(
                     &config.storage.url.0,
                     &js.stream,
                     js.partitions,
@@ -355,13 +358,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 _locks = Some((locks, task));
                 owned
             }
-            engine::store::Backend::Sqlite => {
+            tracebudget_engine::store::Backend::Sqlite => {
                 let (owned, partitions) = tokio::sync::watch::channel(js.consumed());
                 _owned = Some(owned);
                 partitions
             }
         };
-        let consumer = engine::jetstream::Consumer {
+        let consumer = tracebudget_engine::jetstream::Consumer {
             config: js.clone(),
             pipeline: pipeline.clone(),
             store,
@@ -371,7 +374,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             committed: flusher.committed(),
             flush: flusher.handle(),
         };
-        tracing::info!(url = %engine::jetstream::config::shown_url(&js.url), stream = %js.stream, partitions = js.partitions, "consuming JetStream");
+        tracing::info!(url = %tracebudget_engine::jetstream::config::shown_url(&js.url), stream = %js.stream, partitions = js.partitions, "consuming JetStream");
         tasks.spawn(consumer.run(partitions, stop.clone()));
     }
     let fenced = flusher.fenced();

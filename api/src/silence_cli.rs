@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "matchers": matchers,
                     "duration": duration,
                     "comment": comment,
-                    "created_by": author.unwrap_or_else(engine::store::db::local_actor),
+                    "created_by": author.unwrap_or_else(tracebudget_engine::store::db::local_actor),
                 });
                 if let Some(s) = starts_at {
                     body["starts_at"] = json!(s);

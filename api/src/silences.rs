@@ -9,8 +9,6 @@
 
 use std::time::Duration;
 
-use alerting::labels::LabelMatcher;
-use alerting::mute::{MuteReason, Silence};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
@@ -23,6 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slis::Timestamp;
 use slis::config::Secret;
+use tracebudget_alerting::labels::LabelMatcher;
+use tracebudget_alerting::mute::{MuteReason, Silence};
 
 use crate::http::auth::{Refusal, authorize_write, require_json};
 use crate::http::params::JsonQuery;

@@ -1,11 +1,11 @@
 //! OTLP protobuf decode throughput, in spans/s (criterion's `elem/s`):
 //!
-//! - `projection`: `engine::decode::otlp::decode_protobuf` into `slis::Span`s, keeping the attributes a
+//! - `projection`: `tracebudget_engine::decode::otlp::decode_protobuf` into `slis::Span`s, keeping the attributes a
 //!   typical journey set reads (the hot path of the ingest pipeline);
 //! - `generated`: `<ExportTraceServiceRequest as prost::Message>::decode` into opentelemetry-proto's
 //!   full types, which is where a decoder that builds them would start.
 //!
-//! One request of 512 spans from `engine::synth`: traces of 8 spans over 4 services (one
+//! One request of 512 spans from `tracebudget_engine::synth`: traces of 8 spans over 4 services (one
 //! `ResourceSpans` per service), about ten attributes per span of mixed types.
 //!
 //! `cargo bench -p tracebudget-engine --bench decode`
@@ -14,12 +14,12 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use engine::decode::{AttrKeys, otlp};
-use engine::synth::{Generator, Shape, ShapeDefaults};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use slis::Timestamp;
 use slis::journey::{AttrMatcher, Journey, Journeys, RootMatcher};
+use tracebudget_engine::decode::{AttrKeys, otlp};
+use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
 
 const SERVICES: [&str; 4] = ["frontend", "checkout", "payments", "inventory"];
 

@@ -4,7 +4,7 @@
 //! published into a private nats-server's stream, split by partition as `tracebudget publish`
 //! does. Then each scenario drains the whole stream with fresh databases: every instance is a
 //! process of its own (this bench binary run again as a child) holding the real consumer
-//! (`engine::jetstream::Consumer`: durable pull consumers, decode, pipeline, positions), the
+//! (`tracebudget_engine::jetstream::Consumer`: durable pull consumers, decode, pipeline, positions), the
 //! real flusher and its acks. The time runs from the moment every instance is ready until
 //! every partition's committed position is the stream's last message.
 //!
@@ -23,15 +23,15 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine::config::IngestConfig;
-use engine::decode::AttrKeys;
-use engine::jetstream::{Consumer, JetStreamConfig, JetStreamMetrics, split};
-use engine::metrics::EngineMetrics;
-use engine::pipeline::Pipeline;
-use engine::store::testing::Databases;
-use engine::store::{Db, Flusher, SliStore, StorageMetrics};
-use engine::synth::{Generator, Shape, ShapeDefaults};
 use tokio_util::sync::CancellationToken;
+use tracebudget_engine::config::IngestConfig;
+use tracebudget_engine::decode::AttrKeys;
+use tracebudget_engine::jetstream::{Consumer, JetStreamConfig, JetStreamMetrics, split};
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::store::testing::Databases;
+use tracebudget_engine::store::{Db, Flusher, SliStore, StorageMetrics};
+use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -164,7 +164,10 @@ async fn child(instance: Instance) {
         async move {
             let mut interval = tokio::time::interval(Duration::from_millis(100));
             while stop.run_until_cancelled(interval.tick()).await.is_some() {
-                pipeline.lock().unwrap().tick(engine::receiver::wall_clock());
+                pipeline
+                    .lock()
+                    .unwrap()
+                    .tick(tracebudget_engine::receiver::wall_clock());
             }
         }
     });
@@ -328,12 +331,16 @@ async fn run() {
     let config = config(&nats_url, "bench");
 
     // Publish: as `tracebudget publish` would, acks awaited.
-    let client = engine::jetstream::consumer::connect(&config.url).await.unwrap();
+    let client = tracebudget_engine::jetstream::consumer::connect(&config.url)
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client);
-    engine::jetstream::consumer::ensure_stream(&js, &config).await.unwrap();
+    tracebudget_engine::jetstream::consumer::ensure_stream(&js, &config)
+        .await
+        .unwrap();
     let shape = Shape::from_journeys(&journeys(), &ShapeDefaults::default()).unwrap();
     let mut generator = Generator::new(shape, 42).unwrap();
-    let now = engine::receiver::wall_clock();
+    let now = tracebudget_engine::receiver::wall_clock();
     let (mut spans, mut messages) = (0u64, 0u64);
     let started = Instant::now();
     let mut acks = Vec::new();

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use engine::config::IngestConfig;
-use engine::decode::{AttrKeys, otlp};
-use engine::metrics::EngineMetrics;
-use engine::pipeline::{Pipeline, Source};
-use engine::synth::{Generator, Shape, ShapeDefaults};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use slis::Timestamp;
+use tracebudget_engine::config::IngestConfig;
+use tracebudget_engine::decode::{AttrKeys, otlp};
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::{Pipeline, Source};
+use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
 
 /// The allocator the `tracebudget` binary uses.
 #[global_allocator]

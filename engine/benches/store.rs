@@ -16,17 +16,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::config::IngestConfig;
-use engine::metrics::EngineMetrics;
-use engine::pipeline::Pipeline;
-use engine::store::testing::Databases;
-use engine::store::{Db, Pending, SliStore, block};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use slis::Timestamp;
 use slis::journey::{Journey, Journeys, RootMatcher};
 use slis::slo::{Period, SliKind, Slo};
 use slis::window::{Changes, JourneyWindows, RootSample, Sli};
+use tracebudget_engine::config::IngestConfig;
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::store::testing::Databases;
+use tracebudget_engine::store::{Db, Pending, SliStore, block};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -4,5 +4,5 @@ use libfuzzer_sys::fuzz_target;
 
 // Not UTF-8: the matcher is text everywhere it comes from (TOML, JSON, the CLI).
 fuzz_target!(|text: &str| {
-    let _ = alerting::fuzzing::matcher(text);
+    let _ = tracebudget_alerting::fuzzing::matcher(text);
 });

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    let _ = api::fuzzing::silence(body);
+    let _ = tracebudget::fuzzing::silence(body);
 });

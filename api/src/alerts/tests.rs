@@ -5,20 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerting::alerter::{Alerter, Extras};
-use alerting::config::{Alerting, AlertingConfig, PolicyAlerting, Route};
-use alerting::labels::LabelMatcher;
-use alerting::mute::{InhibitRule, Silence, SilenceState};
-use alerting::notify::Notification;
-use alerting::store::{AlertStore, Pending};
-use engine::store::Db;
-use engine::store::testing::Databases;
 use serde_json::json;
 use slis::Timestamp;
 use slis::eval::{SloStatus, evaluate};
 use slis::policy::Policy;
 use slis::slo::{Period, SliKind, Slo};
 use slis::window::{JourneyWindows, RootSample, Sli};
+use tracebudget_alerting::alerter::{Alerter, Extras};
+use tracebudget_alerting::config::{Alerting, AlertingConfig, PolicyAlerting, Route};
+use tracebudget_alerting::labels::LabelMatcher;
+use tracebudget_alerting::mute::{InhibitRule, Silence, SilenceState};
+use tracebudget_alerting::notify::Notification;
+use tracebudget_alerting::store::{AlertStore, Pending};
+use tracebudget_engine::store::Db;
+use tracebudget_engine::store::testing::Databases;
 
 const T0: i64 = 1_780_000_020;
 
@@ -252,8 +252,8 @@ async fn an_alert_starts_at_the_same_instant_in_every_notice_across_a_restart() 
                 .iter()
                 .position(|a| a.labels["severity"] == "page")
                 .expect("the page");
-            let am = &alerting::notify::webhook::alertmanager::payload(n)["alerts"][i];
-            let generic = &alerting::notify::webhook::generic::payload(n)["alerts"][i];
+            let am = &tracebudget_alerting::notify::webhook::alertmanager::payload(n)["alerts"][i];
+            let generic = &tracebudget_alerting::notify::webhook::generic::payload(n)["alerts"][i];
             (
                 am["status"].as_str().unwrap().to_owned(),
                 am["startsAt"].as_str().unwrap().to_owned(),
@@ -401,9 +401,9 @@ async fn rows_written_before_issue_6_still_load_on_both_backends() {
 async fn a_silence_made_on_a_standby_reaches_the_leader() {
     use std::sync::Mutex;
 
-    use alerting::deliver::AlertingMetrics;
-    use engine::pipeline::Pipeline;
     use slis::journey::{Journey, Journeys, RootMatcher};
+    use tracebudget_alerting::deliver::AlertingMetrics;
+    use tracebudget_engine::pipeline::Pipeline;
 
     let dbs = Databases::new("standby_silence").await;
     let [_, url] = dbs.urls();
@@ -433,12 +433,12 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
     let pipeline = Mutex::new(Pipeline::new(
         journeys,
         &model().slos,
-        &engine::config::IngestConfig::default(),
+        &tracebudget_engine::config::IngestConfig::default(),
         Arc::default(),
     ));
     let others = crate::cluster::Others {
-        store: engine::store::SliStore::new(&db, "a"),
-        metrics: engine::cluster::ClusterMetrics::default(),
+        store: tracebudget_engine::store::SliStore::new(&db, "a"),
+        metrics: tracebudget_engine::cluster::ClusterMetrics::default(),
     };
     let now = Timestamp::from_unix_secs(T0);
     let silence = |id: &str| Silence {
@@ -460,7 +460,7 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
 
     let mut pending = Pending::default();
     leader.cycle(&pipeline, &mut pending, now, Some(&others)).await;
-    let ids = |a: &alerting::alerter::Alerter| a.silences.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    let ids = |a: &tracebudget_alerting::alerter::Alerter| a.silences.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
     assert_eq!(
         ids(&*leader.alerter.lock().await),
         [on_standby.id.clone(), on_leader.id.clone()]
@@ -469,7 +469,7 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
         others
             .metrics
             .others_reads
-            .get_or_create(&engine::cluster::OutcomeLabels { outcome: "none" })
+            .get_or_create(&tracebudget_engine::cluster::OutcomeLabels { outcome: "none" })
             .get(),
         1,
         "no other instance's rows: nothing read"

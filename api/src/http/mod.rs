@@ -27,10 +27,10 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use engine::pipeline::Pipeline;
-use engine::store::Db;
 use prometheus_client::registry::Registry;
 use slis::Timestamp;
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::store::Db;
 
 use crate::alerts::AlertRuntime;
 use crate::config::Config;
@@ -69,7 +69,7 @@ pub struct AppState {
     pub reloads: Arc<ReloadMetrics>,
     /// Requests refused by [`auth`], by reason.
     pub guard: Arc<auth::GuardMetrics>,
-    /// "Now" for every route: [`engine::receiver::wall_clock`] when serving, a fixed instant in
+    /// "Now" for every route: [`tracebudget_engine::receiver::wall_clock`] when serving, a fixed instant in
     /// tests.
     pub clock: fn() -> Timestamp,
 }
@@ -141,5 +141,5 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// RFC 3339 in UTC with milliseconds, as every timestamp of the API is written.
 pub fn rfc3339(t: Timestamp) -> String {
-    alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    tracebudget_alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -29,7 +29,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use engine::pipeline::Pipeline;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use slis::budget::{Exhaustion, budget_remaining, burn_rate};
@@ -38,6 +37,7 @@ use slis::policy::Severity;
 use slis::slo::{Period, Slo};
 use slis::window::{Counts, Percentiles, Window};
 use slis::{Timestamp, format_duration, format_exact};
+use tracebudget_engine::pipeline::Pipeline;
 
 use super::params::{ApiError, JsonQuery, bad_param, duration, instant};
 use super::{AppState, rfc3339};

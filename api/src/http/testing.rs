@@ -5,19 +5,19 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use alerting::deliver::AlertingMetrics;
-use alerting::store::AlertStore;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use engine::collector::PipelineCollector;
-use engine::metrics::EngineMetrics;
-use engine::pipeline::Pipeline;
-use engine::store::Db;
 use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use slis::Timestamp;
 use tower::ServiceExt;
+use tracebudget_alerting::deliver::AlertingMetrics;
+use tracebudget_alerting::store::AlertStore;
+use tracebudget_engine::collector::PipelineCollector;
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::Pipeline;
+use tracebudget_engine::store::Db;
 
 use super::{AppState, Live, app};
 

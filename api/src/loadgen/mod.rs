@@ -1,7 +1,7 @@
 //! `tracebudget loadgen`: sends realistic traces over OTLP for benchmarks, demos and capacity
 //! tests, and prints what it sent so a test can compare the engine's counts with it.
 //!
-//! Traces come from [`engine::synth`], shaped by the journeys of a config file (`--config`) or of
+//! Traces come from [`tracebudget_engine::synth`], shaped by the journeys of a config file (`--config`) or of
 //! the example shop config built into the binary (`--journeys-default`). Slow roots are judged per
 //! journey against its tightest latency SLO threshold (800 ms without one) unless
 //! `--slow-threshold` sets one for all.
@@ -26,13 +26,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use engine::synth::{Batch, Generator, Latency, Rates, Shape, ShapeDefaults, Tally};
 use serde_json::{Value, json};
 use slis::Timestamp;
 use slis::slo::SliKind;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracebudget_engine::synth::{Batch, Generator, Latency, Rates, Shape, ShapeDefaults, Tally};
 
 use self::incident::{Incident, error_rate_at, parse_rate};
 use self::pace::{Pacer, per_sec};
@@ -521,7 +521,7 @@ fn write_file(
         delivery.rate > 0.0,
         "--out needs a --rate above 0 (the virtual clock follows it)"
     );
-    let writer = engine::replay::Writer::create(out, delivery.out_format.into(), delivery.gzip)
+    let writer = tracebudget_engine::replay::Writer::create(out, delivery.out_format.into(), delivery.gzip)
         .with_context(|| format!("cannot create {}", out.display()))?;
     let started = std::time::Instant::now();
     let origin = wall_clock();
@@ -540,7 +540,7 @@ fn write_file(
         traces_left -= batch.traces;
         pacer.sent(batch.spans);
         writer
-            .write(engine::replay::Request::Otlp(&batch.request))
+            .write(tracebudget_engine::replay::Request::Otlp(&batch.request))
             .with_context(|| format!("cannot write {}", out.display()))?;
         sent.requests += 1;
         sent.traces += batch.traces;

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use engine::metrics::EngineMetrics;
-use engine::pipeline::Source;
 use prometheus_client::registry::Registry;
 use slis::model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId};
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::Source;
 
 use super::*;
 use crate::config::Config;

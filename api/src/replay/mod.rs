@@ -1,5 +1,5 @@
 //! `tracebudget replay`: recorded spans through the same pipeline and the same alert state
-//! machine as `serve`, on a virtual clock taken from the spans (see [`engine::replay`]), for each
+//! machine as `serve`, on a virtual clock taken from the spans (see [`tracebudget_engine::replay`]), for each
 //! `--config` side by side. Nothing is sent: the alerts that would have fired and resolved are
 //! the output (`output.rs`: table, JSON or CSV), with each SLO's final figures.
 //!
@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alerting::alerter::Alerter;
-use alerting::config::Alerting;
 use anyhow::Context;
-use engine::decode::AttrKeys;
-use engine::metrics::EngineMetrics;
-use engine::pipeline::{Pipeline, Source};
-use engine::replay::{Clock, Corrupt, Input, Item, Step, decode, newest_end};
 use slis::Timestamp;
+use tracebudget_alerting::alerter::Alerter;
+use tracebudget_alerting::config::Alerting;
+use tracebudget_engine::decode::AttrKeys;
+use tracebudget_engine::metrics::EngineMetrics;
+use tracebudget_engine::pipeline::{Pipeline, Source};
+use tracebudget_engine::replay::{Clock, Corrupt, Input, Item, Step, decode, newest_end};
 
 use crate::alerts;
 use crate::config::Config;
@@ -117,7 +117,7 @@ impl Run {
         // The contributors replay prints go through the config's redaction rules, as serve's do.
         pipeline.set_privacy(
             config.privacy.redactor.clone(),
-            config.privacy.allows(engine::health::PEER_SERVICE),
+            config.privacy.allows(tracebudget_engine::health::PEER_SERVICE),
         );
         let model = Arc::new(config.alerting.clone());
         let journeys = config.journeys.0.iter().map(|j| j.name.clone()).collect();
@@ -450,7 +450,7 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
                 accepted_spans: run
                     .metrics
                     .spans_accepted
-                    .get_or_create(&engine::metrics::ReceiverLabels {
+                    .get_or_create(&tracebudget_engine::metrics::ReceiverLabels {
                         receiver: Source::Replay.as_str(),
                     })
                     .get(),
@@ -463,7 +463,7 @@ pub fn replay(configs: Vec<(String, Config)>, inputs: &[String], progress: bool)
 /// Per reason, the spans the pipeline refused (read from its metrics), and what was dropped,
 /// evicted or judged late on the way.
 fn refused(m: &EngineMetrics, backpressure_dropped: u64) -> BTreeMap<String, u64> {
-    use engine::metrics::{ReasonLabels, RejectLabels};
+    use tracebudget_engine::metrics::{ReasonLabels, RejectLabels};
     let receiver = Source::Replay.as_str();
     let mut out = BTreeMap::new();
     for reason in ["missing_timestamp", "future", "too_old"] {

@@ -32,7 +32,7 @@ pub fn write(report: &Report, format: OutputFormat, out: &mut impl Write) -> io:
 }
 
 fn time(t: Timestamp) -> String {
-    alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    tracebudget_alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn ms(d: Option<Duration>) -> Option<f64> {
@@ -132,8 +132,8 @@ fn to_json(r: &Report) -> Value {
             "records": read.corrupt_listed.iter().map(|c| {
                 let mut v = json!({ "input": c.input, "reason": c.reason });
                 match c.at {
-                    engine::replay::Position::Line(n) => v["line"] = json!(n),
-                    engine::replay::Position::Offset(o) => v["offset"] = json!(o),
+                    tracebudget_engine::replay::Position::Line(n) => v["line"] = json!(n),
+                    tracebudget_engine::replay::Position::Offset(o) => v["offset"] = json!(o),
                 }
                 v
             }).collect::<Vec<_>>(),

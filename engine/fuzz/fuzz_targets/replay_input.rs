@@ -2,8 +2,8 @@
 
 use std::sync::LazyLock;
 
-use engine::decode::AttrKeys;
-use engine::fuzzing;
+use tracebudget_engine::decode::AttrKeys;
+use tracebudget_engine::fuzzing;
 use libfuzzer_sys::fuzz_target;
 
 static KEYS: LazyLock<AttrKeys> = LazyLock::new(fuzzing::keys);

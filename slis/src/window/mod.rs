@@ -121,7 +121,7 @@ pub struct TraceVerdict {
     /// Every expected service present, exactly one root, no orphan.
     pub complete: bool,
     /// More than one root, an orphan span, or a client call whose callee reported a trace of
-    /// its own (the engine's fragmentation rule, `engine::health`).
+    /// its own (the engine's fragmentation rule, `tracebudget_engine::health`).
     pub fragmented: bool,
     /// A span starting before its parent or ending after it beyond the tolerance, or a span
     /// ending before it starts.

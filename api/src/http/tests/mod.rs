@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerting::store::Pending;
 use axum::http::{Method, StatusCode};
-use engine::pipeline::{Pipeline, Source};
 use serde_json::{Value, json};
 use slis::{Span, SpanId, SpanKind, StatusCode as SpanStatus, Timestamp, TraceId};
+use tracebudget_alerting::store::Pending;
+use tracebudget_engine::pipeline::{Pipeline, Source};
 
 use super::testing::{Reply, TestApp};
 
