@@ -273,12 +273,39 @@ pub struct AlertmanagerConfig {
     pub url: HttpUrl,
 }
 
+/// Why a receiver cannot take reports: the kind that cannot (`"webhook format alertmanager"`,
+/// `"webhook format pagerduty"`, `"alertmanager"`), or `None` when it can. Alertmanager's payloads
+/// and PagerDuty's events describe alerts; a digest is not one.
+pub fn unsupported_by(receiver: &ReceiverConfig) -> Option<&'static str> {
+    if let Some(w) = &receiver.webhook {
+        unsupported_format(w.format)
+    } else if receiver.alertmanager.is_some() {
+        Some("alertmanager")
+    } else {
+        None
+    }
+}
+
+/// The webhook formats that cannot take reports, named as [`unsupported_by`] names them.
+pub fn unsupported_format(format: WebhookFormat) -> Option<&'static str> {
+    match format {
+        WebhookFormat::Generic | WebhookFormat::Slack => None,
+        WebhookFormat::Alertmanager => Some("webhook format alertmanager"),
+        WebhookFormat::Pagerduty => Some("webhook format pagerduty"),
+    }
+}
+
+/// `reports are not supported by <kind>`: the give-up reason of such a delivery.
+pub fn unsupported_reason(kind: &str) -> String {
+    format!("reports are not supported by {kind}")
+}
+
 const REDACTED: &str = "<redacted>";
 
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("url", &crate::notify::http::origin(&self.url.0))
+            .field("url", &crate::redact::origin(&self.url.0))
             .field("format", &self.format)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| REDACTED))
@@ -722,14 +749,14 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
     for r in s.reports {
         check_receiver(&r.receiver, &mut errors);
         let target = s.receivers.iter().find(|x| x.name.get_ref() == r.receiver.get_ref());
-        if let Some(kind) = target.and_then(crate::report::unsupported_by) {
+        if let Some(kind) = target.and_then(unsupported_by) {
             errors.push(ConfigError::at(
                 r.receiver.span(),
                 format!(
                     "report {:?}: receiver {:?} cannot take it: {}; use a webhook in format generic or slack, or email",
                     r.name.get_ref(),
                     r.receiver.get_ref(),
-                    crate::report::unsupported_reason(kind)
+                    unsupported_reason(kind)
                 ),
             ));
         }

@@ -25,9 +25,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{
-    Alert, AlertStatus, Delivery, Notification, NotifierOptions, NotifyError, email_report, render, rfc3339, slo_url,
-};
+use super::delivery::{Delivery, NotifierOptions, NotifyError};
+use super::email_report;
+use super::render::{self, rfc3339, slo_url};
+use crate::alert::{Alert, AlertStatus, Notification};
 use crate::config::{EmailConfig, TlsMode};
 use crate::report::Digest;
 
