@@ -1,6 +1,9 @@
 //! What may be shown of a value that can carry a secret, for `Debug` output and error reasons of
 //! the config and the notifiers alike. Depends on nothing else in the crate.
 
+/// What `Debug` shows of a set secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
 /// Scheme, host and port of a URL: all that may be shown of it (no userinfo, path or query).
 pub(crate) fn origin(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));

@@ -118,3 +118,8 @@ impl Default for NotifierOptions {
         }
     }
 }
+
+/// `reports are not supported by <kind>`: the give-up reason of such a delivery.
+pub fn unsupported_reason(kind: &str) -> String {
+    format!("reports are not supported by {kind}")
+}

@@ -8,7 +8,26 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, StatusCode};
 
+use serde::Deserialize;
+
 use super::delivery::{Delivery, NotifyError};
+
+/// An `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HttpUrl(pub String);
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(HttpUrl(s)),
+            // The value is not repeated (a webhook URL holds its key); the error points at it.
+            _ => Err("invalid URL: expected http://HOST/… or https://HOST/…".to_owned()),
+        }
+    }
+}
 
 /// `tracebudget/<version>`, the `User-Agent` of every request.
 pub(crate) const USER_AGENT: &str = concat!("tracebudget/", env!("CARGO_PKG_VERSION"));

@@ -2,7 +2,7 @@
 //! failure is worth retrying ([`Delivery`]). The outbox decides when to retry; a notifier makes
 //! exactly one attempt per call.
 //!
-//! One file per receiver kind:
+//! One module per receiver kind:
 //! - [`webhook`]: an HTTP POST in one of four payload formats: [`webhook::generic`] (tracebudget's
 //!   own JSON), [`webhook::alertmanager`] (Alertmanager's webhook payload, version 4),
 //!   [`webhook::slack`] (an incoming-webhook message) and [`webhook::pagerduty`] (Events API v2).
@@ -19,15 +19,18 @@
 //!
 //! This file only assembles: the [`Notifier`] enum and re-exports. What the notifiers share lives
 //! in leaf modules they import directly ([`delivery`], `http`, `render`), never from here, so no
-//! import goes in a circle.
+//! import goes in a circle. Each notifier's `[[receivers]]` section is its `config` submodule
+//! ([`webhook::config`], [`email::config`], [`alertmanager::config`]), which `crate::config`
+//! assembles; those import nothing above them.
 //!
 //! **Invariant:** a [`Delivery`] reason, a [`NotifyError`] and the `Debug` output of a notifier
 //! never contain a secret: no bearer token, password, routing key, header value, nor the path or
 //! query of a webhook URL (Slack keeps its secret there).
 
 pub use crate::alert::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
-use crate::config::{self, ReceiverConfig};
+use crate::config::ReceiverConfig;
 use crate::report::Digest;
+use delivery::unsupported_reason;
 
 pub mod alertmanager;
 pub mod delivery;
@@ -88,7 +91,7 @@ impl Notifier {
         match self {
             Notifier::Webhook(n) => n.send_report(digest).await,
             Notifier::Email(n) => n.send_report(digest).await,
-            Notifier::Alertmanager(_) => Delivery::give_up(config::unsupported_reason("alertmanager")),
+            Notifier::Alertmanager(_) => Delivery::give_up(unsupported_reason("alertmanager")),
         }
     }
 }

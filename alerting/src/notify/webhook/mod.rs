@@ -14,13 +14,15 @@ use std::time::Duration;
 use reqwest::Client;
 use reqwest::header::{self, HeaderMap};
 
+use super::delivery::unsupported_reason;
 use super::delivery::{Delivery, NotifierOptions, NotifyError};
 use super::http;
 use crate::alert::Notification;
-use crate::config::{self, WebhookConfig, WebhookFormat};
 use crate::report::Digest;
+use config::{WebhookConfig, WebhookFormat, unsupported_format};
 
 pub mod alertmanager;
+pub mod config;
 pub mod generic;
 pub mod generic_report;
 pub mod pagerduty;
@@ -93,8 +95,8 @@ impl WebhookNotifier {
     /// Makes one delivery attempt of a report digest: formats `generic` and `slack` only (with the
     /// same headers and `Idempotency-Key: <digest id>`); the others give up at once.
     pub async fn send_report(&self, d: &Digest) -> Delivery {
-        if let Some(kind) = config::unsupported_format(self.format) {
-            return Delivery::give_up(config::unsupported_reason(kind));
+        if let Some(kind) = unsupported_format(self.format) {
+            return Delivery::give_up(unsupported_reason(kind));
         }
         let body = if self.format == WebhookFormat::Slack {
             slack_report::payload(d)

@@ -21,7 +21,9 @@ use super::delivery::{Delivery, NotifierOptions, NotifyError};
 use super::http;
 use super::render::{object, rfc3339, slo_url};
 use crate::alert::{AlertStatus, Notification};
-use crate::config::AlertmanagerConfig;
+use config::AlertmanagerConfig;
+
+pub mod config;
 
 /// How many resend intervals a firing alert stays firing in Alertmanager without being re-sent.
 pub const RESEND_HORIZON_FACTOR: u32 = 4;

@@ -29,8 +29,10 @@ use super::delivery::{Delivery, NotifierOptions, NotifyError};
 use super::email_report;
 use super::render::{self, rfc3339, slo_url};
 use crate::alert::{Alert, AlertStatus, Notification};
-use crate::config::{EmailConfig, TlsMode};
 use crate::report::Digest;
+use config::{EmailConfig, TlsMode};
+
+pub mod config;
 
 /// Sends notifications by email through one SMTP server.
 pub struct EmailNotifier {
