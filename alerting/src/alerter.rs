@@ -15,11 +15,11 @@ use slis::budget::Exhaustion;
 use slis::eval::{EXHAUSTION_BURN_WINDOW, SloStatus};
 use slis::policy::Severity;
 
+use crate::alert::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
 use crate::config::Alerting;
 use crate::dispatch::{Dispatcher, Flush, Group, Routable};
 use crate::labels::{Labels, fingerprint};
 use crate::mute::{InhibitRule, MuteReason, Muted, Muter, Silence};
-use crate::notify::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
 
 /// How often firing alerts are re-pushed to an `alertmanager` receiver (each push says the alert
 /// ends 4 minutes later unless pushed again; see `notify::alertmanager`).

@@ -3,7 +3,6 @@
 //! [`build`], which collects every error rather than stopping at the first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,6 +14,11 @@ use toml::Spanned;
 
 use crate::labels::LabelMatcher;
 use crate::mute::InhibitRule;
+pub use crate::notify::alertmanager::config::AlertmanagerConfig;
+use crate::notify::delivery::unsupported_reason;
+pub use crate::notify::email::config::{EmailConfig, TlsMode};
+pub use crate::notify::http::HttpUrl;
+pub use crate::notify::webhook::config::{WebhookConfig, WebhookFormat, unsupported_format};
 use crate::schedule::CronSchedule;
 
 /// `[alerting]`: the evaluator.
@@ -203,118 +207,16 @@ pub struct ReceiverConfig {
     pub alertmanager: Option<AlertmanagerConfig>,
 }
 
-/// `Debug` shows no secret: the URL's origin only (Slack keeps its secret in the path), header
-/// names only, and whether a token or key is set.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// `http://` or `https://` URL the notification is POSTed to.
-    pub url: HttpUrl,
-    /// Payload: `generic` (tracebudget's JSON), `alertmanager` (webhook v4), `slack`, `pagerduty`.
-    #[serde(default)]
-    pub format: WebhookFormat,
-    /// Extra request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Sent as `Authorization: Bearer …`; never logged.
-    pub bearer_token: Option<String>,
-    /// PagerDuty Events API v2 routing key (format `pagerduty`).
-    pub routing_key: Option<String>,
-    /// Give up on one attempt after this long (the outbox retries).
-    #[serde(default = "ten_seconds")]
-    pub timeout: HumanDuration,
-}
-
-fn ten_seconds() -> HumanDuration {
-    Duration::from_secs(10).into()
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    #[default]
-    Generic,
-    Alertmanager,
-    Slack,
-    Pagerduty,
-}
-
-/// `Debug` leaves the password out.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    /// Recipients.
-    pub to: Vec<String>,
-    pub from: String,
-    /// SMTP server as `host:port`.
-    pub smarthost: String,
-    /// `starttls` (default), `tls` (implicit, port 465) or `none` (plain; local relays only).
-    #[serde(default)]
-    pub tls: TlsMode,
-    pub username: Option<String>,
-    /// Never logged.
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsMode {
-    #[default]
-    Starttls,
-    Tls,
-    None,
-}
-
-/// Push alerts to an existing Alertmanager (`POST /api/v2/alerts`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerConfig {
-    /// Base URL, e.g. `http://alertmanager:9093`.
-    pub url: HttpUrl,
-}
-
-const REDACTED: &str = "<redacted>";
-
-impl fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &crate::notify::http::origin(&self.url.0))
-            .field("format", &self.format)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| REDACTED))
-            .field("routing_key", &self.routing_key.as_ref().map(|_| REDACTED))
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl fmt::Debug for EmailConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailConfig")
-            .field("to", &self.to)
-            .field("from", &self.from)
-            .field("smarthost", &self.smarthost)
-            .field("tls", &self.tls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| REDACTED))
-            .finish()
-    }
-}
-
-/// An `http://` or `https://` URL.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct HttpUrl(pub String);
-
-impl TryFrom<String> for HttpUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
-        match rest {
-            Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(HttpUrl(s)),
-            // The value is not repeated (a webhook URL holds its key); the error points at it.
-            _ => Err("invalid URL: expected http://HOST/… or https://HOST/…".to_owned()),
-        }
+/// Why a receiver cannot take reports: the kind that cannot (`"webhook format alertmanager"`,
+/// `"webhook format pagerduty"`, `"alertmanager"`), or `None` when it can. Alertmanager's payloads
+/// and PagerDuty's events describe alerts; a digest is not one.
+pub fn unsupported_by(receiver: &ReceiverConfig) -> Option<&'static str> {
+    if let Some(w) = &receiver.webhook {
+        unsupported_format(w.format)
+    } else if receiver.alertmanager.is_some() {
+        Some("alertmanager")
+    } else {
+        None
     }
 }
 
@@ -722,14 +624,14 @@ pub fn build(s: Sections, journeys: &Journeys) -> Result<Alerting, Vec<ConfigErr
     for r in s.reports {
         check_receiver(&r.receiver, &mut errors);
         let target = s.receivers.iter().find(|x| x.name.get_ref() == r.receiver.get_ref());
-        if let Some(kind) = target.and_then(crate::report::unsupported_by) {
+        if let Some(kind) = target.and_then(unsupported_by) {
             errors.push(ConfigError::at(
                 r.receiver.span(),
                 format!(
                     "report {:?}: receiver {:?} cannot take it: {}; use a webhook in format generic or slack, or email",
                     r.name.get_ref(),
                     r.receiver.get_ref(),
-                    crate::report::unsupported_reason(kind)
+                    unsupported_reason(kind)
                 ),
             ));
         }

@@ -18,7 +18,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use slis::Timestamp;
 
-use crate::notify::{Delivery, Notification, Notifier};
+use crate::alert::Notification;
+use crate::notify::{Delivery, Notifier};
 use crate::store::{AlertStore, OutboxRow, StoreError};
 
 /// Retry delays: doubling from the first to the last, ±20% jitter.

@@ -4,6 +4,7 @@
 //! So far it owns its config sections and their validation into domain types; the evaluator and
 //! the notification path arrive with the alerting issue.
 
+pub mod alert;
 pub mod alerter;
 pub mod config;
 pub mod deliver;
@@ -13,6 +14,7 @@ pub mod fuzzing;
 pub mod labels;
 pub mod mute;
 pub mod notify;
+pub(crate) mod redact;
 pub mod report;
 pub mod schedule;
 pub(crate) mod seconds;

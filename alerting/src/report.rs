@@ -20,8 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ReceiverConfig, WebhookFormat};
-use crate::notify::Contributor;
+use crate::alert::Contributor;
 use crate::schedule::CronSchedule;
 
 /// One digest of one report for one run: what a receiver gets.
@@ -160,33 +159,6 @@ pub fn due(schedule: &CronSchedule, last_run: Option<DateTime<Utc>>, now: DateTi
 pub fn period_of(schedule: &CronSchedule, run_at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let from = schedule.schedule.after(&run_at).next_back()?;
     Some((from, run_at))
-}
-
-/// Why a receiver cannot take reports: the kind that cannot (`"webhook format alertmanager"`,
-/// `"webhook format pagerduty"`, `"alertmanager"`), or `None` when it can. Alertmanager's payloads
-/// and PagerDuty's events describe alerts; a digest is not one.
-pub fn unsupported_by(receiver: &ReceiverConfig) -> Option<&'static str> {
-    if let Some(w) = &receiver.webhook {
-        unsupported_format(w.format)
-    } else if receiver.alertmanager.is_some() {
-        Some("alertmanager")
-    } else {
-        None
-    }
-}
-
-/// The webhook formats that cannot take reports, named as [`unsupported_by`] names them.
-pub fn unsupported_format(format: WebhookFormat) -> Option<&'static str> {
-    match format {
-        WebhookFormat::Generic | WebhookFormat::Slack => None,
-        WebhookFormat::Alertmanager => Some("webhook format alertmanager"),
-        WebhookFormat::Pagerduty => Some("webhook format pagerduty"),
-    }
-}
-
-/// `reports are not supported by <kind>`: the give-up reason of such a delivery.
-pub fn unsupported_reason(kind: &str) -> String {
-    format!("reports are not supported by {kind}")
 }
 
 /// One alert event of the history, as [`build`] reads it.
@@ -528,6 +500,8 @@ mod tests {
 
     #[test]
     fn receivers_that_cannot_take_reports() {
+        use crate::config::{ReceiverConfig, unsupported_by};
+
         let receiver = |body: &str| -> ReceiverConfig { toml::from_str(&format!("name = \"r\"\n{body}")).unwrap() };
         let cases = [
             ("webhook = { url = \"http://h/x\" }", None),

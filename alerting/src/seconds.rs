@@ -1,5 +1,5 @@
 //! Durations as a JSON number of seconds (`3600.0`, `2.5`), for `#[serde(with = ...)]` on the
-//! stored and API forms of alerts ([`crate::notify::AlertDetail`], [`crate::notify::Exemplar`])
+//! stored and API forms of alerts ([`crate::alert::AlertDetail`], [`crate::alert::Exemplar`])
 //! and report digests ([`crate::report::SloDigest`]), under field names ending in `_seconds` like
 //! the rest of the API.
 //!

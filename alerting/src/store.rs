@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use slis::Timestamp;
 use sqlx::{AnyPool, Row as _};
 
+use crate::alert::{AlertDetail, Notification};
 use crate::alerter::{AlertState, Alerter, Cycle};
 use crate::dispatch::Group;
 use crate::labels::{LabelMatcher, Labels};
 use crate::mute::Silence;
-use crate::notify::{AlertDetail, Notification};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -130,7 +130,7 @@ pub struct HistoryRow {
     /// `"firing"` or `"resolved"`.
     pub event: &'static str,
     pub at: Timestamp,
-    pub alert: crate::notify::Alert,
+    pub alert: crate::alert::Alert,
 }
 
 /// A notification to queue.

@@ -11,10 +11,10 @@ use slis::slo::{Period, SliKind, Slo};
 use slis::window::{JourneyWindows, RootSample, Sli};
 
 use super::*;
+use crate::alert::AlertStatus;
 use crate::config::{AlertingConfig, PolicyAlerting, Route};
 use crate::labels::LabelMatcher;
 use crate::mute::InhibitRule;
-use crate::notify::AlertStatus;
 
 const DAY: Duration = Duration::from_secs(86_400);
 const EVAL: i64 = 15;

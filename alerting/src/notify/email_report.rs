@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::{render, slo_url};
+use super::render::{self, slo_url};
 use crate::report::{Digest, SloDigest};
 
 /// The digest's headline.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
-use super::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
+use crate::alert::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -2,7 +2,7 @@
 //! failure is worth retrying ([`Delivery`]). The outbox decides when to retry; a notifier makes
 //! exactly one attempt per call.
 //!
-//! One file per receiver kind:
+//! One module per receiver kind:
 //! - [`webhook`]: an HTTP POST in one of four payload formats: [`webhook::generic`] (tracebudget's
 //!   own JSON), [`webhook::alertmanager`] (Alertmanager's webhook payload, version 4),
 //!   [`webhook::slack`] (an incoming-webhook message) and [`webhook::pagerduty`] (Events API v2).
@@ -14,27 +14,26 @@
 //! email ([`email_report`]), with the same idempotency key conventions.
 //!
 //! Every payload is a pure function of the notification, tested as data; `send` is the only I/O.
-//! The notification types derive serde as the stored form (alert state, history and outbox, JSON
-//! in the database) and as the API's (`GET /api/v1/alerts`, `/api/v1/alerts/history`); durations
-//! there are seconds under `_seconds` names ([`crate::seconds`], which also reads the
-//! `{"secs", "nanos"}` objects older versions stored). What a receiver gets is always rendered
-//! by its format.
+//! The alert types themselves ([`Alert`], [`Notification`], ...) live in [`crate::alert`] and are
+//! re-exported here. What a receiver gets is always rendered by its format.
+//!
+//! This file only assembles: the [`Notifier`] enum and re-exports. What the notifiers share lives
+//! in leaf modules they import directly ([`delivery`], `http`, `render`), never from here, so no
+//! import goes in a circle. Each notifier's `[[receivers]]` section is its `config` submodule
+//! ([`webhook::config`], [`email::config`], [`alertmanager::config`]), which `crate::config`
+//! assembles; those import nothing above them.
 //!
 //! **Invariant:** a [`Delivery`] reason, a [`NotifyError`] and the `Debug` output of a notifier
 //! never contain a secret: no bearer token, password, routing key, header value, nor the path or
 //! query of a webhook URL (Slack keeps its secret there).
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
+pub use crate::alert::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, Notification};
 use crate::config::ReceiverConfig;
-use crate::report::{self, Digest};
+use crate::report::Digest;
+use delivery::unsupported_reason;
 
 pub mod alertmanager;
+pub mod delivery;
 pub mod email;
 pub mod email_report;
 pub(crate) mod http;
@@ -45,289 +44,10 @@ pub mod webhook;
 mod fixture;
 
 pub use alertmanager::AlertmanagerNotifier;
+pub use delivery::{Delivery, NotifierOptions, NotifyError};
 pub use email::EmailNotifier;
+pub use render::slo_url;
 pub use webhook::WebhookNotifier;
-
-/// Whether an alert is still burning its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertStatus {
-    /// The burn-rate rule holds.
-    Firing,
-    /// The rule stopped holding; [`Alert::ends_at`] says when.
-    Resolved,
-}
-
-impl AlertStatus {
-    /// `"firing"` or `"resolved"`, as on the wire of every format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Firing => "firing",
-            AlertStatus::Resolved => "resolved",
-        }
-    }
-}
-
-impl fmt::Display for AlertStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One alert: an SLO burning its budget fast enough for one rule of its policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    /// 16 lowercase hex characters: a stable id of the label set. PagerDuty's `dedup_key`.
-    pub fingerprint: String,
-    /// Always `alertname`, `slo` and `severity` (`page` or `ticket`), plus journey and user labels.
-    pub labels: BTreeMap<String, String>,
-    /// `summary` and `description`, free text.
-    pub annotations: BTreeMap<String, String>,
-    /// Firing or resolved.
-    pub status: AlertStatus,
-    /// When the alert started firing.
-    pub starts_at: DateTime<Utc>,
-    /// When it resolved; `None` while firing.
-    pub ends_at: Option<DateTime<Utc>>,
-    /// The numbers behind the alert and what only traces can tell.
-    pub detail: AlertDetail,
-}
-
-/// The numbers behind an alert, as the evaluator saw them when it last fired or resolved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertDetail {
-    /// SLO name.
-    pub slo: String,
-    /// Journey the SLO measures.
-    pub journey: String,
-    /// Objective, e.g. `0.999`.
-    pub objective: f64,
-    /// `"page"` or `"ticket"`.
-    pub severity: String,
-    /// Burn-rate threshold of the rule that fired, e.g. `14.4`.
-    pub factor: f64,
-    /// The rule's long window, e.g. 1 h. JSON: `long_window_seconds`.
-    #[serde(rename = "long_window_seconds", alias = "long_window", with = "crate::seconds")]
-    pub long_window: Duration,
-    /// The rule's short window, e.g. 5 min. JSON: `short_window_seconds`.
-    #[serde(rename = "short_window_seconds", alias = "short_window", with = "crate::seconds")]
-    pub short_window: Duration,
-    /// Burn rate over the long window.
-    pub burn_long: f64,
-    /// Burn rate over the short window.
-    pub burn_short: f64,
-    /// Share of the period's error budget left: 1.0 untouched, 0 spent, negative overspent.
-    pub budget_remaining: f64,
-    /// When the budget runs out at the current long-window burn rate; `None` when it does not.
-    /// JSON: `time_to_exhaustion_seconds`.
-    #[serde(
-        rename = "time_to_exhaustion_seconds",
-        alias = "time_to_exhaustion",
-        with = "crate::seconds::option"
-    )]
-    pub time_to_exhaustion: Option<Duration>,
-    /// The worst bad traces, worst first.
-    pub exemplars: Vec<Exemplar>,
-    /// The services and operations behind the bad events, largest share first.
-    pub contributors: Vec<Contributor>,
-}
-
-/// A bad trace worth opening.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Exemplar {
-    /// Hex trace id.
-    pub trace_id: String,
-    /// Link to the trace in the tracing UI, from `[alerting] trace_url`.
-    pub url: Option<String>,
-    /// Root span duration. JSON: `latency_seconds`.
-    #[serde(rename = "latency_seconds", alias = "latency", with = "crate::seconds")]
-    pub latency: Duration,
-    /// Whether the trace counted as an error.
-    pub error: bool,
-    /// When the root span started.
-    pub at: DateTime<Utc>,
-}
-
-/// A service and operation behind a share of the bad events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Contributor {
-    /// `service.name`.
-    pub service: String,
-    /// Span name.
-    pub operation: String,
-    /// Bad events attributed to this operation.
-    pub bad_events: u64,
-    /// `bad_events` over all bad events, 0..=1.
-    pub share: f64,
-    /// Why it is blamed: `"error originated here"` or `"slowest child span"`.
-    pub reason: String,
-}
-
-/// A group of alerts for one receiver: what one call of `send` delivers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    /// Idempotency key, unique per notification: header `Idempotency-Key`, email `Message-ID`.
-    pub id: String,
-    /// Receiver name.
-    pub receiver: String,
-    /// The group's key, e.g. `{}/{slo="checkout-latency"}`.
-    pub group_key: String,
-    /// The labels the route groups by, with this group's values.
-    pub group_labels: BTreeMap<String, String>,
-    /// The group's alerts, firing and resolved.
-    pub alerts: Vec<Alert>,
-    /// Base URL of tracebudget's UI, e.g. `http://127.0.0.1:8080`.
-    pub external_url: String,
-}
-
-impl Notification {
-    /// Firing when any alert fires, else resolved (Alertmanager's rule).
-    pub fn status(&self) -> AlertStatus {
-        if self.alerts.iter().any(|a| a.status == AlertStatus::Firing) {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Resolved
-        }
-    }
-
-    /// The alert that titles the notification: the first firing one, else the first.
-    pub(crate) fn lead(&self) -> Option<&Alert> {
-        self.alerts
-            .iter()
-            .find(|a| a.status == AlertStatus::Firing)
-            .or_else(|| self.alerts.first())
-    }
-}
-
-/// The page of an SLO in tracebudget's UI: `{external_url}/slos/{slo}`, the SLO percent-encoded.
-/// Every format links there (Alertmanager's `generatorURL`).
-pub fn slo_url(external_url: &str, slo: &str) -> String {
-    let mut url = external_url.trim_end_matches('/').to_owned();
-    url.push_str("/slos/");
-    for b in slo.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
-    url
-}
-
-/// The outcome of one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// The receiver accepted the notification.
-    Delivered,
-    /// Worth trying again: a 408, 429 or 5xx answer, a refused connection, a timeout, a transient
-    /// SMTP reply.
-    Retry {
-        /// Short and stable, e.g. `"http 503"`; never a secret.
-        reason: String,
-        /// The receiver's `Retry-After`, when it sent one.
-        after: Option<Duration>,
-    },
-    /// Retrying cannot help: another 4xx answer, a permanent SMTP reply.
-    GiveUp {
-        /// Short and stable, e.g. `"http 404"`; never a secret.
-        reason: String,
-    },
-}
-
-impl Delivery {
-    /// A retry without `Retry-After`.
-    pub(crate) fn retry(reason: impl Into<String>) -> Self {
-        Delivery::Retry {
-            reason: reason.into(),
-            after: None,
-        }
-    }
-
-    /// A give-up.
-    pub(crate) fn give_up(reason: impl Into<String>) -> Self {
-        Delivery::GiveUp { reason: reason.into() }
-    }
-
-    /// Combines the outcomes of several requests of one notification (PagerDuty sends one event
-    /// per alert): retry if any should be retried (every request is idempotent), else give up if
-    /// any gave up, else delivered. Among retries, the longest `Retry-After` wins.
-    pub(crate) fn and(self, other: Delivery) -> Delivery {
-        use Delivery::*;
-        match (self, other) {
-            (Retry { reason, after: a }, Retry { after: b, .. }) => Retry {
-                reason,
-                after: a.max(b),
-            },
-            (r @ Retry { .. }, _) | (_, r @ Retry { .. }) => r,
-            (g @ GiveUp { .. }, _) | (_, g @ GiveUp { .. }) => g,
-            (Delivered, Delivered) => Delivered,
-        }
-    }
-}
-
-/// Why a notifier could not be built from its config. Raised once, at start-up or reload.
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    /// `[[receivers]]` without any of `webhook`, `email`, `alertmanager`.
-    #[error("receiver {0:?} sets none of webhook, email, alertmanager")]
-    NoKind(String),
-    /// A custom header's name.
-    #[error("invalid header name {0:?}")]
-    HeaderName(String),
-    /// A custom header's value (never shown).
-    #[error("invalid value for header {0:?}")]
-    HeaderValue(String),
-    /// The bearer token cannot be sent in a header (never shown).
-    #[error("the bearer token is not a valid header value")]
-    BearerToken,
-    /// Format `pagerduty` without `routing_key`.
-    #[error("the pagerduty format needs a routing_key")]
-    MissingRoutingKey,
-    /// An email address in `from` or `to`.
-    #[error("invalid email address {0:?}")]
-    Address(String),
-    /// Email without recipients.
-    #[error("email has no recipient")]
-    NoRecipient,
-    /// `smarthost` is not `host:port`.
-    #[error("invalid smarthost {0:?}: expected host:port")]
-    Smarthost(String),
-    /// Only one of `username` and `password`.
-    #[error("email username and password must be set together")]
-    Credentials,
-    /// The extra root certificate or the TLS settings.
-    #[error("invalid TLS settings: {0}")]
-    Tls(String),
-    /// The HTTP client could not be built.
-    #[error("cannot build the http client")]
-    HttpClient,
-}
-
-/// Settings a notifier needs beyond its `[[receivers]]` section.
-#[derive(Debug, Clone)]
-pub struct NotifierOptions {
-    /// PEM root certificates to trust besides the system's, for HTTPS and SMTP TLS (e.g. a private
-    /// CA, or a test's self-signed certificate).
-    pub extra_root_pem: Option<Vec<u8>>,
-    /// Give up on one SMTP attempt after this long. Default 30 s.
-    pub email_timeout: Duration,
-    /// Give up on one push to Alertmanager after this long. Default 10 s.
-    pub alertmanager_timeout: Duration,
-    /// How often the caller re-sends firing alerts to Alertmanager; see [`AlertmanagerNotifier`].
-    /// Default 1 min.
-    pub resend_interval: Duration,
-}
-
-impl Default for NotifierOptions {
-    fn default() -> Self {
-        NotifierOptions {
-            extra_root_pem: None,
-            email_timeout: Duration::from_secs(30),
-            alertmanager_timeout: Duration::from_secs(10),
-            resend_interval: Duration::from_secs(60),
-        }
-    }
-}
 
 /// A notifier of any kind, built from one `[[receivers]]` entry.
 #[derive(Debug)]
@@ -371,28 +91,19 @@ impl Notifier {
         match self {
             Notifier::Webhook(n) => n.send_report(digest).await,
             Notifier::Email(n) => n.send_report(digest).await,
-            Notifier::Alertmanager(_) => Delivery::give_up(report::unsupported_reason("alertmanager")),
+            Notifier::Alertmanager(_) => Delivery::give_up(unsupported_reason("alertmanager")),
         }
-    }
-}
-
-/// A timestamp as Go's `time.RFC3339Nano` writes it (what Alertmanager emits): UTC with `Z`,
-/// fractional seconds only when non-zero and without trailing zeros.
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
-    let base = t.format("%Y-%m-%dT%H:%M:%S");
-    let nanos = t.timestamp_subsec_nanos().min(999_999_999);
-    if nanos == 0 {
-        format!("{base}Z")
-    } else {
-        let frac = format!("{nanos:09}");
-        format!("{base}.{}Z", frac.trim_end_matches('0'))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::render::rfc3339;
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn rfc3339_like_go() {

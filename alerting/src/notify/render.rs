@@ -1,11 +1,15 @@
 //! Human wording shared by Slack, PagerDuty and email, so every channel states the same facts the
 //! same way: `burn 14.9× (1h) / 15.2× (5m) > 14.4`; and for report digests the headline, the
-//! table of SLOs and the lines about alerts of the period.
+//! table of SLOs and the lines about alerts of the period. Also the wire forms every format
+//! shares: [`slo_url`], [`rfc3339`] timestamps and label [`object`]s.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar, rfc3339};
+use chrono::{DateTime, Utc};
+
+use crate::alert::{Alert, AlertDetail, AlertStatus, Contributor, Exemplar};
 use crate::report::{AlertRecord, Digest, SloDigest};
 
 /// A burn rate with one decimal: `14.9×`.
@@ -259,6 +263,42 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// The page of an SLO in tracebudget's UI: `{external_url}/slos/{slo}`, the SLO percent-encoded.
+/// Every format links there (Alertmanager's `generatorURL`).
+pub fn slo_url(external_url: &str, slo: &str) -> String {
+    let mut url = external_url.trim_end_matches('/').to_owned();
+    url.push_str("/slos/");
+    for b in slo.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
+}
+
+/// A timestamp as Go's `time.RFC3339Nano` writes it (what Alertmanager emits): UTC with `Z`,
+/// fractional seconds only when non-zero and without trailing zeros.
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    let base = t.format("%Y-%m-%dT%H:%M:%S");
+    let nanos = t.timestamp_subsec_nanos().min(999_999_999);
+    if nanos == 0 {
+        format!("{base}Z")
+    } else {
+        let frac = format!("{nanos:09}");
+        format!("{base}.{}Z", frac.trim_end_matches('0'))
+    }
+}
+
+/// Labels or annotations as a JSON object.
+pub(crate) fn object(map: &BTreeMap<String, String>) -> serde_json::Value {
+    map.iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::super::{Alert, AlertStatus, Notification, rfc3339, slo_url};
-use super::object;
+use super::super::render::{object, rfc3339, slo_url};
+use crate::alert::{Alert, AlertStatus, Notification};
 
 /// How Go writes a zero `time.Time`: Alertmanager's "not ended".
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

@@ -28,8 +28,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Alert, Contributor, Notification, rfc3339, slo_url};
-use super::object;
+use super::super::render::{object, rfc3339, slo_url};
+use crate::alert::{Alert, Contributor, Notification};
 
 /// The `generic` payload of a notification.
 pub fn payload(n: &Notification) -> Value {

@@ -30,7 +30,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::{rfc3339, slo_url};
+use super::super::render::{rfc3339, slo_url};
 use crate::report::{Digest, SloDigest};
 
 /// The `generic` payload of a digest.

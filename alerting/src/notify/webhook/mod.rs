@@ -14,11 +14,15 @@ use std::time::Duration;
 use reqwest::Client;
 use reqwest::header::{self, HeaderMap};
 
-use super::{Delivery, Notification, NotifierOptions, NotifyError, http};
-use crate::config::{WebhookConfig, WebhookFormat};
-use crate::report::{self, Digest};
+use super::delivery::unsupported_reason;
+use super::delivery::{Delivery, NotifierOptions, NotifyError};
+use super::http;
+use crate::alert::Notification;
+use crate::report::Digest;
+use config::{WebhookConfig, WebhookFormat, unsupported_format};
 
 pub mod alertmanager;
+pub mod config;
 pub mod generic;
 pub mod generic_report;
 pub mod pagerduty;
@@ -38,7 +42,7 @@ pub struct WebhookNotifier {
 impl fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookNotifier")
-            .field("origin", &http::origin(&self.url))
+            .field("origin", &crate::redact::origin(&self.url))
             .field("format", &self.format)
             .field("headers", &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>())
             .field("routing_key", &self.routing_key.as_ref().map(|_| "<redacted>"))
@@ -91,8 +95,8 @@ impl WebhookNotifier {
     /// Makes one delivery attempt of a report digest: formats `generic` and `slack` only (with the
     /// same headers and `Idempotency-Key: <digest id>`); the others give up at once.
     pub async fn send_report(&self, d: &Digest) -> Delivery {
-        if let Some(kind) = report::unsupported_format(self.format) {
-            return Delivery::give_up(report::unsupported_reason(kind));
+        if let Some(kind) = unsupported_format(self.format) {
+            return Delivery::give_up(unsupported_reason(kind));
         }
         let body = if self.format == WebhookFormat::Slack {
             slack_report::payload(d)
@@ -121,12 +125,4 @@ impl WebhookNotifier {
         }
         outcome
     }
-}
-
-/// Labels or annotations as a JSON object.
-pub(crate) fn object(map: &std::collections::BTreeMap<String, String>) -> serde_json::Value {
-    map.iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }

@@ -11,7 +11,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Alert, AlertStatus, Notification, http, render, rfc3339, slo_url};
+use super::super::render::{self, object, rfc3339, slo_url};
+use crate::alert::{Alert, AlertStatus, Notification};
 
 /// PagerDuty's limit on `payload.summary`, in characters.
 pub const SUMMARY_MAX: usize = 1024;
@@ -57,7 +58,7 @@ fn event(n: &Notification, a: &Alert, routing_key: &str) -> Value {
             .as_ref()
             .map(|u| json!({ "href": u, "text": format!("trace {} ({})", e.trace_id, render::exemplar_facts(e)) }))
     }));
-    let source = http::origin(&n.external_url);
+    let source = crate::redact::origin(&n.external_url);
     let source = source.split_once("://").map_or(source.as_str(), |(_, host)| host);
     json!({
         "routing_key": routing_key,
@@ -84,7 +85,7 @@ fn event(n: &Notification, a: &Alert, routing_key: &str) -> Value {
                 "burn_short": d.burn_short,
                 "budget_remaining": d.budget_remaining,
                 "time_to_exhaustion_seconds": d.time_to_exhaustion.map(|t| t.as_secs()),
-                "labels": super::object(&a.labels),
+                "labels": object(&a.labels),
                 "description": a.annotations.get("description"),
                 "exemplars": d.exemplars.iter().map(|e| {
                     format!("{} ({})", e.trace_id, render::exemplar_facts(e))

@@ -8,7 +8,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Alert, AlertStatus, Notification, render, rfc3339, slo_url};
+use super::super::render::{self, rfc3339, slo_url};
+use crate::alert::{Alert, AlertStatus, Notification};
 
 /// Colour of a firing page.
 pub const RED: &str = "#d32f2f";

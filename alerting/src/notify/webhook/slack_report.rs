@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::{render, slo_url};
+use super::super::render::{self, slo_url};
 use super::slack::{context, escape, mrkdwn, url};
 use crate::report::{Digest, SloDigest};
 

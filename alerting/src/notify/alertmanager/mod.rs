@@ -17,8 +17,13 @@ use reqwest::Client;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{AlertStatus, Delivery, Notification, NotifierOptions, NotifyError, http, rfc3339, slo_url};
-use crate::config::AlertmanagerConfig;
+use super::delivery::{Delivery, NotifierOptions, NotifyError};
+use super::http;
+use super::render::{object, rfc3339, slo_url};
+use crate::alert::{AlertStatus, Notification};
+use config::AlertmanagerConfig;
+
+pub mod config;
 
 /// How many resend intervals a firing alert stays firing in Alertmanager without being re-sent.
 pub const RESEND_HORIZON_FACTOR: u32 = 4;
@@ -34,7 +39,7 @@ pub struct AlertmanagerNotifier {
 impl fmt::Debug for AlertmanagerNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlertmanagerNotifier")
-            .field("origin", &http::origin(&self.endpoint))
+            .field("origin", &crate::redact::origin(&self.endpoint))
             .field("horizon", &self.horizon)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -78,8 +83,8 @@ pub fn postable_alerts(n: &Notification, now: DateTime<Utc>, horizon: Duration) 
             AlertStatus::Firing => now.checked_add_signed(horizon).unwrap_or(DateTime::<Utc>::MAX_UTC),
         };
         json!({
-            "labels": super::webhook::object(&a.labels),
-            "annotations": super::webhook::object(&a.annotations),
+            "labels": object(&a.labels),
+            "annotations": object(&a.annotations),
             "startsAt": rfc3339(a.starts_at),
             "endsAt": rfc3339(ends_at),
             "generatorURL": slo_url(&n.external_url, &a.detail.slo),

@@ -25,11 +25,14 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{
-    Alert, AlertStatus, Delivery, Notification, NotifierOptions, NotifyError, email_report, render, rfc3339, slo_url,
-};
-use crate::config::{EmailConfig, TlsMode};
+use super::delivery::{Delivery, NotifierOptions, NotifyError};
+use super::email_report;
+use super::render::{self, rfc3339, slo_url};
+use crate::alert::{Alert, AlertStatus, Notification};
 use crate::report::Digest;
+use config::{EmailConfig, TlsMode};
+
+pub mod config;
 
 /// Sends notifications by email through one SMTP server.
 pub struct EmailNotifier {
