@@ -1,5 +1,5 @@
 //! `tracebudget replay` on one core (issue #8): writes an OTLP protobuf file of the example
-//! shop's traffic (`tracebudget_engine::synth::Generator`, 512 spans per request, the Collector `file`
+//! shop's traffic (`tracebudget_synth::Generator`, 512 spans per request, the Collector `file`
 //! exporter's framing) of each size in `REPLAY_BENCH_GB` (default `1,10`) into
 //! `REPLAY_BENCH_DIR` (default the system's temporary directory), then replays it through
 //! `tracebudget::replay::replay` — the whole command: read, decode, pipeline, evaluator — in a child
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use slis::Timestamp;
 use tracebudget_engine::replay::{OutFormat, Request, Writer};
-use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
+use tracebudget_synth::{Generator, Shape, ShapeDefaults};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

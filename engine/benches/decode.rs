@@ -5,7 +5,7 @@
 //! - `generated`: `<ExportTraceServiceRequest as prost::Message>::decode` into opentelemetry-proto's
 //!   full types, which is where a decoder that builds them would start.
 //!
-//! One request of 512 spans from `tracebudget_engine::synth`: traces of 8 spans over 4 services (one
+//! One request of 512 spans from `tracebudget_synth`: traces of 8 spans over 4 services (one
 //! `ResourceSpans` per service), about ten attributes per span of mixed types.
 //!
 //! `cargo bench -p tracebudget-engine --bench decode`
@@ -19,7 +19,7 @@ use prost::Message;
 use slis::Timestamp;
 use slis::journey::{AttrMatcher, Journey, Journeys, RootMatcher};
 use tracebudget_engine::decode::{AttrKeys, otlp};
-use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
+use tracebudget_synth::{Generator, Shape, ShapeDefaults};
 
 const SERVICES: [&str; 4] = ["frontend", "checkout", "payments", "inventory"];
 

@@ -31,7 +31,7 @@ use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::Pipeline;
 use tracebudget_engine::store::testing::Databases;
 use tracebudget_engine::store::{Db, Flusher, SliStore, StorageMetrics};
-use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
+use tracebudget_synth::{Generator, Shape, ShapeDefaults};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -16,7 +16,7 @@ use tracebudget_engine::config::IngestConfig;
 use tracebudget_engine::decode::{AttrKeys, otlp};
 use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::{Pipeline, Source};
-use tracebudget_engine::synth::{Generator, Shape, ShapeDefaults};
+use tracebudget_synth::{Generator, Shape, ShapeDefaults};
 
 /// The allocator the `tracebudget` binary uses.
 #[global_allocator]

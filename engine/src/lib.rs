@@ -17,4 +17,3 @@ pub mod pipeline;
 pub mod receiver;
 pub mod replay;
 pub mod store;
-pub mod synth;

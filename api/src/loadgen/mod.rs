@@ -1,20 +1,18 @@
 //! `tracebudget loadgen`: sends realistic traces over OTLP for benchmarks, demos and capacity
 //! tests, and prints what it sent so a test can compare the engine's counts with it.
 //!
-//! Traces come from [`tracebudget_engine::synth`], shaped by the journeys of a config file (`--config`) or of
-//! the example shop config built into the binary (`--journeys-default`). Slow roots are judged per
-//! journey against its tightest latency SLO threshold (800 ms without one) unless
+//! Traces come from [`tracebudget_synth`], shaped by the journeys of a config file (`--config`) or
+//! of the example shop config built into the binary (`--journeys-default`). Slow roots are judged
+//! per journey against its tightest latency SLO threshold (800 ms without one) unless
 //! `--slow-threshold` sets one for all.
 //!
-//! One task generates requests and paces them by a token schedule ([`pace::Pacer`]), up to
-//! `--concurrency` requests are in flight, each encoded, gzipped and retried on its own task
-//! ([`send`]). The run stops by itself after `--duration` or `--traces`, or at Ctrl-C, waits for
+//! One task generates requests and paces them by a token schedule ([`Pacer`]; it and the scripted
+//! outages, [`Incident`], come from the same crate), up to `--concurrency` requests are in flight,
+//! each encoded, gzipped and retried on its own task ([`send`]). The run stops by itself after `--duration` or `--traces`, or at Ctrl-C, waits for
 //! the requests in flight, and prints one JSON object on stdout (see [`Summary::to_json`]).
 //! Progress goes to stderr every 5 s. Only the given endpoint is ever contacted: use loopback for
 //! tests.
 
-mod incident;
-mod pace;
 mod send;
 #[cfg(test)]
 mod tests;
@@ -32,10 +30,10 @@ use slis::slo::SliKind;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracebudget_engine::synth::{Batch, Generator, Latency, Rates, Shape, ShapeDefaults, Tally};
+use tracebudget_synth::incident::{Incident, error_rate_at, parse_rate};
+use tracebudget_synth::pace::{Pacer, per_sec};
+use tracebudget_synth::{Batch, Generator, Latency, Rates, Shape, ShapeDefaults, Tally};
 
-use self::incident::{Incident, error_rate_at, parse_rate};
-use self::pace::{Pacer, per_sec};
 use self::send::{Outcome, Protocol, Sender, backoff};
 use crate::config::Config;
 

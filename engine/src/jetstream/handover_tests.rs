@@ -20,7 +20,7 @@ use crate::pipeline::tests::{journeys, pipeline};
 use crate::receiver::wall_clock;
 use crate::store::testing::Databases;
 use crate::store::{Committed, Db, Flusher, SliStore, StorageMetrics};
-use crate::synth::{Generator, Rates, Shape, ShapeDefaults, Tally};
+use tracebudget_synth::{Generator, Rates, Shape, ShapeDefaults, Tally};
 
 struct NatsServer(std::process::Child, String);
 

@@ -11,7 +11,7 @@ use prost::Message as _;
 
 use super::*;
 use crate::decode::AttrKeys;
-use crate::synth::{Generator, Shape, ShapeDefaults};
+use tracebudget_synth::{Generator, Shape, ShapeDefaults};
 
 fn requests(n: usize) -> Vec<ExportTraceServiceRequest> {
     let journeys = crate::pipeline::tests::journeys();

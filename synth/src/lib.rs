@@ -1,5 +1,10 @@
 //! Deterministic, realistic OTLP traces for `tracebudget loadgen`, benchmarks and tests.
 //!
+//! This crate is the traffic generator, kept out of the stream consumer: the engine never depends
+//! on it (only its tests and benchmarks do, as a dev-dependency), so nothing that synthesizes
+//! traffic can reach a production pipeline. Besides the generator, [`pace`] schedules requests at
+//! a target rate and [`incident`] scripts outages; both are pure maths over offsets from the start.
+//!
 //! A [`Shape`] lists journeys: where a request enters, which services a complete trace visits, how
 //! many spans it has, how long its root takes and how often it fails, is slow or arrives incomplete.
 //! A [`Generator`] turns a shape and a seed into `ExportTraceServiceRequest` batches of whole traces
@@ -63,6 +68,9 @@ use rand_distr::{Distribution, LogNormal};
 use slis::journey::{AttrMatcher, Journeys, Op};
 use slis::model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId};
 use slis::time::Timestamp;
+
+pub mod incident;
+pub mod pace;
 
 /// The 99th percentile of the standard normal distribution.
 const Z99: f64 = 2.326_347_874_040_841;
@@ -1041,9 +1049,9 @@ mod tests {
     use std::collections::HashSet;
 
     use prost::Message;
+    use slis::journey::{Journey, RootMatcher};
 
     use super::*;
-    use crate::config::{JourneyConfig, build_journeys};
 
     const SHOP: &str = r#"
         [[journeys]]
@@ -1078,13 +1086,55 @@ mod tests {
 
     const NOW: Timestamp = Timestamp::from_unix_secs(1_750_000_000);
 
+    /// The `[[journeys]]` of a config file, built straight into the domain list (the engine's
+    /// `build_journeys` does the same plus validation, which these tests do not need).
     fn journeys(toml_text: &str) -> Journeys {
         #[derive(serde::Deserialize)]
         struct File {
             journeys: Vec<JourneyConfig>,
         }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct JourneyConfig {
+            name: String,
+            service: Option<String>,
+            span_name: Option<String>,
+            http_route: Option<String>,
+            http_method: Option<String>,
+            #[serde(default)]
+            attributes: Vec<String>,
+            #[serde(default = "yes")]
+            status_error: bool,
+            #[serde(default)]
+            error_when: Vec<String>,
+            #[serde(default)]
+            expected_services: Vec<String>,
+        }
+        fn yes() -> bool {
+            true
+        }
+        let matchers =
+            |list: &[String]| -> Vec<AttrMatcher> { list.iter().map(|m| AttrMatcher::parse(m).unwrap()).collect() };
         let file: File = toml::from_str(toml_text).unwrap();
-        build_journeys(file.journeys).unwrap()
+        Journeys(
+            file.journeys
+                .into_iter()
+                .map(|c| Journey {
+                    root: RootMatcher {
+                        service: c.service,
+                        span_name: c.span_name,
+                        http_route: c.http_route,
+                        http_method: c.http_method,
+                        attributes: matchers(&c.attributes),
+                    },
+                    status_error: c.status_error,
+                    error_rules: matchers(&c.error_when),
+                    expected_services: c.expected_services.into_iter().map(Into::into).collect(),
+                    labels: Default::default(),
+                    name: c.name,
+                })
+                .collect(),
+        )
     }
 
     fn defaults(rates: Rates) -> ShapeDefaults {
