@@ -5,7 +5,6 @@ pub mod alerts;
 pub mod check;
 pub mod cluster;
 pub mod config;
-pub mod dashboards;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -20,3 +19,4 @@ pub mod replay;
 pub mod serve;
 pub mod silence_cli;
 pub mod silences;
+pub mod state;

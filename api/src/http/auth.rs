@@ -41,9 +41,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use super::AppState;
+use slis::config::Secret;
+
+use super::{AppState, error};
 use crate::config::ServerConfig;
-use crate::silences::{check_token, error};
 
 /// Why a request was refused: the `reason` of `tracebudget_api_requests_refused_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +148,26 @@ pub fn require_json(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 /// Whether `path` is a read that `protect_reads` guards.
 pub fn is_protected(path: &str) -> bool {
     path == "/metrics" || (path.starts_with("/api/v1/") && path != "/api/v1/openapi.json")
+}
+
+/// Checks the bearer token of a write; `None` when allowed.
+pub fn check_token(headers: &HeaderMap, token: Option<&Secret>) -> Option<Response> {
+    let want = token?;
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // `matches` compares every byte whatever the first difference, so timing tells nothing.
+    let ok = got.is_some_and(|g| want.matches(g.as_bytes()));
+    (!ok).then(|| {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs Authorization: Bearer <api_token>",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("a valid header"));
+        r
+    })
 }
 
 /// Whether a config's `allowed_hosts` entry is a host name: what `Host` carries, without port.
