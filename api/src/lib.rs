@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod privacy;
 pub mod publish;
 pub mod record;
+pub mod redact;
 pub mod reload;
 pub mod replay;
 pub mod serve;

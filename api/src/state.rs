@@ -1,6 +1,6 @@
 //! What the running server holds apart from any one interface: [`Live`], the config in force.
-//! The HTTP layer ([`crate::http`]), the metrics collectors and a reload read it; only a reload
-//! replaces it.
+//! The HTTP layer (`http/`), the metrics collectors and a reload read it; only a reload replaces
+//! it.
 
 use std::sync::{Arc, RwLock};
 
