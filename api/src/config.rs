@@ -182,7 +182,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                         .map_or(key.span(), |(_, s)| s.clone())
                 };
                 for host in &server.allowed_hosts {
-                    if let Err(m) = crate::http::auth::check_host_name(host) {
+                    if let Err(m) = check_host_name(host) {
                         e.push(ConfigError::at(at("allowed_hosts"), m));
                     }
                 }
@@ -386,7 +386,7 @@ impl fmt::Display for Diagnostics {
         errors.sort_by_key(|e| e.span.as_ref().map_or(usize::MAX, |s| s.start));
         // The line of an error is quoted with the config view's redactions: this output ends up
         // in CI logs, and a secret may sit on the line of an error.
-        let shown = crate::http::config::Redacted::new(&self.text);
+        let shown = crate::redact::Redacted::new(&self.text);
         for e in &errors {
             writeln!(f, "error: {}", e.message)?;
             let Some(span) = &e.span else {
@@ -412,9 +412,49 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// Whether a config's `allowed_hosts` entry is a host name: what `Host` carries, without port.
+pub fn check_host_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "server.allowed_hosts: {name:?} is not a host name: give the name alone, without scheme, port or path, e.g. \"slo.example.com\""
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_hosts_entries_are_names() {
+        for ok in ["slo.example.com", "tracebudget", "a-b.c1"] {
+            assert_eq!(check_host_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "https://slo.example.com",
+            "slo.example.com:443",
+            "*.example.com",
+            "a..b",
+            "a b",
+            "slo/x",
+        ] {
+            assert_eq!(
+                check_host_name(bad),
+                Err(format!(
+                    "server.allowed_hosts: {bad:?} is not a host name: give the name alone, without scheme, port or path, e.g. \"slo.example.com\""
+                )),
+                "{bad}"
+            );
+        }
+    }
 
     /// A scratch folder with a CA-signed certificate (`cert.pem`, `key.pem`), another key
     /// (`other.key`) and a file that is not PEM (`junk.txt`).

@@ -5,7 +5,6 @@ pub mod alerts;
 pub mod check;
 pub mod cluster;
 pub mod config;
-pub mod dashboards;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -15,8 +14,10 @@ pub mod metrics;
 pub mod privacy;
 pub mod publish;
 pub mod record;
+pub mod redact;
 pub mod reload;
 pub mod replay;
 pub mod serve;
 pub mod silence_cli;
 pub mod silences;
+pub mod state;

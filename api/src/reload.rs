@@ -15,27 +15,37 @@
 //!
 //! A reload holds [`AlertRuntime::reconfig`](crate::alerts::AlertRuntime) exclusively (it waits
 //! for a running evaluation cycle), then the alerter and the pipeline, and swaps the pipeline's
-//! journeys and the live config under the pipeline lock (see [`AppState::view`]).
+//! journeys and the live config ([`Live`]) under the pipeline lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::http::StatusCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use tracebudget_engine::pipeline::Pipeline;
 use tracebudget_engine::receiver::wall_clock;
+use tracebudget_engine::store::Db;
 use tracebudget_engine::store::db::ConfigVersion;
 
+use crate::alerts::AlertRuntime;
 use crate::config::{Config, LoadError};
-use crate::http::AppState;
-use crate::http::auth::authorize_write;
+use crate::state::Live;
+
+/// What a reload reads and swaps, borrowed from the running server (the route in
+/// `http/reload.rs` and SIGHUP both hold it).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub pipeline: &'a Mutex<Pipeline>,
+    pub live: &'a Live,
+    pub alerts: &'a AlertRuntime,
+    /// Where the applied config is recorded.
+    pub db: &'a Db,
+    pub metrics: &'a ReloadMetrics,
+}
 
 /// A reload that took effect (or found the file unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,26 +140,12 @@ impl ReloadMetrics {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/config/reload", post(reload_route))
-}
-
-async fn reload_route(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(denied) = authorize_write(&state, &headers) {
-        return denied;
-    }
-    match reload(&state).await {
-        Ok(done) => axum::Json(done).into_response(),
-        Err(refused) => (refused.status, axum::Json(refused)).into_response(),
-    }
-}
-
 /// Reads the running config's file again and applies it, or says why not. Logs and counts the
 /// outcome.
-pub async fn reload(state: &AppState) -> Result<Reloaded, Refused> {
+pub async fn reload(state: Target<'_>) -> Result<Reloaded, Refused> {
     let _exclusive = state.alerts.reconfig.write().await;
     let result = apply(state).await;
-    let metrics = &state.reloads;
+    let metrics = state.metrics;
     match &result {
         Ok(r) if !r.changed => {
             metrics.count("unchanged");
@@ -188,8 +184,8 @@ impl std::fmt::Display for Problem {
     }
 }
 
-async fn apply(state: &AppState) -> Result<Reloaded, Refused> {
-    let current = state.config();
+async fn apply(state: Target<'_>) -> Result<Reloaded, Refused> {
+    let current = state.live.get();
     let path = std::path::Path::new(&current.source.file);
     let refuse = |status, outcome, error: String, errors| Refused {
         status,

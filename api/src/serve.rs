@@ -240,7 +240,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .collect();
     crate::metrics::initialise(&metrics, &storage_metrics, &alerting_metrics, &sources, &receivers);
     let config = Arc::new(config);
-    let live = Arc::new(http::Live::new(config.clone()));
+    let live = Arc::new(crate::state::Live::new(config.clone()));
     registry.register_collector(Box::new(SloCollector {
         pipeline: pipeline.clone(),
         live: live.clone(),
@@ -273,7 +273,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             while stop.run_until_cancelled(hangup.recv()).await.flatten().is_some() {
                 tracing::info!("SIGHUP: reloading the config");
                 // The outcome is logged and counted by `reload`.
-                let _ = reload::reload(&state).await;
+                let _ = reload::reload(state.reload_target()).await;
             }
             Ok(())
         }

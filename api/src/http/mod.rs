@@ -2,60 +2,46 @@
 //! `{"error": "..."}`; plus `/metrics`, `/healthz` and `/readyz`. One module per resource:
 //! [`slos`] (status, one SLO, series), [`journeys`], [`health`] (trace-pipeline health),
 //! [`config`](self::config) (the redacted
-//! file), [`openapi`] (the document describing every route), the alert routes of
-//! [`silences`](crate::silences), and [`auth`] (who may read and write).
+//! file), [`openapi`] (the document describing every route), [`alerts`] (alerts, history,
+//! notifications, silences), [`reload`](self::reload) (`POST /api/v1/config/reload`),
+//! [`dashboards`] (the web pages), and [`auth`] (who may read and write).
 //!
 //! **Invariant:** every route is described in `api/openapi.json`, and every JSON body a route
 //! answers validates against its schema there (the tests check both).
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod dashboards;
 pub mod health;
 pub mod journeys;
 pub mod openapi;
 pub mod params;
+pub mod reload;
 pub mod slos;
 #[cfg(test)]
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use prometheus_client::registry::Registry;
+use serde_json::json;
 use slis::Timestamp;
 use tracebudget_engine::pipeline::Pipeline;
 use tracebudget_engine::store::Db;
 
 use crate::alerts::AlertRuntime;
 use crate::config::Config;
-use crate::reload::{self, ReloadMetrics};
-use crate::silences::{self, error};
-
-/// The config in force. A reload replaces it whole, under the pipeline lock, together with the
-/// pipeline's journeys and SLOs (see [`AppState::view`]).
-#[derive(Debug)]
-pub struct Live(RwLock<Arc<Config>>);
-
-impl Live {
-    pub fn new(config: Arc<Config>) -> Self {
-        Live(RwLock::new(config))
-    }
-
-    pub fn get(&self) -> Arc<Config> {
-        self.0.read().expect("config lock poisoned").clone()
-    }
-
-    /// Only with the pipeline lock held, so readers of [`AppState::view`] see both change at once.
-    pub fn set(&self, config: Arc<Config>) {
-        *self.0.write().expect("config lock poisoned") = config;
-    }
-}
+use crate::reload::ReloadMetrics;
+use crate::state::Live;
 
 /// Everything the routes read.
 #[derive(Clone, Debug)]
@@ -91,6 +77,17 @@ impl AppState {
     pub fn now(&self) -> Timestamp {
         (self.clock)()
     }
+
+    /// What a config reload reads and swaps.
+    pub fn reload_target(&self) -> crate::reload::Target<'_> {
+        crate::reload::Target {
+            pipeline: &self.pipeline,
+            live: &self.live,
+            alerts: &self.alerts,
+            db: &self.db,
+            metrics: &self.reloads,
+        }
+    }
 }
 
 pub fn app(state: AppState) -> Router {
@@ -103,14 +100,19 @@ pub fn app(state: AppState) -> Router {
         .merge(journeys::routes())
         .merge(health::routes())
         .merge(config::routes())
-        .merge(silences::routes())
+        .merge(alerts::routes())
         .merge(reload::routes())
-        .merge(crate::dashboards::routes())
+        .merge(dashboards::routes())
         // Unknown API paths answer JSON too (specific routes win over this catch-all).
         .route("/api/v1/{*rest}", any(no_route))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> Response {

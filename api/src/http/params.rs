@@ -11,7 +11,7 @@ use chrono::DateTime;
 use serde::de::DeserializeOwned;
 use slis::Timestamp;
 
-use crate::silences::error;
+use super::error;
 
 /// A refused request: its status and what was wrong; `{"error": message}` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]

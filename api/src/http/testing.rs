@@ -19,7 +19,8 @@ use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::Pipeline;
 use tracebudget_engine::store::Db;
 
-use super::{AppState, Live, app};
+use super::{AppState, app};
+use crate::state::Live;
 
 /// A state over its own SQLite file, removed on drop.
 #[derive(Debug)]

@@ -577,7 +577,7 @@ async fn config_is_served_with_every_secret_redacted() {
     let text = r.body["text"].as_str().unwrap();
     assert!(text.contains("api_token = \"<redacted>\""), "{text}");
     assert!(text.contains("headers = { Authorization = \"<redacted>\" }"), "{text}");
-    assert_eq!(text, super::config::redact(&config.source.text));
+    assert_eq!(text, crate::redact::redact(&config.source.text));
     for secret in [TOKEN, HOOK_SECRET] {
         assert!(config.source.text.contains(secret));
         assert!(!r.text.contains(secret), "{secret} leaked: {}", r.text);

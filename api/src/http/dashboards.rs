@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use crate::silences::error;
+use super::error;
 
 /// The policy every dashboard response carries: only this origin, no inline code, no plugins,
 /// no framing.
@@ -36,7 +36,7 @@ struct Asset {
 const INDEX: Asset = Asset {
     name: "index.html",
     content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../../dashboards/web/index.html"),
+    body: include_bytes!("../../../dashboards/web/index.html"),
 };
 
 /// Everything under `/assets/`.
@@ -44,27 +44,27 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../dashboards/web/app.js"),
+        body: include_bytes!("../../../dashboards/web/app.js"),
     },
     Asset {
         name: "chart.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../dashboards/web/chart.js"),
+        body: include_bytes!("../../../dashboards/web/chart.js"),
     },
     Asset {
         name: "format.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../dashboards/web/format.js"),
+        body: include_bytes!("../../../dashboards/web/format.js"),
     },
     Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../dashboards/web/style.css"),
+        body: include_bytes!("../../../dashboards/web/style.css"),
     },
     Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
-        body: include_bytes!("../../dashboards/web/favicon.svg"),
+        body: include_bytes!("../../../dashboards/web/favicon.svg"),
     },
 ];
 
