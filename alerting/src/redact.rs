@@ -1,8 +1,8 @@
 //! What may be shown of a value that can carry a secret, for `Debug` output and error reasons of
 //! the config and the notifiers alike. Depends on nothing else in the crate.
 
-/// What `Debug` shows of a set secret.
-pub(crate) const REDACTED: &str = "<redacted>";
+/// What `Debug` shows of a set secret: the one marker every crate writes.
+pub(crate) use slis::config::REDACTED;
 
 /// Scheme, host and port of a URL: all that may be shown of it (no userinfo, path or query).
 pub(crate) fn origin(url: &str) -> String {

@@ -45,7 +45,10 @@ impl fmt::Debug for WebhookNotifier {
             .field("origin", &crate::redact::origin(&self.url))
             .field("format", &self.format)
             .field("headers", &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>())
-            .field("routing_key", &self.routing_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "routing_key",
+                &self.routing_key.as_ref().map(|_| crate::redact::REDACTED),
+            )
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
