@@ -22,6 +22,7 @@ use slis::Span;
 pub mod body;
 pub mod otlp;
 mod spans;
+mod wire;
 pub use spans::MAX_STRING_BYTES;
 pub mod zipkin;
 

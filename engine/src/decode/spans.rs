@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use slis::{AttrValue, Span, SpanId, SpanKind, StatusCode, Timestamp, TraceId, sampling_weight};
 
+use super::wire::{WireValue, value_hash};
 use super::{AttrKeys, Decoded};
 
 /// `service.name` when the resource (or Zipkin's `localEndpoint`) has none, as the OTel SDKs say.
@@ -19,31 +20,6 @@ const SAMPLE_RATE: &[u8] = b"SampleRate";
 /// Names are kept for as long as the process runs (metrics labels, trace health), so a 10 MB
 /// `service.name` must not become 10 MB of memory and of every /metrics scrape.
 pub const MAX_STRING_BYTES: usize = 1024;
-
-/// An attribute value as a wire format carries it, borrowed from the decoded request.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum WireValue<'a> {
-    /// UTF-8 on the wire (not checked yet: the projection keeps strings as bytes).
-    Str(&'a [u8]),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    /// Arrays, maps, bytes, absent: no matcher reads them.
-    Other,
-    /// An OTLP `KeyValue` still encoded (the protobuf projection): its value is parsed only if
-    /// its key is kept.
-    Encoded(&'a bytes::Bytes),
-}
-
-impl<'a> WireValue<'a> {
-    /// Parses an encoded value; every other variant is already what it is.
-    fn resolve(self) -> WireValue<'a> {
-        match self {
-            WireValue::Encoded(raw) => super::otlp::parse_any_value(raw),
-            other => other,
-        }
-    }
-}
 
 /// A span's ids, checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,45 +74,6 @@ struct TagCollector<'a> {
     /// (service, by the address of its interned name; key) → index in `tags`.
     index: HashMap<(usize, &'a [u8]), usize, foldhash::fast::FixedState>,
     tags: crate::health::Tags,
-}
-
-/// Fixed seed: a value hashes alike in every request, so the sketches see one value once.
-pub(crate) const TAG_SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7472_6163_6562_7564);
-
-/// A 64-bit hash of an attribute value, the same whatever the wire format (a string hashes its
-/// bytes, a number its bits, each with a type tag); `None` for arrays, maps and bytes.
-pub(crate) fn value_hash(value: WireValue<'_>) -> Option<u64> {
-    use std::hash::BuildHasher as _;
-    let value = match value {
-        // The common case without a parse: a `KeyValue` whose AnyValue holds only a string
-        // (tag 1, wire type 2).
-        WireValue::Encoded(kv) => match super::otlp::encoded_value(kv)
-            .filter(|raw| raw.first() == Some(&0x0A))
-            .and_then(|raw| short_string(&raw[1..]))
-        {
-            Some(text) => return Some(TAG_SEED.hash_one((1u8, text))),
-            None => value.resolve(),
-        },
-        other => other.resolve(),
-    };
-    Some(match value {
-        WireValue::Str(text) => TAG_SEED.hash_one((1u8, text)),
-        WireValue::Bool(b) => TAG_SEED.hash_one((2u8, b)),
-        WireValue::Int(i) => TAG_SEED.hash_one((3u8, i)),
-        WireValue::Double(d) => TAG_SEED.hash_one((4u8, d.to_bits())),
-        WireValue::Other | WireValue::Encoded(_) => return None,
-    })
-}
-
-/// `len, bytes` filling the rest of `rest` exactly (a varint length of at most two bytes).
-fn short_string(rest: &[u8]) -> Option<&[u8]> {
-    let (len, skip) = match *rest {
-        [b0, ..] if b0 < 0x80 => (usize::from(b0), 1),
-        [b0, b1, ..] if b1 < 0x80 => (usize::from(b0 & 0x7F) | usize::from(b1) << 7, 2),
-        _ => return None,
-    };
-    let text = rest.get(skip..)?;
-    (text.len() == len).then_some(text)
 }
 
 impl<'k, 'a> Batch<'k, 'a> {

@@ -70,7 +70,7 @@ fn tag_values_hash_alike_across_encodings_and_group_by_key() {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use prost::Message as _;
 
-    use super::spans::{WireValue, value_hash};
+    use super::wire::{WireValue, value_hash};
     // As the protobuf projection keeps it: the whole `KeyValue`, still encoded.
     let encoded = |v: Value| {
         let kv = KeyValue {

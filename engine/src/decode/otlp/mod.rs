@@ -12,10 +12,11 @@ use prost::Message as _;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use slis::{SpanKind, StatusCode};
 
-use super::spans::{Batch, Head, WireValue, otlp_ids, unix_nanos};
+use super::spans::{Batch, Head, otlp_ids, unix_nanos};
+use super::wire::WireValue;
 use super::{AttrKeys, DecodeError, Decoded};
 
-mod projection;
+pub(super) mod projection;
 #[cfg(test)]
 mod tests;
 
@@ -181,39 +182,6 @@ fn projected_attribute(kv: &Bytes) -> (&[u8], WireValue<'_>) {
     match projection::key_value(kv) {
         Some((key, _)) => (key, WireValue::Encoded(kv)),
         None => (&[], WireValue::Other),
-    }
-}
-
-/// The encoded `AnyValue` of one encoded `KeyValue` (empty when it has none).
-pub(crate) fn encoded_value(kv: &[u8]) -> Option<&[u8]> {
-    projection::key_value(kv).map(|(_, raw)| raw)
-}
-
-/// Parses the value of one encoded `KeyValue` (with prost). A string comes back as a slice of
-/// `kv` itself: prost hands out zero-copy `Bytes` views of the buffer it decodes, so the text is
-/// located in `kv` by its address instead of being copied. Malformed or non-scalar values are
-/// `Other`.
-pub(crate) fn parse_any_value(kv: &Bytes) -> WireValue<'_> {
-    use projection::Value;
-    let Some((_, raw)) = projection::key_value(kv) else {
-        return WireValue::Other;
-    };
-    let Ok(value) = projection::AnyValue::decode(kv.slice_ref(raw)) else {
-        return WireValue::Other;
-    };
-    match value.value {
-        Some(Value::Str(s)) if s.is_empty() => WireValue::Str(b""),
-        Some(Value::Str(s)) => {
-            let start = (s.as_ptr() as usize).wrapping_sub(kv.as_ptr() as usize);
-            match kv.get(start..start + s.len()) {
-                Some(text) => WireValue::Str(text),
-                None => WireValue::Other,
-            }
-        }
-        Some(Value::Int(i)) => WireValue::Int(i),
-        Some(Value::Double(d)) => WireValue::Double(d),
-        Some(Value::Bool(b)) => WireValue::Bool(b),
-        None => WireValue::Other,
     }
 }
 

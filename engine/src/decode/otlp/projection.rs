@@ -80,7 +80,7 @@ pub(crate) struct Status {
 /// attribute instead of two (key and value), and no message walk. This splits one into its
 /// `string key` (tag 1) and its still-encoded `AnyValue value` (tag 2) with prost's own wire
 /// primitives, skipping any other field; most attributes are dropped by their key, so their
-/// values are never parsed ([`super::parse_any_value`] parses the few that are kept).
+/// values are never parsed (`decode::wire` parses the few that are kept).
 /// `None` when the message is malformed (the attribute is then ignored).
 pub(crate) fn key_value(mut buf: &[u8]) -> Option<(&[u8], &[u8])> {
     use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};

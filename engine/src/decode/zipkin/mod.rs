@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use slis::{SpanKind, StatusCode, Timestamp};
 
-use super::spans::{Batch, Head, WireValue, zipkin_ids};
+use super::spans::{Batch, Head, zipkin_ids};
+use super::wire::WireValue;
 use super::{AttrKeys, DecodeError, Decoded};
 
 #[cfg(test)]
