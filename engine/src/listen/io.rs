@@ -16,7 +16,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use super::Counted;
+use serde::Deserialize;
+use slis::config::HumanDuration;
+
+use super::metrics::Counted;
 
 /// What a connection's wrapper and its service share.
 #[derive(Debug, Default)]
@@ -189,5 +192,27 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A timeout from the config: a duration longer than zero (`"10s"`, `"500ms"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "HumanDuration")]
+pub struct Timeout(pub Duration);
+
+impl TryFrom<HumanDuration> for Timeout {
+    type Error = String;
+    fn try_from(d: HumanDuration) -> Result<Self, String> {
+        if d.0.is_zero() {
+            Err("a timeout must be longer than 0".to_owned())
+        } else {
+            Ok(Timeout(d.0))
+        }
+    }
+}
+
+impl Timeout {
+    pub const fn secs(s: u64) -> Self {
+        Timeout(Duration::from_secs(s))
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use slis::config::ConfigError;
 use toml::Spanned;
 
-use super::Timeout;
+use super::io::Timeout;
 
 /// `[ingest.tls]` / `[server.tls]`: serve TLS instead of plain TCP. `Debug` shows the values
 /// without their places in the file (a reload compares configs by it).
