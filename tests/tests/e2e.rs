@@ -13,6 +13,7 @@ mod hostile;
 mod ingest;
 mod jetstream;
 mod jetstream_cluster;
+mod layout;
 mod load;
 mod privacy;
 mod prometheus;
