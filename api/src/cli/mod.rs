@@ -1,6 +1,6 @@
 //! The command line: [`main`] parses the arguments and runs one subcommand, each a module here
 //! ([`check`], [`serve`] with `migrate`, [`demo`], [`loadgen`], [`silence`]; `publish`, `replay`
-//! and `record` are still at the crate root).
+//! and `record` sit at the crate root).
 
 pub mod check;
 pub mod demo;
