@@ -23,10 +23,10 @@ const CONFIG: &str = include_str!("../../examples/tracebudget.toml");
 
 /// The example shop, traces closing 5 s after their last span (about 50,000 spans open at the
 /// bench's 10,240 spans per virtual second).
-fn config() -> tracebudget::config::Config {
+fn config() -> tracebudget::app::config::Config {
     let text = CONFIG.replace("trace_idle = \"30s\"", "trace_idle = \"5s\"");
     assert_ne!(text, CONFIG, "the example config changed shape");
-    tracebudget::config::parse("examples/tracebudget.toml", &text).expect("the example config parses")
+    tracebudget::app::config::parse("examples/tracebudget.toml", &text).expect("the example config parses")
 }
 
 /// Writes about `bytes` of traffic, 512 spans per request.

@@ -41,7 +41,7 @@ pub struct AlertRuntime {
     pub relayout: tokio::sync::Notify,
     pub external_url: String,
     /// Alerts firing per (SLO, severity) after the last cycle, for `/metrics`.
-    pub firing_by_slo: Arc<crate::metrics::FiringSnapshot>,
+    pub firing_by_slo: Arc<crate::app::metrics::FiringSnapshot>,
     /// The receivers' notifiers; a reload replaces them whole.
     pub notifiers: std::sync::RwLock<Arc<Notifiers>>,
     /// A whole evaluation cycle holds it shared and a reload exclusively, so a cycle never mixes
@@ -173,7 +173,7 @@ fn merge_silences(
 }
 
 /// Per SLO of the model in force, the page and ticket alerts firing now (zeros included).
-fn firing_by_slo(model: &Alerting, alerter: &Alerter) -> Vec<crate::metrics::SloFiring> {
+fn firing_by_slo(model: &Alerting, alerter: &Alerter) -> Vec<crate::app::metrics::SloFiring> {
     let mut rows = Vec::with_capacity(model.slos.len() * 2);
     for slo in &model.slos {
         for severity in ["page", "ticket"] {
@@ -186,7 +186,7 @@ fn firing_by_slo(model: &Alerting, alerter: &Alerter) -> Vec<crate::metrics::Slo
                         && a.labels.get("severity").is_some_and(|s| s == severity)
                 })
                 .count();
-            rows.push(crate::metrics::SloFiring {
+            rows.push(crate::app::metrics::SloFiring {
                 slo: slo.name.clone(),
                 severity,
                 firing: firing as u64,
@@ -209,7 +209,7 @@ impl AlertRuntime {
         pipeline: &Mutex<Pipeline>,
         pending: &mut Pending,
         now: Timestamp,
-        others: Option<&crate::cluster::Others>,
+        others: Option<&crate::app::cluster::Others>,
     ) {
         let started = Instant::now();
         let _config = self.reconfig.read().await;
@@ -427,7 +427,7 @@ pub fn spawn(
     eval_interval: Duration,
     give_up_after: Duration,
     mut leader: tracebudget_engine::cluster::Leader,
-    others: Option<crate::cluster::Others>,
+    others: Option<crate::app::cluster::Others>,
     stop: CancellationToken,
     tasks: &mut JoinSet<std::io::Result<()>>,
 ) {

@@ -5,7 +5,7 @@
 use slis::Timestamp;
 use tracebudget_alerting::mute::Silence;
 
-use crate::config::{self, Config, Diagnostics};
+use crate::app::config::{self, Config, Diagnostics};
 
 /// `config`: a config file, as `serve`, `check` and a reload read it. Errors are rendered (with
 /// their line:column and source excerpt) as `check` prints them.
@@ -20,7 +20,7 @@ pub const SILENCE_NOW: Timestamp = Timestamp::from_unix_nanos(1_767_225_600_000_
 
 /// `silence`: the body of `POST /api/v1/silences`, read and validated.
 pub fn silence(body: &[u8]) -> Result<Silence, String> {
-    let s = crate::silences::parse_silence(body, SILENCE_NOW).map_err(|e| e.to_string())?;
+    let s = crate::app::silences::parse_silence(body, SILENCE_NOW).map_err(|e| e.to_string())?;
     assert!(
         s.starts_at < s.ends_at && SILENCE_NOW < s.ends_at,
         "an accepted silence ends after it starts and after now: {s:?}"

@@ -1,23 +1,14 @@
-//! The `tracebudget` binary's library: the whole config file (each section's struct is owned by
-//! its crate; this crate assembles them), the CLI commands, the HTTP API and the dashboards.
+//! The `tracebudget` binary's library, in three layers: [`cli`] (one module per subcommand and
+//! the argument parsing `main` dispatches), [`app`] (the running server's state, the config
+//! file, reload, privacy, the cluster, the SLO metrics and silences) and [`http`] (the API and
+//! dashboards). `cli` uses both others, `http` uses `app`, and `app` uses neither.
 
 pub mod alerts;
-pub mod check;
-pub mod cluster;
-pub mod config;
-pub mod demo;
+pub mod app;
+pub mod cli;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod loadgen;
-pub mod metrics;
-pub mod privacy;
 pub mod publish;
 pub mod record;
-pub mod redact;
-pub mod reload;
 pub mod replay;
-pub mod serve;
-pub mod silence_cli;
-pub mod silences;
-pub mod state;

@@ -86,8 +86,8 @@ impl PublishMetrics {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = crate::config::load(Path::new(&args.config))?;
-    crate::serve::init_logging("info");
+    let config = crate::app::config::load(Path::new(&args.config))?;
+    crate::cli::serve::init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

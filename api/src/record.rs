@@ -59,8 +59,8 @@ impl From<FileFormat> for OutFormat {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = crate::config::load(&args.config)?;
-    crate::serve::init_logging("info");
+    let config = crate::app::config::load(&args.config)?;
+    crate::cli::serve::init_logging("info");
     anyhow::ensure!(
         !(args.format == FileFormat::Proto && config.ingest.zipkin.is_some()),
         "--format proto records OTLP only, and {} listens for Zipkin ([ingest] zipkin): use --format json, \
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let mut failed = None;
         tokio::select! {
-            _ = crate::serve::shutdown_signal() => tracing::info!("stopping"),
+            _ = crate::cli::serve::shutdown_signal() => tracing::info!("stopping"),
             Some(result) = tasks.join_next() => {
                 failed = Some(result.context("a receiver panicked").and_then(|r| r.context("a receiver stopped")));
             }

@@ -436,7 +436,7 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
         &tracebudget_engine::config::IngestConfig::default(),
         Arc::default(),
     ));
-    let others = crate::cluster::Others {
+    let others = crate::app::cluster::Others {
         store: tracebudget_engine::store::SliStore::new(&db, "a"),
         metrics: tracebudget_engine::cluster::ClusterMetrics::default(),
     };

@@ -3,7 +3,8 @@
 //! silences, created and expired here or with `tracebudget silence add|list|expire`.
 //! Writes follow [`authorize_write`]: the bearer token when one is configured, else only on a
 //! loopback listen address (and, before that, the `Origin` and `Content-Type` rules of
-//! [`super::auth`]). A new silence is read and bounded by [`crate::silences`].
+//! [`super::auth`]). A new silence is read and bounded by [`crate::app::silences`]; every error
+//! is an [`ApiError`].
 
 use std::time::Duration;
 
@@ -20,11 +21,14 @@ use slis::Timestamp;
 use tracebudget_alerting::labels::LabelMatcher;
 use tracebudget_alerting::mute::{MuteReason, Silence};
 
-use super::auth::{Refusal, authorize_write, require_json};
-use super::params::JsonQuery;
-use super::{AppState, error, rfc3339};
-use crate::silences::{SilenceError, parse_silence};
+use super::auth::{authorize_write, require_json};
+use super::error::ApiError;
+use super::params::{JsonQuery, rfc3339};
+use super::refusal::Refusal;
+use super::state::AppState;
+use crate::app::silences::{SilenceError, parse_silence};
 
+/// The routes of alerts, their history, the notifications and the silences.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/alerts", get(alerts))
@@ -68,27 +72,29 @@ struct HistoryQuery {
     limit: Option<i64>,
 }
 
-async fn history(State(s): State<AppState>, JsonQuery(q): JsonQuery<HistoryQuery>) -> Response {
+async fn history(State(s): State<AppState>, JsonQuery(q): JsonQuery<HistoryQuery>) -> Result<Json<Value>, ApiError> {
     let since = match q.since.as_deref().map(slis::parse_duration).transpose() {
         Ok(d) => d.unwrap_or(Duration::from_secs(7 * 86_400)),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
+        Err(e) => return Err(ApiError::bad_request(format!("since: {e}"))),
     };
     let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
-    match s.alerts.store.history(s.now() - since, limit).await {
-        Ok(rows) => Json(json!({
-            "events": rows.iter().map(|h| json!({
-                "fingerprint": h.fingerprint,
-                "slo": h.slo,
-                "severity": h.severity,
-                "alertname": h.alertname,
-                "event": h.event,
-                "at": rfc3339(h.at),
-                "alert": serde_json::to_value(&h.alert).expect("plain data"),
-            })).collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the history: {e}")),
-    }
+    let rows = s
+        .alerts
+        .store
+        .history(s.now() - since, limit)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the history: {e}")))?;
+    Ok(Json(json!({
+        "events": rows.iter().map(|h| json!({
+            "fingerprint": h.fingerprint,
+            "slo": h.slo,
+            "severity": h.severity,
+            "alertname": h.alertname,
+            "event": h.event,
+            "at": rfc3339(h.at),
+            "alert": serde_json::to_value(&h.alert).expect("plain data"),
+        })).collect::<Vec<_>>()
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,25 +103,30 @@ struct LimitQuery {
     limit: Option<i64>,
 }
 
-async fn notifications(State(s): State<AppState>, JsonQuery(q): JsonQuery<LimitQuery>) -> Response {
+async fn notifications(
+    State(s): State<AppState>,
+    JsonQuery(q): JsonQuery<LimitQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
-    match s.alerts.store.log(limit).await {
-        Ok(rows) => Json(json!({
-            "notifications": rows.iter().map(|r| json!({
-                "id": r.id,
-                "receiver": r.receiver,
-                "group_key": r.group_key,
-                "kind": r.kind,
-                "state": r.state,
-                "attempts": r.attempts,
-                "created_at": rfc3339(r.created_at),
-                "done_at": r.done_at.map(rfc3339),
-                "last_error": r.last_error,
-            })).collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the outbox: {e}")),
-    }
+    let rows = s
+        .alerts
+        .store
+        .log(limit)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the outbox: {e}")))?;
+    Ok(Json(json!({
+        "notifications": rows.iter().map(|r| json!({
+            "id": r.id,
+            "receiver": r.receiver,
+            "group_key": r.group_key,
+            "kind": r.kind,
+            "state": r.state,
+            "attempts": r.attempts,
+            "created_at": rfc3339(r.created_at),
+            "done_at": r.done_at.map(rfc3339),
+            "last_error": r.last_error,
+        })).collect::<Vec<_>>()
+    })))
 }
 
 fn silence_json(s: &Silence, now: Timestamp) -> Value {
@@ -131,78 +142,65 @@ fn silence_json(s: &Silence, now: Timestamp) -> Value {
     })
 }
 
-async fn silences(State(s): State<AppState>) -> Response {
+async fn silences(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = s.now();
-    match s.alerts.store.silences().await {
-        Ok(list) => Json(json!({
-            "silences": list.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
-        }))
-        .into_response(),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot read the silences: {e}"),
-        ),
-    }
+    let list = s
+        .alerts
+        .store
+        .silences()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the silences: {e}")))?;
+    Ok(Json(json!({
+        "silences": list.iter().map(|x| silence_json(&x.silence, now)).collect::<Vec<_>>()
+    })))
 }
 
-async fn create_silence(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Some(denied) = authorize_write(&s, &headers).or_else(|| require_json(&s, &headers)) {
-        return denied;
-    }
+async fn create_silence(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize_write(&s, &headers)?;
+    require_json(&s, &headers)?;
     let now = s.now();
-    let silence = match parse_silence(&body, now) {
-        Ok(x) => x,
-        Err(e) => {
-            if let SilenceError::TooLarge(_) = e {
-                s.guard.count(Refusal::SilenceLimit);
-            }
-            return error(StatusCode::BAD_REQUEST, e.to_string());
+    let silence = parse_silence(&body, now).inspect_err(|e| {
+        if let SilenceError::TooLarge(_) = e {
+            s.guard.count(Refusal::SilenceLimit);
         }
-    };
-    if let Err(e) = s.alerts.store.add_silence(&silence).await {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot store the silence: {e}"),
-        );
-    }
+    })?;
+    s.alerts
+        .store
+        .add_silence(&silence)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot store the silence: {e}")))?;
     tracing::info!(id = %silence.id, by = %silence.created_by, "silence created");
     let body = silence_json(&silence, now);
     s.alerts.alerter.lock().await.silences.push(silence);
-    (StatusCode::CREATED, Json(body)).into_response()
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn expire_silence(
     State(s): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    if let Some(denied) = authorize_write(&s, &headers) {
-        return denied;
-    }
-    let id = match path {
-        Ok(Path(id)) => id,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid silence id: {}", e.body_text()),
-            );
-        }
-    };
+) -> Result<Json<Value>, ApiError> {
+    authorize_write(&s, &headers)?;
+    let Path(id) = path.map_err(|e| ApiError::bad_request(format!("invalid silence id: {}", e.body_text())))?;
     let now = s.now();
-    match s.alerts.store.expire_silence(&id, now).await {
-        Ok(true) => {
-            let mut st = s.alerts.alerter.lock().await;
-            for x in st.silences.iter_mut().filter(|x| x.id == id) {
-                x.starts_at = x.starts_at.min(now);
-                x.ends_at = now;
-            }
-            tracing::info!(%id, "silence expired");
-            Json(json!({ "id": id, "state": "expired" })).into_response()
-        }
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no active or pending silence {id:?}")),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot expire the silence: {e}"),
-        ),
+    let expired = s
+        .alerts
+        .store
+        .expire_silence(&id, now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot expire the silence: {e}")))?;
+    if !expired {
+        return Err(ApiError::not_found(format!("no active or pending silence {id:?}")));
     }
+    let mut st = s.alerts.alerter.lock().await;
+    for x in st.silences.iter_mut().filter(|x| x.id == id) {
+        x.starts_at = x.starts_at.min(now);
+        x.ends_at = now;
+    }
+    tracing::info!(%id, "silence expired");
+    Ok(Json(json!({ "id": id, "state": "expired" })))
 }

@@ -35,112 +35,40 @@ use axum::extract::{Request, State};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
-
+use axum::response::{IntoResponse, Response};
 use slis::config::Secret;
 
-use super::{AppState, error};
-use crate::config::ServerConfig;
+use super::error::ApiError;
+use super::refusal::Refusal;
+use super::state::AppState;
+use crate::app::config::ServerConfig;
 
-/// Why a request was refused: the `reason` of `tracebudget_api_requests_refused_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// `Host` names a host this server does not answer to (403).
-    Host,
-    /// A write from another origin (403).
-    Origin,
-    /// A write whose body is not JSON (415).
-    ContentType,
-    /// No or a wrong bearer token (401).
-    Unauthorized,
-    /// An anonymous write to a server listening beyond loopback (403).
-    WritesDisabled,
-    /// A silence over one of its size limits (400).
-    SilenceLimit,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 6] = [
-        Refusal::Host,
-        Refusal::Origin,
-        Refusal::ContentType,
-        Refusal::Unauthorized,
-        Refusal::WritesDisabled,
-        Refusal::SilenceLimit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Host => "host",
-            Refusal::Origin => "origin",
-            Refusal::ContentType => "content_type",
-            Refusal::Unauthorized => "unauthorized",
-            Refusal::WritesDisabled => "writes_disabled",
-            Refusal::SilenceLimit => "silence_limit",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
-}
-
-/// `tracebudget_api_requests_refused_total{reason}`: every reason shows 0 from the start.
-#[derive(Debug, Default)]
-pub struct GuardMetrics {
-    pub refused: Family<ReasonLabels, Counter>,
-}
-
-impl GuardMetrics {
-    pub fn register(&self, registry: &mut Registry) {
-        for r in Refusal::ALL {
-            let _ = self.refused.get_or_create(&ReasonLabels { reason: r.as_str() });
-        }
-        registry.register(
-            "api_requests_refused",
-            "API requests refused, by reason (host, origin, content_type, unauthorized, writes_disabled, silence_limit)",
-            self.refused.clone(),
-        );
-    }
-
-    pub fn count(&self, r: Refusal) {
-        self.refused.get_or_create(&ReasonLabels { reason: r.as_str() }).inc();
-    }
-
-    /// How many requests were refused for `r` so far.
-    pub fn refused(&self, r: Refusal) -> u64 {
-        self.refused.get_or_create(&ReasonLabels { reason: r.as_str() }).get()
-    }
-}
-
-/// The answer to a write that is not allowed (counted); `None` when it is.
-pub fn authorize_write(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+/// Refuses a write that is not allowed (counted).
+pub fn authorize_write(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let config = state.config();
     let (refusal, denied) = match config.server.api_token.as_ref() {
-        Some(token) => (Refusal::Unauthorized, check_token(headers, Some(token))?),
-        None if config.server.listen.ip().is_loopback() => return None,
+        Some(token) => match check_token(headers, Some(token)) {
+            Ok(()) => return Ok(()),
+            Err(denied) => (Refusal::Unauthorized, denied),
+        },
+        None if config.server.listen.ip().is_loopback() => return Ok(()),
         None => (
             Refusal::WritesDisabled,
-            error(StatusCode::FORBIDDEN, "writes are disabled: set server.api_token"),
+            ApiError::forbidden("writes are disabled: set server.api_token"),
         ),
     };
     state.guard.count(refusal);
-    Some(denied)
+    Err(denied)
 }
 
 /// A route that takes a JSON body: 415 (counted) unless `Content-Type` is `application/json`.
 /// (The middleware refuses any other type on every write; this also refuses none.)
-pub fn require_json(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub fn require_json(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::CONTENT_TYPE) {
-        Some(v) if is_json(v) => None,
+        Some(v) if is_json(v) => Ok(()),
         other => {
             state.guard.count(Refusal::ContentType);
-            Some(content_type_refused(other))
+            Err(content_type_refused(other))
         }
     }
 }
@@ -150,24 +78,21 @@ pub fn is_protected(path: &str) -> bool {
     path == "/metrics" || (path.starts_with("/api/v1/") && path != "/api/v1/openapi.json")
 }
 
-/// Checks the bearer token of a write; `None` when allowed.
-pub fn check_token(headers: &HeaderMap, token: Option<&Secret>) -> Option<Response> {
-    let want = token?;
+/// Checks the bearer token of a request; no token configured allows it.
+pub fn check_token(headers: &HeaderMap, token: Option<&Secret>) -> Result<(), ApiError> {
+    let Some(want) = token else { return Ok(()) };
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     // `matches` compares every byte whatever the first difference, so timing tells nothing.
-    let ok = got.is_some_and(|g| want.matches(g.as_bytes()));
-    (!ok).then(|| {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
+    if got.is_some_and(|g| want.matches(g.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
             "this endpoint needs Authorization: Bearer <api_token>",
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("a valid header"));
-        r
-    })
+        ))
+    }
 }
 
 /// Middleware, before every route: the `Host` check (without `protect_reads`), the `Origin` and
@@ -175,30 +100,29 @@ pub fn check_token(headers: &HeaderMap, token: Option<&Secret>) -> Option<Respon
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let config = state.config();
     let server = &config.server;
-    if let Some(denied) = refuse(server, &request) {
-        let (refusal, response) = denied;
+    if let Some((refusal, denied)) = refuse(server, &request) {
         state.guard.count(refusal);
-        return response;
+        return denied.into_response();
     }
     if server.protect_reads && is_protected(request.uri().path()) {
         // Config validation makes `protect_reads` need a token; without one nothing gets in.
-        let denied = match server.api_token.as_ref() {
+        let allowed = match server.api_token.as_ref() {
             Some(token) => check_token(request.headers(), Some(token)),
-            None => Some(error(
+            None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "server.protect_reads is set without server.api_token",
             )),
         };
-        if let Some(denied) = denied {
+        if let Err(denied) = allowed {
             state.guard.count(Refusal::Unauthorized);
-            return denied;
+            return denied.into_response();
         }
     }
     next.run(request).await
 }
 
 /// The `Host`, `Origin` and `Content-Type` rules: why a request is refused, and the answer.
-fn refuse(server: &ServerConfig, request: &Request) -> Option<(Refusal, Response)> {
+fn refuse(server: &ServerConfig, request: &Request) -> Option<(Refusal, ApiError)> {
     let headers = request.headers();
     let authority = request.uri().authority().map(Authority::as_str);
     let host_header = headers.get(header::HOST);
@@ -213,7 +137,7 @@ fn refuse(server: &ServerConfig, request: &Request) -> Option<(Refusal, Response
                     "host {:?} is not one this server answers to: localhost, an IP address, the host of server.external_url or a name in server.allowed_hosts",
                     String::from_utf8_lossy(name)
                 );
-                return Some((Refusal::Host, error(StatusCode::FORBIDDEN, message)));
+                return Some((Refusal::Host, ApiError::forbidden(message)));
             }
         }
     }
@@ -228,7 +152,7 @@ fn refuse(server: &ServerConfig, request: &Request) -> Option<(Refusal, Response
                 "origin {:?} is not this server's own: a write from another site is refused",
                 String::from_utf8_lossy(origin.as_bytes())
             );
-            return Some((Refusal::Origin, error(StatusCode::FORBIDDEN, message)));
+            return Some((Refusal::Origin, ApiError::forbidden(message)));
         }
     }
     let content_type = headers.get(header::CONTENT_TYPE);
@@ -245,7 +169,7 @@ fn refuse(server: &ServerConfig, request: &Request) -> Option<(Refusal, Response
     }
 }
 
-fn content_type_refused(got: Option<&HeaderValue>) -> Response {
+fn content_type_refused(got: Option<&HeaderValue>) -> ApiError {
     let message = match got {
         Some(v) => format!(
             "content type {:?} is refused: writes take application/json",
@@ -253,7 +177,7 @@ fn content_type_refused(got: Option<&HeaderValue>) -> Response {
         ),
         None => "content type missing: writes take application/json".to_owned(),
     };
-    error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
 }
 
 /// `application/json`, with any parameters (`; charset=utf-8`).

@@ -1,5 +1,5 @@
 //! `GET /api/v1/config`: the config file in force, with every secret replaced by `<redacted>`
-//! (see [`crate::redact`]), its SHA-256 and what it defines.
+//! (see [`crate::app::redact`]), its SHA-256 and what it defines.
 
 use axum::Json;
 use axum::Router;
@@ -7,9 +7,10 @@ use axum::extract::State;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::AppState;
-use crate::redact::redact;
+use super::state::AppState;
+use crate::app::redact::redact;
 
+/// The routes of the config view.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/config", get(show))
 }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use super::error;
+use super::error::ApiError;
 
 /// The policy every dashboard response carries: only this origin, no inline code, no plugins,
 /// no framing.
@@ -87,7 +87,7 @@ async fn slo_link(OriginalUri(uri): OriginalUri) -> Response {
             r.headers_mut().insert(header::LOCATION, location);
             r
         }
-        Err(_) => error(StatusCode::BAD_REQUEST, format!("not an SLO name: {name:?}")),
+        Err(_) => ApiError::bad_request(format!("not an SLO name: {name:?}")).into_response(),
     }
 }
 
@@ -98,7 +98,7 @@ async fn index(headers: HeaderMap) -> Response {
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.name == file) {
         Some(i) => serve(&ASSETS[i], i + 1, &headers),
-        None => error(StatusCode::NOT_FOUND, format!("no dashboard asset {file:?}")),
+        None => ApiError::not_found(format!("no dashboard asset {file:?}")).into_response(),
     }
 }
 

@@ -1,6 +1,6 @@
-//! `GET /api/v1/health/traces`: trace-pipeline health (issue 10) — fragmentation per journey and
-//! service with the boundaries that lost the context, span volume and its drop flag, export lag,
-//! clock skew per service pair, and attribute cardinality. Figures since start, except volume
+//! `GET /api/v1/health/traces`: trace-pipeline health — fragmentation per journey and service
+//! with the boundaries that lost the context, span volume and its drop flag, export lag, clock
+//! skew per service pair, and attribute cardinality. Figures since start, except volume
 //! (the newest complete bucket and its baseline), export lag and cardinality (the current and the
 //! previous `[trace_health] window`). Rendered from a snapshot, outside the pipeline lock.
 
@@ -10,8 +10,9 @@ use axum::extract::State;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::state::AppState;
 
+/// The routes of the trace-pipeline health.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/health/traces", get(traces))
 }

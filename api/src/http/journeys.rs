@@ -10,12 +10,13 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use slis::window::Window;
 
-use super::AppState;
 use super::slos::{labels_json, latency_json};
+use super::state::AppState;
 
 /// The window of a journey's latency percentiles.
 pub const LATENCY_WINDOW: Duration = Duration::from_secs(3_600);
 
+/// The routes of the journeys.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/journeys", get(list))
 }

@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 /// The document, as committed.
 pub const DOCUMENT: &str = include_str!("../../openapi.json");
 
+/// `GET /api/v1/openapi.json`.
 pub async fn document() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], DOCUMENT)
 }

@@ -1,43 +1,16 @@
-//! Query parameters that answer JSON when they are wrong: [`ApiError`], the [`JsonQuery`]
-//! extractor, instants (RFC 3339 or unix seconds) and durations (`5m`, `1h30m`, or seconds).
+//! The values of the API as it reads and writes them: query parameters that answer an
+//! [`ApiError`] when they are wrong (the [`JsonQuery`] extractor, instants in RFC 3339 or unix
+//! seconds, durations as `5m`, `1h30m` or seconds), and instants written by [`rfc3339`].
 
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use serde::de::DeserializeOwned;
 use slis::Timestamp;
 
-use super::error;
-
-/// A refused request: its status and what was wrong; `{"error": message}` on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error(self.status, self.message)
-    }
-}
+use super::error::ApiError;
 
 /// Like [`Query`], but a bad query string answers 400 `{"error": "invalid query: ..."}`.
 #[derive(Debug)]
@@ -89,6 +62,11 @@ pub fn duration(name: &str, value: &str) -> Result<Duration, ApiError> {
     }
     slis::parse_duration(v)
         .map_err(|_| bad_param(name, value, "expected a duration such as 5m or 1h30m, or whole seconds"))
+}
+
+/// RFC 3339 in UTC with milliseconds, as every timestamp of the API is written.
+pub fn rfc3339(t: Timestamp) -> String {
+    tracebudget_alerting::alerter::datetime(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

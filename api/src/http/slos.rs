@@ -27,7 +27,6 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -39,10 +38,12 @@ use slis::window::{Counts, Percentiles, Window};
 use slis::{Timestamp, format_duration, format_exact};
 use tracebudget_engine::pipeline::Pipeline;
 
-use super::params::{ApiError, JsonQuery, bad_param, duration, instant};
-use super::{AppState, rfc3339};
-use crate::config::Config;
+use super::error::ApiError;
+use super::params::{JsonQuery, bad_param, duration, instant, rfc3339};
+use super::state::AppState;
+use crate::app::config::Config;
 
+/// The routes of the SLOs, one SLO and its series.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/slos", get(list))
@@ -98,6 +99,7 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// P50/P95/P99 and max of root latency in seconds, `null` without samples.
 pub fn latency_json(pc: Option<Percentiles>) -> Value {
     pc.map_or(Value::Null, |pc| {
         json!({
@@ -116,7 +118,7 @@ fn find(config: &Config, name: &str) -> Result<usize, ApiError> {
         .slos
         .iter()
         .position(|s| s.name == name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown SLO {name:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("unknown SLO {name:?}")))
 }
 
 fn slo_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -209,9 +211,13 @@ struct SeriesQuery {
 /// The instants of a series: points at `from + k × step`, `k = 1 … points`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
+    /// Where the first step starts.
     pub from: Timestamp,
+    /// Where the last step ends.
     pub to: Timestamp,
+    /// The distance between points.
     pub step: Duration,
+    /// How many points.
     pub points: u64,
 }
 

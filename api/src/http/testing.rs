@@ -19,8 +19,10 @@ use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::Pipeline;
 use tracebudget_engine::store::Db;
 
-use super::{AppState, app};
-use crate::state::Live;
+use super::app;
+use super::refusal::GuardMetrics;
+use super::state::AppState;
+use crate::app::state::Live;
 
 /// A state over its own SQLite file, removed on drop.
 #[derive(Debug)]
@@ -58,7 +60,7 @@ impl TestApp {
         // On disk, so that a reload reads it again.
         let file = dir.join("test.toml");
         std::fs::write(&file, &text).expect("write the test config");
-        let config = crate::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let config = crate::app::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
         let db = Db::open(&config.storage.url.0).await.expect("open the test database");
         db.migrate().await.expect("migrate the test database");
         let metrics = Arc::new(EngineMetrics::default());
@@ -84,9 +86,9 @@ impl TestApp {
         )
         .await
         .expect("start the alert runtime");
-        let reloads = Arc::new(crate::reload::ReloadMetrics::default());
+        let reloads = Arc::new(crate::app::reload::ReloadMetrics::default());
         reloads.register(&mut registry);
-        let guard = Arc::new(super::auth::GuardMetrics::default());
+        let guard = Arc::new(GuardMetrics::default());
         guard.register(&mut registry);
         let state = AppState {
             registry: Arc::new(registry),

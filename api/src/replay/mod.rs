@@ -26,7 +26,7 @@ use tracebudget_engine::pipeline::{Pipeline, Source};
 use tracebudget_engine::replay::{Clock, Corrupt, Input, Item, Step, decode, newest_end};
 
 use crate::alerts;
-use crate::config::Config;
+use crate::app::config::Config;
 
 pub use output::OutputFormat;
 
@@ -129,7 +129,7 @@ impl Run {
             metrics,
             alerter,
             clock: Clock::new(
-                crate::serve::tick_interval(config.ingest.trace_idle.0),
+                crate::cli::serve::tick_interval(config.ingest.trace_idle.0),
                 config.alerting.settings.eval_interval.0,
             ),
             start: None,
@@ -321,7 +321,7 @@ pub struct Report {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut configs = Vec::new();
     for path in &args.config {
-        configs.push((path.display().to_string(), crate::config::load(path)?));
+        configs.push((path.display().to_string(), crate::app::config::load(path)?));
     }
     let progress = std::io::stderr().is_terminal();
     let report = replay(configs, &args.inputs, progress)?;

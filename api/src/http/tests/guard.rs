@@ -164,8 +164,8 @@ async fn cross_site_writes_are_refused_in_every_configuration() {
     }
 }
 
-fn outcome(outcome: &'static str) -> crate::reload::OutcomeLabels {
-    crate::reload::OutcomeLabels { outcome }
+fn outcome(outcome: &'static str) -> crate::app::reload::OutcomeLabels {
+    crate::app::reload::OutcomeLabels { outcome }
 }
 
 /// What the dashboards send (same origin, JSON, `Origin` set by the browser) and what the CLI
@@ -352,7 +352,7 @@ async fn without_protect_reads_only_this_servers_names_are_served() {
     assert_eq!(refused(&t).await, counts(&[("host", n)]));
 
     // `allowed_hosts` is read per request: a reload that adds a name applies at once.
-    let next = crate::config::parse(
+    let next = crate::app::config::parse(
         "test.toml",
         &(config.replace("\"slo.example.com\"", "\"slo.example.com\", \"evil.example\"")
             + &format!("\n[storage]\nurl = \"{}\"\n", t.state.config().storage.url.0)),

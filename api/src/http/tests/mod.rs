@@ -577,7 +577,7 @@ async fn config_is_served_with_every_secret_redacted() {
     let text = r.body["text"].as_str().unwrap();
     assert!(text.contains("api_token = \"<redacted>\""), "{text}");
     assert!(text.contains("headers = { Authorization = \"<redacted>\" }"), "{text}");
-    assert_eq!(text, crate::redact::redact(&config.source.text));
+    assert_eq!(text, crate::app::redact::redact(&config.source.text));
     for secret in [TOKEN, HOOK_SECRET] {
         assert!(config.source.text.contains(secret));
         assert!(!r.text.contains(secret), "{secret} leaked: {}", r.text);
@@ -747,7 +747,7 @@ async fn protect_reads_guards_the_api_and_metrics_but_not_health_or_the_document
         .replace("[server]\n", "[server]\nprotect_reads = true\n")
         .replace(TOKEN, "tok-NEW")
         + &format!("\n[storage]\nurl = \"{}\"\n", t.state.config().storage.url.0);
-    let config = crate::config::parse("test.toml", &next).unwrap();
+    let config = crate::app::config::parse("test.toml", &next).unwrap();
     {
         let _pipeline = t.state.pipeline.lock().unwrap();
         t.state.live.set(Arc::new(config));

@@ -1,7 +1,6 @@
-//! Several `serve` instances on one PostgreSQL database (issue 7), the `serve` side: reading the
-//! other instances' rows into the pipeline before each evaluation (merged evaluation), and the
-//! leader's loop (see [`crate::alerts::spawn`]). The locks themselves are
-//! [`tracebudget_engine::cluster`].
+//! Several `serve` instances on one PostgreSQL database, the `serve` side: reading the other
+//! instances' rows into the pipeline before each evaluation (merged evaluation), and the
+//! leader's loop (`alerts::spawn`). The locks themselves are [`tracebudget_engine::cluster`].
 //!
 //! Every instance reads the others' rows each `eval_interval`, so its API and `/metrics` show
 //! the figures of all instances; only the leader evaluates alerts and delivers.
@@ -17,7 +16,9 @@ use tracebudget_engine::store::SliStore;
 /// What merged evaluation needs: this instance's store (its name, the database) and metrics.
 #[derive(Debug, Clone)]
 pub struct Others {
+    /// This instance's store, which reads the others' rows.
     pub store: SliStore,
+    /// Reads counted by outcome.
     pub metrics: ClusterMetrics,
 }
 

@@ -21,7 +21,9 @@ pub struct NewSilence {
     pub ends_at: Option<DateTime<Utc>>,
     /// e.g. `"2h"`, from `starts_at`.
     pub duration: Option<String>,
+    /// Who creates the silence.
     pub created_by: String,
+    /// Why.
     pub comment: String,
 }
 

@@ -1,7 +1,8 @@
 //! `tracebudget serve`: the receivers, the SLI pipeline, the flusher and the HTTP API.
 //!
 //! Start-up: open and migrate the database, record the config, rebuild the windows from the
-//! stored buckets, then listen. Shutdown (SIGTERM, Ctrl-C): stop listening, judge the traces
+//! stored buckets, then listen. Shutdown (when the future given to [`serve`] completes: SIGTERM or
+//! Ctrl-C for this command, the demo's own signal for `demo`): stop listening, judge the traces
 //! still open on what has arrived, and flush once more (retried for a while), so a graceful
 //! restart loses nothing.
 
@@ -25,26 +26,28 @@ use tracebudget_engine::receiver::{self, Intake, wall_clock};
 use tracebudget_engine::store::db::ConfigVersion;
 use tracebudget_engine::store::{Db, Flusher, SliStore, StorageMetrics};
 
-use crate::config::Config;
-use crate::metrics::SloCollector;
-use crate::reload::{self, ReloadMetrics};
+use crate::app::config::Config;
+use crate::app::metrics::SloCollector;
+use crate::app::reload::{self, ReloadMetrics};
 use crate::{alerts, http};
 
+/// `tracebudget serve`: the config at `path`, logs through its redaction rules, served until
+/// Ctrl-C or SIGTERM.
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let config = crate::config::load(path)?;
+    let config = crate::app::config::load(path)?;
     // Every log line from here on goes through the config's redaction rules.
-    crate::privacy::redact_logs(config.privacy.redactor.clone());
+    crate::app::privacy::redact_logs(config.privacy.redactor.clone());
     init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, shutdown_signal()))
 }
 
 /// `tracebudget migrate`: open the database, apply what is missing, say what was done.
 pub fn migrate(path: &Path) -> anyhow::Result<()> {
-    let config = crate::config::load(path)?;
+    let config = crate::app::config::load(path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -92,7 +95,7 @@ pub(crate) fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(crate::privacy::MakeRedactingWriter)
+        .with_writer(crate::app::privacy::MakeRedactingWriter)
         .try_init();
 }
 
@@ -101,7 +104,9 @@ pub(crate) fn tick_interval(trace_idle: Duration) -> Duration {
     (trace_idle / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the server on `config` until `shutdown` completes or a part of it fails, then stops it
+/// (see the module documentation).
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     // TLS for the notifiers (reqwest, lettre) runs on ring; without a provider reqwest panics.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = open_database(&config).await?;
@@ -163,7 +168,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     registry.register_collector(Box::new(PipelineCollector {
         pipeline: pipeline.clone(),
     }));
-    registry.register_collector(Box::new(crate::privacy::RedactionCollector(
+    registry.register_collector(Box::new(crate::app::privacy::RedactionCollector(
         config.privacy.redactor.clone(),
     )));
     registry.register_collector(Box::new(tracebudget_engine::health::collector::HealthCollector {
@@ -238,9 +243,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .iter()
         .map(|r| r.name.get_ref().clone())
         .collect();
-    crate::metrics::initialise(&metrics, &storage_metrics, &alerting_metrics, &sources, &receivers);
+    crate::app::metrics::initialise(&metrics, &storage_metrics, &alerting_metrics, &sources, &receivers);
     let config = Arc::new(config);
-    let live = Arc::new(crate::state::Live::new(config.clone()));
+    let live = Arc::new(crate::app::state::Live::new(config.clone()));
     registry.register_collector(Box::new(SloCollector {
         pipeline: pipeline.clone(),
         live: live.clone(),
@@ -249,11 +254,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }));
     let reloads = Arc::new(ReloadMetrics::default());
     reloads.register(&mut registry);
-    let guard = Arc::new(http::auth::GuardMetrics::default());
+    let guard = Arc::new(http::refusal::GuardMetrics::default());
     guard.register(&mut registry);
     let cluster_metrics = tracebudget_engine::cluster::ClusterMetrics::default();
     cluster_metrics.register(&mut registry);
-    let state = http::AppState {
+    let state = http::state::AppState {
         registry: Arc::new(registry),
         pipeline: pipeline.clone(),
         live,
@@ -284,7 +289,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracebudget_engine::store::Backend::Postgres => (
             tracebudget_engine::cluster::Leader::postgres(&config.storage.url.0, cluster_metrics.clone())
                 .map_err(|e| anyhow::anyhow!("cannot set up the evaluator lock: {e}"))?,
-            Some(crate::cluster::Others {
+            Some(crate::app::cluster::Others {
                 store: store.clone(),
                 metrics: cluster_metrics.clone(),
             }),
@@ -382,7 +387,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut failed = None;
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = shutdown => tracing::info!("shutting down"),
         _ = fenced.cancelled() => {
             failed = Some(Err(anyhow::anyhow!(
                 "another instance took over a JetStream partition whose counts were not stored yet \
@@ -419,6 +424,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Completes at Ctrl-C or (on Unix) SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]

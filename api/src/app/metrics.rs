@@ -34,7 +34,7 @@ use tracebudget_engine::pipeline::{Pipeline, Reject};
 use tracebudget_engine::store::StorageMetrics;
 use tracebudget_engine::store::flusher::OutcomeLabels as FlushOutcome;
 
-use crate::state::Live;
+use crate::app::state::Live;
 
 /// Puts every series whose labels are known at start-up at zero, so dashboards and alert rules
 /// see them (and `rate()` has a starting point) before the first refusal, failure or delivery:

@@ -17,13 +17,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracebudget_engine::config::StorageUrl;
 
-use crate::config::Config;
-use crate::loadgen;
+use super::{loadgen, serve};
+use crate::app::config::{self, Config};
 
 /// The demo config, embedded so `tracebudget demo` runs from any directory.
-const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
+const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
 const DEMO_CONFIG_NAME: &str = "examples/demo.toml (built in)";
 
 /// Command-line arguments of `tracebudget demo`.
@@ -76,8 +77,8 @@ const SCHEDULE: Duration = Duration::from_secs(7 * 86_400);
 /// The config the demo runs: `--config` or the built-in one, on the demo's addresses and database.
 fn demo_config(args: &Args, database: &std::path::Path) -> anyhow::Result<Config> {
     let mut config = match &args.config {
-        Some(path) => crate::config::load(path)?,
-        None => crate::config::parse(DEMO_CONFIG_NAME, DEMO_CONFIG).map_err(|d| anyhow::anyhow!("{d}"))?,
+        Some(path) => config::load(path)?,
+        None => config::parse(DEMO_CONFIG_NAME, DEMO_CONFIG).map_err(|d| anyhow::anyhow!("{d}"))?,
     };
     config.server.listen = args.listen;
     config.ingest.otlp_http = Some(args.otlp_http);
@@ -139,6 +140,7 @@ fn incidents(args: &Args) -> Vec<String> {
     out
 }
 
+/// `tracebudget demo`: until Ctrl-C or SIGTERM, then the traffic stops and the engine flushes.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let database = match &args.database {
         Some(p) => p.clone(),
@@ -147,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = demo_config(&args, &database)?;
     // The load generator's copy (the engine takes its own).
     let traffic_config = std::sync::Arc::new(demo_config(&args, &database)?);
-    crate::serve::init_logging("warn");
+    serve::init_logging("warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,7 +166,9 @@ async fn demo(
     let listen = args.listen;
     let source = config.source.file.clone();
     let journeys: Vec<String> = config.journeys.0.iter().map(|j| j.name.clone()).collect();
-    let mut server = tokio::spawn(crate::serve::serve(config));
+    // The engine stops when `stop` is cancelled: after the traffic, at Ctrl-C or SIGTERM.
+    let stop = CancellationToken::new();
+    let mut server = tokio::spawn(serve::serve(config, stop.clone().cancelled_owned()));
     wait_listening(listen, &mut server).await?;
 
     let pct = |r: f64| format!("{}%", r * 100.0);
@@ -238,29 +242,24 @@ async fn demo(
     ));
     traffic.spawn(watch_alerts(listen));
 
-    // `serve` ends at Ctrl-C or SIGTERM (it listens for both); the traffic stops first.
-    let stop = async {
-        let interrupt = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = interrupt => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = interrupt.await;
-    };
-    tokio::select! {
-        _ = stop => {}
+    // Ctrl-C or SIGTERM stops the traffic first, then the engine.
+    let traffic_ended = tokio::select! {
+        _ = serve::shutdown_signal() => false,
         result = &mut server => return finished(result).and_then(|()| anyhow::bail!("the engine stopped")),
         Some(result) = traffic.join_next() => {
             result.context("the demo traffic panicked")?.context("the demo traffic failed")?;
+            true
+        }
+    };
+    traffic.shutdown().await;
+    if traffic_ended {
+        // The schedule ran out: the engine serves on until Ctrl-C or SIGTERM.
+        tokio::select! {
+            _ = serve::shutdown_signal() => {}
+            result = &mut server => return finished(result).and_then(|()| anyhow::bail!("the engine stopped")),
         }
     }
-    traffic.shutdown().await;
+    stop.cancel();
     finished(server.await)?;
     println!("demo stopped; the data stays in {}", database.display());
     Ok(())

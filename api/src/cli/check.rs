@@ -2,13 +2,30 @@
 //! through [`slis::config::redact_url`], like the config view: no secret in a CI log.
 
 use std::fmt::Write;
+use std::path::Path;
+use std::process::ExitCode;
 
 use slis::budget::outage_fire_time;
 use slis::config::redact_url;
 use slis::{format_duration, format_exact};
 use tracebudget_alerting::config::{Route, WebhookFormat};
 
-use crate::config::Config;
+use crate::app::config::{self, Config};
+
+/// `tracebudget check CONFIG`: the summary of a valid config on stdout (exit 0), or every error
+/// with its line:column on stderr (exit 1).
+pub fn run(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(c) => {
+            print!("{}", summary(&path.display().to_string(), &c, chrono::Utc::now()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The summary printed for a valid config. `now` dates the next run of each report.
 pub fn summary(file: &str, c: &Config, now: chrono::DateTime<chrono::Utc>) -> String {

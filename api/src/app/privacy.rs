@@ -1,7 +1,7 @@
-//! `[privacy]` (issue 9, "No PII kept"): which attribute values may be kept or shown, and the
-//! redaction rules applied to span-derived text wherever it leaves the engine — the contributors
-//! of alerts (notifications, outbox and history rows, reports, replay), the trace-health API and
-//! `/metrics`, the names a JetStream snapshot stores, and every log line of the process.
+//! `[privacy]`: which attribute values may be kept or shown, and the redaction rules applied to
+//! span-derived text wherever it leaves the engine — the contributors of alerts (notifications,
+//! outbox and history rows, reports, replay), the trace-health API and `/metrics`, the names a
+//! JetStream snapshot stores, and every log line of the process.
 //!
 //! The rules themselves are [`slis::privacy`]; this module parses and validates the section,
 //! counts the replacements in `/metrics` (`tracebudget_redactions_total{rule}`) and redacts logs.

@@ -35,10 +35,10 @@ use tracebudget_synth::pace::{Pacer, per_sec};
 use tracebudget_synth::{Batch, Generator, Latency, Rates, Shape, ShapeDefaults, Tally};
 
 use self::send::{Outcome, Protocol, Sender, backoff};
-use crate::config::Config;
+use crate::app::config::Config;
 
 /// The example shop config, whose journeys `--journeys-default` uses.
-const DEFAULT_CONFIG: &str = include_str!("../../../examples/tracebudget.toml");
+const DEFAULT_CONFIG: &str = include_str!("../../../../examples/tracebudget.toml");
 const DEFAULT_CONFIG_NAME: &str = "examples/tracebudget.toml (built in)";
 
 /// How far behind its schedule the sender may catch up in a burst.
@@ -178,8 +178,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The config whose journeys the traffic follows: `--config`, else the built-in example.
 fn load_config(config: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match config {
-        Some(path) => crate::config::load(path)?,
-        None => crate::config::parse(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG).map_err(|d| anyhow::anyhow!("{d}"))?,
+        Some(path) => crate::app::config::load(path)?,
+        None => crate::app::config::parse(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG).map_err(|d| anyhow::anyhow!("{d}"))?,
     })
 }
 

@@ -42,6 +42,7 @@ pub fn redact(text: &str) -> String {
 /// from it, its caret moved to the redacted text.
 #[derive(Debug)]
 pub struct Redacted {
+    /// The redacted text.
     pub text: String,
     /// (range in the original, its replacement): sorted, disjoint, on character boundaries.
     edits: Vec<(Range<usize>, String)>,

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::Config;
+use crate::app::config::Config;
 
 /// The config in force. A reload replaces it whole, under the pipeline lock, together with the
 /// pipeline's journeys and SLOs, so a reader that locks the pipeline and then reads the config
@@ -13,10 +13,12 @@ use crate::config::Config;
 pub struct Live(RwLock<Arc<Config>>);
 
 impl Live {
+    /// The config in force at start-up.
     pub fn new(config: Arc<Config>) -> Self {
         Live(RwLock::new(config))
     }
 
+    /// The config in force now.
     pub fn get(&self) -> Arc<Config> {
         self.0.read().expect("config lock poisoned").clone()
     }

@@ -19,7 +19,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,50 +31,88 @@ use tracebudget_engine::store::Db;
 use tracebudget_engine::store::db::ConfigVersion;
 
 use crate::alerts::AlertRuntime;
-use crate::config::{Config, LoadError};
-use crate::state::Live;
+use crate::app::config::{Config, LoadError};
+use crate::app::state::Live;
 
 /// What a reload reads and swaps, borrowed from the running server (the route in
 /// `http/reload.rs` and SIGHUP both hold it).
 #[derive(Clone, Copy, Debug)]
 pub struct Target<'a> {
+    /// Reconfigured in place.
     pub pipeline: &'a Mutex<Pipeline>,
+    /// Replaced by the new config.
     pub live: &'a Live,
+    /// The alerter reconfigured, the notifiers replaced.
     pub alerts: &'a AlertRuntime,
     /// Where the applied config is recorded.
     pub db: &'a Db,
+    /// Where the outcome is counted.
     pub metrics: &'a ReloadMetrics,
 }
 
 /// A reload that took effect (or found the file unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reloaded {
+    /// Always true (the body of `200`).
     pub reloaded: bool,
+    /// The SHA-256 of the config in force.
     pub sha256: String,
     /// False when the file's content is the running one (nothing was done).
     pub changed: bool,
+    /// How many journeys the config in force has.
     pub journeys: usize,
+    /// How many SLOs the config in force has.
     pub slos: usize,
+    /// The SLOs the reload added, by name.
     pub added_slos: Vec<String>,
+    /// The SLOs the reload removed, by name.
     pub removed_slos: Vec<String>,
 }
 
 /// A refused reload: the running config stays in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
-    #[serde(skip)]
-    pub status: StatusCode,
-    #[serde(skip)]
-    pub outcome: &'static str,
+    /// Why, as counted.
+    pub reason: Reason,
+    /// What was refused, in one sentence.
     pub error: String,
+    /// Every problem found, in the order of the file.
     pub errors: Vec<Problem>,
+}
+
+/// Why a reload was refused: the `outcome` of `tracebudget_config_reloads_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The file cannot be read.
+    Unreadable,
+    /// The file is not a valid config, or a receiver of it cannot be built.
+    Invalid,
+    /// The file changes a setting that only a restart applies.
+    RestartRequired,
+    /// The database did not record the new config.
+    StoreFailed,
+}
+
+impl Reason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unreadable => "unreadable",
+            Reason::Invalid => "invalid",
+            Reason::RestartRequired => "restart_required",
+            Reason::StoreFailed => "store_failed",
+        }
+    }
 }
 
 /// One reason a reload was refused, with its place in the file when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// What is wrong.
     pub message: String,
+    /// Its line in the file, from 1.
     pub line: Option<usize>,
+    /// Its column in the line, from 1.
     pub column: Option<usize>,
 }
 
@@ -93,13 +130,18 @@ impl Problem {
 /// reload applied (`tracebudget_config_last_reload_successful`, 1 until a reload fails).
 #[derive(Debug)]
 pub struct ReloadMetrics {
+    /// Reloads by outcome.
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// 1 when the last reload applied, 0 when it was refused.
     pub last_successful: Gauge,
+    /// When the config in force was loaded, in Unix seconds.
     pub last_success_seconds: Gauge,
 }
 
+/// The labels of a reload counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    /// `applied`, `unchanged` or a [`Reason`].
     pub outcome: &'static str,
 }
 
@@ -117,6 +159,7 @@ impl Default for ReloadMetrics {
 }
 
 impl ReloadMetrics {
+    /// Registers the three families.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "config_reloads",
@@ -166,7 +209,7 @@ pub async fn reload(state: Target<'_>) -> Result<Reloaded, Refused> {
             );
         }
         Err(e) => {
-            metrics.count(e.outcome);
+            metrics.count(e.reason.as_str());
             metrics.last_successful.set(0);
             let problems: Vec<String> = e.errors.iter().map(|p| p.to_string()).collect();
             tracing::error!(error = %e.error, problems = ?problems, "config reload refused; the running config stays in force");
@@ -187,18 +230,12 @@ impl std::fmt::Display for Problem {
 async fn apply(state: Target<'_>) -> Result<Reloaded, Refused> {
     let current = state.live.get();
     let path = std::path::Path::new(&current.source.file);
-    let refuse = |status, outcome, error: String, errors| Refused {
-        status,
-        outcome,
-        error,
-        errors,
-    };
-    let next = match crate::config::load(path) {
+    let refuse = |reason, error: String, errors| Refused { reason, error, errors };
+    let next = match crate::app::config::load(path) {
         Ok(c) => c,
         Err(LoadError::Read { path, source }) => {
             return Err(refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unreadable",
+                Reason::Unreadable,
                 format!("cannot read config {path}: {source}; the running config stays in force"),
                 vec![],
             ));
@@ -225,8 +262,7 @@ async fn apply(state: Target<'_>) -> Result<Reloaded, Refused> {
             errors.sort_by_key(|(at, _)| *at);
             let n = errors.len();
             return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid",
+                Reason::Invalid,
                 format!(
                     "{}: {n} error{} in the new config; the running config stays in force",
                     d.file,
@@ -242,16 +278,14 @@ async fn apply(state: Target<'_>) -> Result<Reloaded, Refused> {
     let restart = restart_only_changes(&current, &next);
     if !restart.is_empty() {
         return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "restart_required",
+            Reason::RestartRequired,
             "the new config changes settings that need a restart; the running config stays in force".into(),
             restart.into_iter().map(Problem::plain).collect(),
         ));
     }
     let notifiers = crate::alerts::notifiers(&next.alerting).map_err(|e| {
         refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid",
+            Reason::Invalid,
             "a receiver of the new config cannot be built; the running config stays in force".into(),
             vec![Problem::plain(format!("{e:#}"))],
         )
@@ -266,8 +300,7 @@ async fn apply(state: Target<'_>) -> Result<Reloaded, Refused> {
     };
     state.db.record_config(&version).await.map_err(|e| {
         refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_failed",
+            Reason::StoreFailed,
             format!(
                 "cannot record the new config in {}: {e}; the running config stays in force",
                 state.db.url
@@ -372,7 +405,7 @@ mod tests {
     const BASE: &str = "[[journeys]]\nname = \"checkout\"\nservice = \"shop\"\n";
 
     fn parse(extra: &str) -> Config {
-        crate::config::parse("t.toml", &format!("{BASE}{extra}")).expect("valid")
+        crate::app::config::parse("t.toml", &format!("{BASE}{extra}")).expect("valid")
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::Source;
 
 use super::*;
-use crate::config::Config;
+use crate::app::config::Config;
 
 /// A whole minute; the scrape happens 30 minutes later.
 const T0: i64 = 1_780_000_020;
@@ -94,7 +94,7 @@ fn root(n: u32, secs: i64, micros: u64, status: i64) -> Span {
 /// 20 minutes before the scrape: 48 checkouts, 8 of them 5xx, 4 (others) taking 300 ms.
 /// 2 minutes before: 16 checkouts, 4 of them 5xx, all fast. Search: nothing.
 fn collector() -> (Registry, Arc<FiringSnapshot>) {
-    let config: Config = crate::config::parse("metrics-test.toml", CONFIG).expect("valid config");
+    let config: Config = crate::app::config::parse("metrics-test.toml", CONFIG).expect("valid config");
     let mut pipeline = Pipeline::new(
         config.journeys.clone(),
         &config.alerting.slos,
@@ -334,7 +334,7 @@ windows = [
   { long = "3d30m", short = "6h", factor = 2.0, severity = "ticket" },
 ]
 "#;
-    let config: Config = crate::config::parse("metrics-test.toml", config).expect("valid config");
+    let config: Config = crate::app::config::parse("metrics-test.toml", config).expect("valid config");
     let mut pipeline = Pipeline::new(
         config.journeys.clone(),
         &config.alerting.slos,

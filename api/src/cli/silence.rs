@@ -49,6 +49,7 @@ pub enum Command {
     Expire { id: String },
 }
 
+/// `tracebudget silence`: one request to the server's API, its answer printed.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

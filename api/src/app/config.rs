@@ -100,7 +100,7 @@ pub struct Config {
     /// `[trace_health]`: how the tracing pipeline itself is watched.
     pub trace_health: TraceHealthConfig,
     /// `[privacy]`: the attribute allow-list and the redaction rules.
-    pub privacy: crate::privacy::Privacy,
+    pub privacy: crate::app::privacy::Privacy,
 }
 
 const SECTIONS: &[&str] = &[
@@ -168,7 +168,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
     let mut jetstream: Option<(JetStreamConfig, std::ops::Range<usize>)> = None;
     let mut trace_health = TraceHealthConfig::default();
     let mut sections = Sections::default();
-    let mut privacy = crate::privacy::Privacy::default();
+    let mut privacy = crate::app::privacy::Privacy::default();
     for (key, value) in root.into_inner() {
         let e = &mut errors;
         match key.get_ref().as_ref() {
@@ -228,7 +228,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Diagnostics> {
                 }));
             }
             "privacy" => {
-                let written: crate::privacy::PrivacyConfig = one(value, e).unwrap_or_default();
+                let written: crate::app::privacy::PrivacyConfig = one(value, e).unwrap_or_default();
                 match written.build() {
                     Ok(p) => privacy = p,
                     Err(errors) => e.extend(errors),
@@ -386,7 +386,7 @@ impl fmt::Display for Diagnostics {
         errors.sort_by_key(|e| e.span.as_ref().map_or(usize::MAX, |s| s.start));
         // The line of an error is quoted with the config view's redactions: this output ends up
         // in CI logs, and a secret may sit on the line of an error.
-        let shown = crate::redact::Redacted::new(&self.text);
+        let shown = crate::app::redact::Redacted::new(&self.text);
         for e in &errors {
             writeln!(f, "error: {}", e.message)?;
             let Some(span) = &e.span else {
