@@ -47,7 +47,7 @@ pub const PEER_SERVICE: &str = "peer.service";
 const LAG_MAX_MICROS: u64 = 3_600_000_000;
 
 /// One attribute key of one service in a request, with a 64-bit hash of each value it carried
-/// (see `decode::spans::value_hash`; repeats included: a sketch absorbs them).
+/// (see `decode::wire::value_hash`; repeats included: a sketch absorbs them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tag {
     pub service: Arc<str>,
