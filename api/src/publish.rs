@@ -1,14 +1,14 @@
-//! `tracebudget publish`: takes OTLP/HTTP (`POST /v1/traces`, protobuf or JSON, gzip) on
-//! `[ingest] otlp_http` and OTLP/gRPC (`TraceService/Export`, gzip) on `[ingest] otlp_grpc`,
-//! splits each request by trace partition and publishes each part to
-//! `<subject_prefix>.<k>` of the `[jetstream]` stream, answering the client only once JetStream
-//! has acked every part: 200 when all are stored, 503 with `Retry-After` otherwise (the client
-//! retries; parts already stored are dropped by JetStream as duplicates, because each part's
-//! `Nats-Msg-Id` is the SHA-256 of its subject and bytes, within the stream's
-//! `duplicate_window`); gRPC answers UNAVAILABLE with a `RetryInfo` instead. Malformed, oversized
-//! and unknown-type bodies get the receivers' answers. `/metrics` on `[server] listen`:
+//! `tracebudget publish`: the OTLP front-ends of `[ingest]` (OTLP/HTTP on `otlp_http`, protobuf
+//! or JSON; OTLP/gRPC on `otlp_grpc`; gzip) in front of JetStream instead of the pipeline: each
+//! request is split by trace partition and each part published to `<subject_prefix>.<k>` of the
+//! `[jetstream]` stream, and the client is answered only once JetStream has acked every part: 200
+//! when all are stored, 503 with `Retry-After` otherwise (the client retries; parts already stored
+//! are dropped by JetStream as duplicates, because each part's `Nats-Msg-Id` is the SHA-256 of its
+//! subject and bytes, within the stream's `duplicate_window`); gRPC answers UNAVAILABLE with a
+//! `RetryInfo` instead. The front-ends are `serve`'s own (`tracebudget_engine::receiver`: same
+//! limits, refusals and error bodies). `/metrics` on `[server] listen`:
 //! `tracebudget_publish_requests_total{protocol,outcome}` (ok, malformed, too_large,
-//! unsupported_media_type, unsupported_encoding, unavailable) and
+//! unsupported_media_type, unsupported_encoding, unavailable, …) and
 //! `tracebudget_publish_spans_total{partition}` (spans stored in JetStream).
 
 use std::path::Path;
@@ -18,29 +18,24 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use prost::Message as _;
 use sha2::Digest as _;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
-use tonic_types::{ErrorDetails, StatusExt};
-use tracebudget_engine::decode::body::{BodyError, inflate};
-use tracebudget_engine::decode::otlp;
+use tracebudget_engine::config::IngestConfig;
+use tracebudget_engine::decode::{DecodeError, otlp};
 use tracebudget_engine::jetstream::{JetStreamConfig, split};
-use tracebudget_engine::receiver::otlp_http::RpcStatus;
-use tracebudget_engine::receiver::{RETRY_AFTER, content_type};
+use tracebudget_engine::listen::ListenMetrics;
+use tracebudget_engine::receiver::{
+    self, Accepted, Destination, Format, Intake, Payload, Protocol, RETRY_AFTER, Reason, Refusal,
+};
 
 /// How long a request waits for JetStream's acks before answering 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,12 +47,12 @@ pub struct Args {
     pub config: std::path::PathBuf,
 }
 
+/// The JetStream destination.
 #[derive(Debug)]
 struct Publisher {
     client: async_nats::Client,
     js: jetstream::Context,
     config: JetStreamConfig,
-    max_body: usize,
     metrics: PublishMetrics,
 }
 
@@ -79,9 +74,44 @@ struct PublishMetrics {
     spans: Family<PartitionLabels, Counter>,
 }
 
-impl PublishMetrics {
-    fn request(&self, protocol: &'static str, outcome: &'static str) {
-        self.requests.get_or_create(&RequestLabels { protocol, outcome }).inc();
+impl Destination for Publisher {
+    async fn accept(&self, payload: Payload) -> Result<Accepted, Refusal> {
+        let protocol = payload.protocol();
+        let request = match payload {
+            Payload::Otlp(request) => request,
+            Payload::OtlpProtobuf(bytes) => ExportTraceServiceRequest::decode(bytes)
+                .map_err(|e| Refusal::malformed(DecodeError::Protobuf(e).to_string()))?,
+            Payload::OtlpJson(bytes) => otlp::parse_json(&bytes).map_err(|e| Refusal::malformed(e.to_string()))?,
+            Payload::ZipkinJson(_) => {
+                return Err(Refusal::new(
+                    Reason::UnsupportedMediaType,
+                    "publish takes OTLP only: send OTLP/HTTP or OTLP/gRPC",
+                ));
+            }
+        };
+        if let Err(e) = publish(self, request).await {
+            tracing::warn!(error = %e, "a request was not stored in JetStream; the client retries");
+            // gRPC clients read the delay from the RetryInfo detail.
+            let message = match protocol {
+                Protocol::OtlpGrpc => format!("not stored in JetStream: {e}"),
+                _ => format!("not stored in JetStream: {e}: retry after {}s", RETRY_AFTER.as_secs()),
+            };
+            return Err(Refusal::new(Reason::Unavailable, message));
+        }
+        Ok(Accepted::default())
+    }
+
+    fn count(&self, protocol: Protocol, outcome: &'static str) {
+        let protocol = match protocol {
+            Protocol::OtlpGrpc => "grpc",
+            Protocol::OtlpHttp(Format::Protobuf) => "http_protobuf",
+            Protocol::OtlpHttp(Format::Json) => "http_json",
+            Protocol::Zipkin => "zipkin",
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels { protocol, outcome })
+            .inc();
     }
 }
 
@@ -97,44 +127,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .jetstream
             .clone()
             .context("publish needs a [jetstream] section in the config")?;
-        let addr = config
-            .ingest
-            .otlp_http
-            .context("publish needs [ingest] otlp_http: the address it takes OTLP/HTTP on")?;
+        anyhow::ensure!(
+            config.ingest.otlp_http.is_some(),
+            "publish needs [ingest] otlp_http: the address it takes OTLP/HTTP on"
+        );
         let client = tracebudget_engine::jetstream::consumer::connect(&js_config.url)
             .await
             .map_err(anyhow::Error::msg)?;
         let js = jetstream::new(client.clone());
         let stop = CancellationToken::new();
-        let publisher = Arc::new(Publisher {
-            client,
-            js,
-            config: js_config,
-            max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
-            metrics: PublishMetrics::default(),
-        });
+        let metrics = PublishMetrics::default();
         let mut registry = Registry::with_prefix("tracebudget_publish");
         registry.register(
             "requests",
             "OTLP requests taken by publish, per protocol and outcome",
-            publisher.metrics.requests.clone(),
+            metrics.requests.clone(),
         );
         registry.register(
             "spans",
             "Spans stored in JetStream (acked), per partition",
-            publisher.metrics.spans.clone(),
+            metrics.spans.clone(),
         );
         let registry = Arc::new(registry);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for otlp_http on {addr}"))?;
-        tracing::info!(%addr, stream = %publisher.config.stream, "publishing OTLP/HTTP to JetStream");
         // The stream is created in the background: NATS may come up after us.
         tokio::spawn({
-            let p = publisher.clone();
+            let (js, config) = (js.clone(), js_config.clone());
             async move {
                 loop {
-                    match tracebudget_engine::jetstream::consumer::ensure_stream(&p.js, &p.config).await {
+                    match tracebudget_engine::jetstream::consumer::ensure_stream(&js, &config).await {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::warn!(error = %e, "retrying");
@@ -144,29 +164,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         });
-        let mut servers = tokio::task::JoinSet::new();
-        if let Some(grpc) = config.ingest.otlp_grpc {
-            let listener = tokio::net::TcpListener::bind(grpc)
-                .await
-                .with_context(|| format!("cannot listen for otlp_grpc on {grpc}"))?;
-            tracing::info!(%grpc, "publishing OTLP/gRPC to JetStream");
-            let service = TraceServiceServer::new(Grpc(publisher.clone()))
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(publisher.max_body);
-            let stop = stop.clone();
-            servers.spawn(async move {
-                tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop.cancelled_owned())
-                    .await
-                    .context("the OTLP/gRPC server failed")
-            });
+        let stream = js_config.stream.clone();
+        let publisher = Publisher {
+            client,
+            js,
+            config: js_config,
+            metrics,
+        };
+        // Publish takes OTLP only; the body budget is its own, not exported.
+        let ingest = IngestConfig {
+            zipkin: None,
+            ..config.ingest.clone()
+        };
+        let intake = Arc::new(Intake::new(&ingest, publisher, Gauge::default()));
+        let mut tasks = tokio::task::JoinSet::new();
+        let listen_metrics = Arc::new(ListenMetrics::default());
+        let bound = receiver::start(&ingest, intake, listen_metrics, stop.clone(), &mut tasks).await?;
+        for (source, addr) in &bound {
+            tracing::info!(receiver = source.as_str(), %addr, %stream, "publishing OTLP to JetStream");
         }
         let metrics_listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen for /metrics on {}", config.server.listen))?;
-        servers.spawn({
+        tasks.spawn({
             let stop = stop.clone();
             let app = Router::new().route(
                 "/metrics",
@@ -192,171 +212,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 axum::serve(metrics_listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
-                    .context("the /metrics server failed")
             }
         });
-        let app = router(publisher);
-        let shutdown = stop.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-        });
-        #[cfg(unix)]
-        tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    term.recv().await;
-                    stop.cancel();
-                }
+        let mut failed = None;
+        tokio::select! {
+            _ = crate::serve::shutdown_signal() => tracing::info!("stopping"),
+            Some(result) = tasks.join_next() => {
+                failed = Some(result.context("a server task panicked").and_then(|r| r.context("a server stopped")));
             }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .context("the OTLP/HTTP server failed")?;
+        }
         stop.cancel();
-        while let Some(r) = servers.join_next().await {
+        while let Some(r) = tasks.join_next().await {
             r.context("a server task panicked")??;
+        }
+        if let Some(Err(e)) = failed {
+            return Err(e);
         }
         Ok(())
     })
-}
-
-/// OTLP/gRPC: the same split and publish; UNAVAILABLE with `RetryInfo` when not stored.
-#[derive(Debug)]
-struct Grpc(Arc<Publisher>);
-
-#[tonic::async_trait]
-impl TraceService for Grpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        match publish(&self.0, request.into_inner()).await {
-            Ok(()) => {
-                self.0.metrics.request("grpc", "ok");
-                Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-            }
-            Err(e) => {
-                self.0.metrics.request("grpc", "unavailable");
-                tracing::warn!(error = %e, "a request was not stored in JetStream; the client retries");
-                Err(tonic::Status::with_error_details(
-                    tonic::Code::Unavailable,
-                    format!("not stored in JetStream: {e}"),
-                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-                ))
-            }
-        }
-    }
-}
-
-fn router(p: Arc<Publisher>) -> Router {
-    Router::new().route("/v1/traces", post(export)).with_state(p)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Protobuf,
-    Json,
-}
-
-async fn export(State(p): State<Arc<Publisher>>, headers: HeaderMap, body: Body) -> Response {
-    let format = match content_type(&headers) {
-        Some("application/x-protobuf") => Format::Protobuf,
-        Some("application/json") => Format::Json,
-        other => {
-            return refuse(
-                &p,
-                "unsupported_media_type",
-                Format::Json,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported content type {:?}: send application/x-protobuf or application/json",
-                    other.unwrap_or("")
-                ),
-            );
-        }
-    };
-    let too_large = || {
-        refuse(
-            &p,
-            "too_large",
-            format,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body exceeds max_body_size ({} bytes)", p.max_body),
-        )
-    };
-    let raw = match axum::body::to_bytes(body, p.max_body).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
-    };
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-    let bytes = match inflate(raw, encoding, p.max_body) {
-        Ok(b) => b,
-        Err(BodyError::TooLarge { .. }) => return too_large(),
-        Err(BodyError::Corrupt(m)) => {
-            return refuse(
-                &p,
-                "malformed",
-                format,
-                StatusCode::BAD_REQUEST,
-                format!("corrupt {} body: {m}", encoding.unwrap_or("encoded")),
-            );
-        }
-        Err(BodyError::Unsupported(m)) => {
-            return refuse(
-                &p,
-                "unsupported_encoding",
-                format,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                m,
-            );
-        }
-    };
-    let request = match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(bytes).map_err(otlp_error),
-        Format::Json => otlp::parse_json(&bytes),
-    };
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => return refuse(&p, "malformed", format, StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let protocol = match format {
-        Format::Protobuf => "http_protobuf",
-        Format::Json => "http_json",
-    };
-    match publish(&p, request).await {
-        Ok(()) => {
-            p.metrics.request(protocol, "ok");
-            match format {
-                Format::Protobuf => (
-                    [(header::CONTENT_TYPE, "application/x-protobuf")],
-                    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default()
-                        .encode_to_vec(),
-                )
-                    .into_response(),
-                Format::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "a request was not stored in JetStream; the client retries");
-            let mut r = refuse(
-                &p,
-                "unavailable",
-                format,
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not stored in JetStream: {e}: retry after {}s", RETRY_AFTER.as_secs()),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER.as_secs()));
-            r
-        }
-    }
-}
-
-fn otlp_error(e: prost::DecodeError) -> tracebudget_engine::decode::DecodeError {
-    tracebudget_engine::decode::DecodeError::Protobuf(e)
 }
 
 /// Publishes every partition's part and waits for all of JetStream's acks.
@@ -397,30 +270,4 @@ async fn publish(p: &Publisher, request: ExportTraceServiceRequest) -> Result<()
     tokio::time::timeout(PUBLISH_TIMEOUT, all)
         .await
         .map_err(|_| format!("no ack from JetStream within {}s", PUBLISH_TIMEOUT.as_secs()))?
-}
-
-/// The receivers' error answer: a `google.rpc.Status` in the request's encoding; counted.
-fn refuse(p: &Publisher, outcome: &'static str, format: Format, status: StatusCode, message: String) -> Response {
-    let protocol = match format {
-        Format::Protobuf => "http_protobuf",
-        Format::Json => "http_json",
-    };
-    p.metrics.request(protocol, outcome);
-    let code = match status {
-        StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
-        _ => 3,                                // INVALID_ARGUMENT
-    };
-    let body = RpcStatus { code, message };
-    match format {
-        Format::Protobuf => (
-            status,
-            [(header::CONTENT_TYPE, "application/x-protobuf")],
-            body.encode_to_vec(),
-        )
-            .into_response(),
-        Format::Json => {
-            let json = serde_json::json!({ "code": body.code, "message": body.message }).to_string();
-            (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
-        }
-    }
 }

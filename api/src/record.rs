@@ -1,8 +1,8 @@
-//! `tracebudget record`: the receivers of `[ingest]` (OTLP/gRPC, OTLP/HTTP, Zipkin), each
-//! accepted request written to a file that `tracebudget replay` reads, instead of the pipeline.
+//! `tracebudget record`: the front-ends of `[ingest]` (OTLP/gRPC, OTLP/HTTP, Zipkin) in front of
+//! a capture file that `tracebudget replay` reads, instead of the pipeline.
 //!
-//! The receivers are `serve`'s own (`tracebudget_engine::receiver`, same limits, status codes and gzip), with
-//! [`tracebudget_engine::receiver::Intake::record`] set: a request that decodes is written (flushed, one
+//! The front-ends are `serve`'s own (`tracebudget_engine::receiver`: same limits, status codes
+//! and gzip) with [`Record`] as their destination: a request that decodes is written (flushed, one
 //! gzip member each with `--gzip`) before it is answered, so what a client was told was taken is
 //! in the file; a write that fails answers 503/UNAVAILABLE and the client retries. OTLP is written
 //! as OTLP JSON lines or protobuf frames (`--format`); Zipkin requests are kept as the Zipkin v2
@@ -15,16 +15,15 @@
 //! what `replay` prints from it goes through the config's redaction rules like `serve`'s output.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracebudget_engine::decode::AttrKeys;
 use tracebudget_engine::metrics::EngineMetrics;
-use tracebudget_engine::pipeline::Pipeline;
-use tracebudget_engine::receiver::{self, Intake};
-use tracebudget_engine::replay::{OutFormat, Writer};
+use tracebudget_engine::receiver::{self, Accepted, Destination, Intake, Payload, Protocol, Reason, Refusal};
+use tracebudget_engine::replay::{OutFormat, Request, Writer};
 
 /// Command-line arguments of `tracebudget record`.
 #[derive(Debug, clap::Args)]
@@ -75,27 +74,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("start the runtime")?;
     runtime.block_on(async move {
         let metrics = Arc::new(EngineMetrics::default());
-        // The receivers' shared state wants a pipeline; with `record` set nothing enters it.
-        let pipeline = Pipeline::new(
-            config.journeys.clone(),
-            &config.alerting.slos,
-            &config.ingest,
-            metrics.clone(),
-        );
-        let budget = tracebudget_engine::receiver::budget::BodyBudget::new(
-            config.ingest.max_body_bytes_in_flight.0,
-            metrics.body_bytes_in_flight.clone(),
-        );
-        let intake = Arc::new(Intake {
-            pipeline: Arc::new(Mutex::new(pipeline)),
-            metrics,
-            budget,
+        let record = Record {
+            writer,
+            metrics: metrics.clone(),
             keys: AttrKeys::from_journeys(&config.journeys),
-            max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
-            max_buffered_spans: config.ingest.max_buffered_spans,
-            record: Some(Arc::new(writer)),
-            auth: config.ingest.auth_token.clone(),
-        });
+        };
+        let intake = Arc::new(Intake::new(
+            &config.ingest,
+            record,
+            metrics.body_bytes_in_flight.clone(),
+        ));
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let listen_metrics = Arc::new(tracebudget_engine::listen::ListenMetrics::default());
@@ -119,4 +107,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(out = %args.out.display(), "stopped; every accepted request is in the file");
         Ok(())
     })
+}
+
+/// The capture destination: each request that decodes is appended to the file as it was
+/// received, so a replay reads what a live server would have.
+#[derive(Debug)]
+struct Record {
+    writer: Writer,
+    metrics: Arc<EngineMetrics>,
+    keys: AttrKeys,
+}
+
+impl Destination for Record {
+    async fn accept(&self, payload: Payload) -> Result<Accepted, Refusal> {
+        let decoded = payload.decode(&self.keys)?;
+        self.writer
+            .write(captured(&payload))
+            .map_err(|e| Refusal::new(Reason::RecordFailed, format!("cannot record the request: {e}")))?;
+        self.metrics.decoded(payload.protocol().name(), &decoded);
+        Ok(Accepted {
+            rejected: decoded.rejected,
+            first_rejection: decoded.first_rejection,
+        })
+    }
+
+    fn count(&self, protocol: Protocol, outcome: &'static str) {
+        self.metrics.request(protocol.name(), outcome);
+    }
+}
+
+/// A received request in the capture format.
+fn captured(payload: &Payload) -> Request<'_> {
+    match payload {
+        Payload::Otlp(request) => Request::Otlp(request),
+        Payload::OtlpProtobuf(body) => Request::OtlpProtobuf(body),
+        Payload::OtlpJson(body) => Request::OtlpJson(body),
+        Payload::ZipkinJson(body) => Request::ZipkinJson(body),
+    }
 }

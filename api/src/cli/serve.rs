@@ -22,7 +22,7 @@ use tracebudget_engine::decode::AttrKeys;
 use tracebudget_engine::listen::{Listen, ListenMetrics};
 use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::Pipeline;
-use tracebudget_engine::receiver::{self, Intake, wall_clock};
+use tracebudget_engine::receiver::{self, Ingest, Intake, wall_clock};
 use tracebudget_engine::store::db::ConfigVersion;
 use tracebudget_engine::store::{Db, Flusher, SliStore, StorageMetrics};
 
@@ -176,19 +176,17 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
         clock: receiver::wall_clock,
     }));
 
-    let intake = Arc::new(Intake {
+    let ingest = Ingest {
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),
         keys: attr_keys(&config),
-        max_body: usize::try_from(config.ingest.max_body_size.0).unwrap_or(usize::MAX),
         max_buffered_spans: config.ingest.max_buffered_spans,
-        record: None,
-        auth: config.ingest.auth_token.clone(),
-        budget: tracebudget_engine::receiver::budget::BodyBudget::new(
-            config.ingest.max_body_bytes_in_flight.0,
-            metrics.body_bytes_in_flight.clone(),
-        ),
-    });
+    };
+    let intake = Arc::new(Intake::new(
+        &config.ingest,
+        ingest,
+        metrics.body_bytes_in_flight.clone(),
+    ));
 
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();

@@ -31,7 +31,7 @@ impl std::fmt::Display for OverBudget {
             f,
             "request bodies in flight would exceed max_body_bytes_in_flight ({} bytes): retry after {}s",
             self.limit,
-            super::RETRY_AFTER.as_secs()
+            super::refusal::RETRY_AFTER.as_secs()
         )
     }
 }

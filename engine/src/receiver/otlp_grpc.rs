@@ -1,8 +1,9 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, gzip accepted.
-//! Partially refused batches answer OK with `partial_success`; a full assembler answers
-//! RESOURCE_EXHAUSTED with a `RetryInfo` detail, which OTLP exporters treat as "retry later", and
-//! so does a request whose body does not fit in `max_body_bytes_in_flight`. A request body not
-//! complete within `body_read_timeout` of its head answers DEADLINE_EXCEEDED.
+//! Partially refused batches answer OK with `partial_success`; every refusal answers its code from
+//! [`super::Reason::answer`]: a full assembler, or a body that does not fit in
+//! `max_body_bytes_in_flight`, RESOURCE_EXHAUSTED with a `RetryInfo` detail, which OTLP exporters
+//! treat as "retry later"; a body not complete within `body_read_timeout` of its head
+//! DEADLINE_EXCEEDED.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,90 +20,87 @@ use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use super::budget::Hold;
-use super::{Intake, RETRY_AFTER, Refused, otlp_response};
-use crate::decode::otlp;
+use super::destination::{Destination, Payload, Protocol};
+use super::intake::Intake;
+use super::refusal::{Reason, Refusal};
 use crate::listen::{BodyTimeout, Counted, Listen, TimeoutBody, incoming};
-use crate::metrics::EngineMetrics;
-use crate::pipeline::Source;
-use crate::replay::Request as Raw;
 
-const RECEIVER: &str = "otlp_grpc";
+const PROTOCOL: Protocol = Protocol::OtlpGrpc;
 
-#[derive(Debug)]
-struct Receiver {
-    intake: Arc<Intake>,
+struct Receiver<D> {
+    intake: Arc<Intake<D>>,
 }
 
 #[tonic::async_trait]
-impl TraceService for Receiver {
+impl<D: Destination> TraceService for Receiver<D> {
     async fn export(
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let intake = &self.intake;
-        let request = request.into_inner();
-        let decoded = otlp::from_request(&request, &intake.keys);
-        match intake.accept(Source::OtlpGrpc, decoded, Raw::Otlp(&request)) {
-            Ok(result) => Ok(Response::new(otlp_response(intake, RECEIVER, result))),
-            Err(Refused::Record(e)) => {
-                intake.metrics.request(RECEIVER, "record_failed");
-                Err(Status::unavailable(format!("cannot record the request: {e}")))
+        match intake.destination.accept(Payload::Otlp(request.into_inner())).await {
+            Ok(accepted) => {
+                intake.destination.count(PROTOCOL, accepted.outcome());
+                Ok(Response::new(accepted.into_otlp()))
             }
-            Err(Refused::Backpressure) => {
-                intake.metrics.request(RECEIVER, "backpressure");
-                Err(Status::with_error_details(
-                    Code::ResourceExhausted,
-                    intake.backpressure_message(),
-                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-                ))
-            }
+            Err(refusal) => Err(intake.refused(PROTOCOL, refusal).into_status()),
         }
     }
 }
 
-/// tonic refuses a message over `max_decoding_message_size` (OUT_OF_RANGE) or one that is not a
-/// valid protobuf (INTERNAL) before `export` runs; its trailers-only answer carries the code in the
-/// headers. `export` itself never answers with those codes, so each one seen here is such a refusal.
-fn count_refused_before_the_handler(metrics: &EngineMetrics, response: &axum::http::Response<tonic::body::Body>) {
+/// tonic refuses a message over `max_decoding_message_size` or one that is not valid protobuf
+/// before `export` runs ([`Reason::refused_by_tonic`]); its trailers-only answer carries the code
+/// in the headers. No refusal of `export` has those codes, so each one seen here is tonic's.
+fn count_refused_before_the_handler<D: Destination>(
+    intake: &Intake<D>,
+    response: &axum::http::Response<tonic::body::Body>,
+) {
     let code = response
         .headers()
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    match code.map(Code::from_i32) {
-        Some(Code::OutOfRange) => metrics.request(RECEIVER, "too_large"),
-        Some(Code::Internal) => metrics.request(RECEIVER, "malformed"),
-        _ => {}
+    if let Some(reason) = code.map(Code::from_i32).and_then(Reason::refused_by_tonic) {
+        intake.destination.count(PROTOCOL, reason.outcome());
     }
 }
 
 /// Without a valid `authorization` token: UNAUTHENTICATED, counted, before the body is decoded.
-fn authorize(intake: &Intake, request: Request<()>) -> Result<Request<()>, Status> {
+fn authorize<D: Destination>(intake: &Intake<D>, request: Request<()>) -> Result<Request<()>, Status> {
     let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
     if intake.admits(authorization) {
-        Ok(request)
-    } else {
-        intake.metrics.request(RECEIVER, "unauthorized");
-        Err(Status::unauthenticated(
-            "this receiver needs the metadata authorization: Bearer <ingest.auth_token>",
-        ))
+        return Ok(request);
     }
+    let refusal = Refusal::new(
+        Reason::Unauthorized,
+        "this receiver needs the metadata authorization: Bearer <ingest.auth_token>",
+    );
+    Err(intake.refused(PROTOCOL, refusal).into_status())
 }
 
 /// Gives every request body its deadline and takes its bytes from the shared budget; the bytes
 /// stay taken until the answer is ready.
-#[derive(Debug, Clone)]
-struct Guard<S> {
+struct Guard<S, D> {
     inner: S,
-    intake: Arc<Intake>,
+    intake: Arc<Intake<D>>,
     timeout: Duration,
     counted: Counted,
 }
 
-impl<S, ResBody> tower::Service<axum::http::Request<tonic::body::Body>> for Guard<S>
+impl<S: Clone, D> Clone for Guard<S, D> {
+    fn clone(&self) -> Self {
+        Guard {
+            inner: self.inner.clone(),
+            intake: self.intake.clone(),
+            timeout: self.timeout,
+            counted: self.counted.clone(),
+        }
+    }
+}
+
+impl<S, D: Destination, ResBody> tower::Service<axum::http::Request<tonic::body::Body>> for Guard<S, D>
 where
     S: tower::Service<axum::http::Request<tonic::body::Body>, Response = axum::http::Response<ResBody>>,
     S::Future: Send + 'static,
@@ -136,13 +134,21 @@ where
 
 /// A gRPC request body within its deadline and the budget; each refusal is counted once and
 /// reaches tonic as the `Status` the client gets.
-struct GuardedBody {
+struct GuardedBody<D> {
     inner: TimeoutBody<tonic::body::Body>,
     hold: Arc<Hold>,
-    intake: Arc<Intake>,
+    intake: Arc<Intake<D>>,
 }
 
-impl Body for GuardedBody {
+impl<D: Destination> GuardedBody<D> {
+    /// Counts a refusal and hands it to tonic as the client's `Status`.
+    fn refuse(&self, reason: Reason, message: String) -> Box<dyn std::error::Error + Send + Sync> {
+        let refusal = self.intake.refused(PROTOCOL, Refusal::new(reason, message));
+        Box::new(refusal.into_status())
+    }
+}
+
+impl<D: Destination> Body for GuardedBody<D> {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -154,21 +160,14 @@ impl Body for GuardedBody {
                 let Some(timeout) = e.downcast_ref::<BodyTimeout>() else {
                     return Poll::Ready(Some(Err(e)));
                 };
-                this.intake.metrics.request(RECEIVER, "timeout");
-                return Poll::Ready(Some(Err(Box::new(Status::deadline_exceeded(timeout.to_string())))));
+                return Poll::Ready(Some(Err(this.refuse(Reason::Timeout, timeout.to_string()))));
             }
             None => return Poll::Ready(None),
         };
         if let Some(data) = frame.data_ref()
             && let Err(over) = this.hold.take(data.len())
         {
-            this.intake.metrics.request(RECEIVER, "in_flight_limit");
-            let status = Status::with_error_details(
-                Code::ResourceExhausted,
-                over.to_string(),
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-            );
-            return Poll::Ready(Some(Err(Box::new(status))));
+            return Poll::Ready(Some(Err(this.refuse(Reason::InFlightLimit, over.to_string()))));
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -182,17 +181,17 @@ impl Body for GuardedBody {
     }
 }
 
-/// Serves the gRPC receiver on `listener` until `shutdown` resolves, through the listener's gate
+/// Serves the gRPC front-end on `listener` until `shutdown` resolves, through the listener's gate
 /// (`max_connections`) and with `listen.tls` over TLS (failed handshakes are counted there); see
 /// [`crate::listen::incoming`].
-pub async fn serve(
+pub async fn serve<D: Destination>(
     listener: TcpListener,
-    intake: Arc<Intake>,
+    intake: Arc<Intake<D>>,
     listen: Listen,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = intake.max_body;
-    let metrics = intake.metrics.clone();
+    let counting = intake.clone();
     let service = TraceServiceServer::new(Receiver { intake: intake.clone() })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -209,7 +208,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(move |response| {
-            count_refused_before_the_handler(&metrics, &response);
+            count_refused_before_the_handler(&counting, &response);
             response
         }))
         .layer(guard)

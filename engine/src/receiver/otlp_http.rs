@@ -1,74 +1,62 @@
-//! OTLP/HTTP: `POST /v1/traces` with `application/x-protobuf` or `application/json` bodies,
-//! gzip accepted. Answers as the OTLP specification says: 200 with `partial_success` when some
-//! spans were refused, 400 for a malformed body, 413 over the size limit, 415 for an unknown
-//! content type, 429 with `Retry-After` when the assembler is full or the bodies in flight fill
-//! `max_body_bytes_in_flight`, 408 when the body misses its deadline. Error bodies are a
-//! `google.rpc.Status` in the request's encoding.
+//! OTLP/HTTP: `POST /v1/traces` with `application/x-protobuf` or `application/json` bodies, gzip
+//! accepted. Answers as the OTLP specification says: 200 with `partial_success` when some spans
+//! were refused, and every refusal with its status from [`super::Reason::answer`] (400 malformed,
+//! 413 too large, 415 unknown content type, 429 with `Retry-After` when the assembler is full or
+//! the bodies in flight fill `max_body_bytes_in_flight`, 408 when the body misses its deadline).
+//! Error bodies are a `google.rpc.Status` in the request's encoding.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use super::{Format, Intake, Refusal, Refused, content_type, otlp_response, with_retry_after};
-use crate::decode::otlp;
-use crate::pipeline::Source;
-use crate::replay::Request;
+use super::destination::{Destination, Format, Payload, Protocol};
+use super::http::{authorize, content_type, read_body};
+use super::intake::Intake;
+use super::refusal::{Reason, Refusal};
 
-const RECEIVER: &str = "otlp_http";
-
-pub fn router(intake: Arc<Intake>) -> Router {
-    Router::new().route("/v1/traces", post(export)).with_state(intake)
+/// The `/v1/traces` route in front of `intake`'s destination.
+pub fn router<D: Destination>(intake: Arc<Intake<D>>) -> Router {
+    Router::new().route("/v1/traces", post(export::<D>)).with_state(intake)
 }
 
-async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(refusal) = intake.authorize(&headers) {
+async fn export<D: Destination>(State(intake): State<Arc<Intake<D>>>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(refusal) = authorize(&intake, &headers) {
         return refuse(&intake, Format::Json, refusal);
     }
     let format = match content_type(&headers) {
         Some("application/x-protobuf") => Format::Protobuf,
         Some("application/json") => Format::Json,
         other => {
-            let refusal = Refusal {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                outcome: "unsupported_media_type",
-                message: format!(
+            let refusal = Refusal::new(
+                Reason::UnsupportedMediaType,
+                format!(
                     "unsupported content type {:?}: send application/x-protobuf or application/json",
                     other.unwrap_or("")
                 ),
-            };
+            );
             return refuse(&intake, Format::Json, refusal);
         }
     };
     // The body's bytes stay taken from the budget until the request is answered.
-    let (bytes, _hold) = match intake.read_body(&headers, body).await {
+    let (bytes, _hold) = match read_body(&intake, &headers, body).await {
         Ok(b) => b,
-        Err(refusal) if refusal.status == StatusCode::TOO_MANY_REQUESTS => {
-            return with_retry_after(refuse(&intake, format, refusal));
-        }
         Err(refusal) => return refuse(&intake, format, refusal),
     };
-    let decoded = match format {
-        Format::Protobuf => otlp::decode_protobuf(bytes.clone(), &intake.keys),
-        Format::Json => otlp::decode_json(&bytes, &intake.keys),
+    let payload = match format {
+        Format::Protobuf => Payload::OtlpProtobuf(bytes),
+        Format::Json => Payload::OtlpJson(bytes),
     };
-    let raw = match format {
-        Format::Protobuf => Request::OtlpProtobuf(&bytes),
-        Format::Json => Request::OtlpJson(&bytes),
-    };
-    let decoded = match decoded {
-        Ok(d) => d,
-        Err(e) => return refuse(&intake, format, Refusal::bad_request(e.to_string())),
-    };
-    match intake.accept(Source::OtlpHttp, decoded, raw) {
-        Ok(result) => {
-            let response = otlp_response(&intake, RECEIVER, result);
+    match intake.destination.accept(payload).await {
+        Ok(accepted) => {
+            intake.destination.count(Protocol::OtlpHttp(format), accepted.outcome());
+            let response = accepted.into_otlp();
             match format {
                 Format::Protobuf => (
                     [(header::CONTENT_TYPE, "application/x-protobuf")],
@@ -80,8 +68,7 @@ async fn export(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
                 }
             }
         }
-        Err(Refused::Backpressure) => with_retry_after(refuse(&intake, format, Refusal::backpressure(&intake))),
-        Err(Refused::Record(e)) => refuse(&intake, format, Refusal::record_failed(&e)),
+        Err(refusal) => refuse(&intake, format, refusal),
     }
 }
 
@@ -105,34 +92,22 @@ pub struct RpcStatus {
     pub message: String,
 }
 
-fn refuse(intake: &Intake, format: Format, refusal: Refusal) -> Response {
-    intake.metrics.request(RECEIVER, refusal.outcome);
-    let unauthorized = refusal.status == StatusCode::UNAUTHORIZED;
-    let code = match refusal.status {
-        StatusCode::UNAUTHORIZED => 16,        // UNAUTHENTICATED
-        StatusCode::REQUEST_TIMEOUT => 4,      // DEADLINE_EXCEEDED
-        StatusCode::TOO_MANY_REQUESTS => 8,    // RESOURCE_EXHAUSTED
-        StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
-        _ => 3,                                // INVALID_ARGUMENT
-    };
+/// Counts a refusal and answers it: its status, a `google.rpc.Status` with its gRPC code in the
+/// request's encoding.
+fn refuse<D: Destination>(intake: &Intake<D>, format: Format, refusal: Refusal) -> Response {
+    let Refusal { reason, message } = intake.refused(Protocol::OtlpHttp(format), refusal);
     let status = RpcStatus {
-        code,
-        message: refusal.message,
+        code: reason.answer().code.into(),
+        message,
     };
-    let mut response = match format {
-        Format::Protobuf => (
-            refusal.status,
+    match format {
+        Format::Protobuf => reason.http_response((
             [(header::CONTENT_TYPE, "application/x-protobuf")],
             status.encode_to_vec(),
-        )
-            .into_response(),
+        )),
         Format::Json => {
             let body = serde_json::json!({ "code": status.code, "message": status.message }).to_string();
-            (refusal.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+            reason.http_response(([(header::CONTENT_TYPE, "application/json")], body))
         }
-    };
-    if unauthorized {
-        super::with_www_authenticate(&mut response);
     }
-    response
 }

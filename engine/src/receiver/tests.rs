@@ -18,7 +18,7 @@ use slis::slo::{Period, SliKind, Slo};
 use tower::ServiceExt;
 
 use super::otlp_http::RpcStatus;
-use super::{Intake, wall_clock};
+use super::{Accepted, Destination, Format, Ingest, Intake, Payload, Protocol, Reason, Refusal, wall_clock};
 use crate::config::IngestConfig;
 use crate::decode::AttrKeys;
 use crate::listen::{Listen, ListenMetrics};
@@ -39,7 +39,7 @@ type Case = (
     &'static str,
 );
 
-fn intake(max_buffered_spans: usize) -> Arc<Intake> {
+fn intake(max_buffered_spans: usize) -> Arc<Intake<Ingest>> {
     let journeys = Journeys(vec![Journey {
         name: "checkout".into(),
         root: RootMatcher {
@@ -66,19 +66,20 @@ fn intake(max_buffered_spans: usize) -> Arc<Intake> {
         ..Default::default()
     };
     Arc::new(Intake {
-        pipeline: Arc::new(Mutex::new(Pipeline::new(
-            journeys.clone(),
-            &slos,
-            &ingest,
-            metrics.clone(),
-        ))),
-        keys: AttrKeys::from_journeys(&journeys),
-        max_body: MAX_BODY,
-        max_buffered_spans,
-        record: None,
-        auth: None,
         budget: super::budget::BodyBudget::new(BUDGET, metrics.body_bytes_in_flight.clone()),
-        metrics,
+        destination: Ingest {
+            pipeline: Arc::new(Mutex::new(Pipeline::new(
+                journeys.clone(),
+                &slos,
+                &ingest,
+                metrics.clone(),
+            ))),
+            keys: AttrKeys::from_journeys(&journeys),
+            max_buffered_spans,
+            metrics,
+        },
+        max_body: MAX_BODY,
+        auth: None,
     })
 }
 
@@ -148,8 +149,9 @@ async fn body(r: Response) -> Vec<u8> {
     axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap().to_vec()
 }
 
-fn requests(intake: &Intake, receiver: &'static str, outcome: &'static str) -> u64 {
+fn requests(intake: &Intake<Ingest>, receiver: &'static str, outcome: &'static str) -> u64 {
     intake
+        .destination
         .metrics
         .requests
         .get_or_create(&RequestLabels { receiver, outcome })
@@ -279,7 +281,7 @@ async fn otlp_http_answers_every_case_with_its_status_and_message() {
     let r = post(app.clone(), "/v1/traces", json, None, json_body.into_bytes()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body(r).await, b"{}");
-    let p = intake.pipeline.lock().unwrap();
+    let p = intake.destination.pipeline.lock().unwrap();
     assert_eq!(p.root_counts().map(|c| c.total).collect::<Vec<_>>(), [5]);
 }
 
@@ -307,6 +309,7 @@ async fn partial_success_reports_refused_spans_in_the_requests_encoding() {
     assert!(!partial.error_message.is_empty());
     let reject = |reason| {
         intake
+            .destination
             .metrics
             .spans_rejected
             .get_or_create(&RejectLabels {
@@ -411,6 +414,7 @@ async fn zipkin_answers_every_case() {
     }
     assert_eq!(
         intake
+            .destination
             .pipeline
             .lock()
             .unwrap()
@@ -474,6 +478,220 @@ async fn otlp_grpc_answers_ok_partial_too_large_and_resource_exhausted() {
     server.await.unwrap().unwrap();
 }
 
+/// A destination that refuses every request with `reason`, or takes it when `None`, and keeps
+/// what it was handed and what the front-ends counted.
+#[derive(Debug)]
+struct Scripted {
+    reason: Option<Reason>,
+    payloads: Mutex<Vec<Payload>>,
+    counted: Mutex<Vec<(Protocol, &'static str)>>,
+}
+
+impl Destination for Scripted {
+    async fn accept(&self, payload: Payload) -> Result<Accepted, Refusal> {
+        self.payloads.lock().unwrap().push(payload);
+        match self.reason {
+            Some(reason) => Err(Refusal::new(reason, "not taken")),
+            None => Ok(Accepted::default()),
+        }
+    }
+
+    fn count(&self, protocol: Protocol, outcome: &'static str) {
+        self.counted.lock().unwrap().push((protocol, outcome));
+    }
+}
+
+fn scripted(reason: Option<Reason>) -> Arc<Intake<Scripted>> {
+    Arc::new(Intake {
+        destination: Scripted {
+            reason,
+            payloads: Mutex::default(),
+            counted: Mutex::default(),
+        },
+        max_body: MAX_BODY,
+        auth: None,
+        budget: super::budget::BodyBudget::new(BUDGET, Default::default()),
+    })
+}
+
+#[tokio::test]
+async fn every_front_end_hands_its_destination_the_body_as_received() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+
+    let intake = scripted(None);
+    let request = otlp(1, 2, Duration::ZERO);
+    let proto = request.encode_to_vec();
+    let http = super::otlp_http::router(intake.clone());
+    let r = post(
+        http.clone(),
+        "/v1/traces",
+        "application/x-protobuf",
+        Some("gzip"),
+        gzip(&proto),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = post(http, "/v1/traces", "application/json", None, b"{}".to_vec()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let zipkin = super::zipkin::router(intake.clone());
+    let r = post(zipkin, "/api/v2/spans", "application/json", None, b"[]".to_vec()).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(super::otlp_grpc::serve(
+        listener,
+        intake.clone(),
+        listen("otlp_grpc", Arc::default()),
+        stop.clone().cancelled_owned(),
+    ));
+    let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    client.export(request.clone()).await.unwrap();
+    stop.cancel();
+    server.await.unwrap().unwrap();
+
+    let payloads = intake.destination.payloads.lock().unwrap();
+    assert!(
+        matches!(&payloads[0], Payload::OtlpProtobuf(b) if b[..] == proto[..]),
+        "inflated"
+    );
+    assert!(matches!(&payloads[1], Payload::OtlpJson(b) if &b[..] == b"{}"));
+    assert!(matches!(&payloads[2], Payload::ZipkinJson(b) if &b[..] == b"[]"));
+    assert!(matches!(&payloads[3], Payload::Otlp(r) if *r == request));
+    assert_eq!(payloads.len(), 4);
+    let protocols: Vec<Protocol> = payloads.iter().map(Payload::protocol).collect();
+    let counted = intake.destination.counted.lock().unwrap();
+    assert_eq!(
+        *counted,
+        protocols.into_iter().map(|p| (p, "ok")).collect::<Vec<_>>(),
+        "each request counted once, under its front-end"
+    );
+}
+
+#[tokio::test]
+async fn a_destinations_refusal_is_answered_from_the_table_by_every_front_end() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use tonic_types::StatusExt;
+
+    // (reason, HTTP status, google.rpc.Status code, retry after, gRPC code)
+    let cases = [
+        (
+            Reason::Unavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            true,
+            tonic::Code::Unavailable,
+        ),
+        (
+            Reason::RecordFailed,
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            false,
+            tonic::Code::Unavailable,
+        ),
+        (
+            Reason::Backpressure,
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            true,
+            tonic::Code::ResourceExhausted,
+        ),
+        (
+            Reason::Malformed,
+            StatusCode::BAD_REQUEST,
+            3,
+            false,
+            tonic::Code::InvalidArgument,
+        ),
+    ];
+    for (reason, status, rpc_code, retry, grpc_code) in cases {
+        let intake = scripted(Some(reason));
+        let retry_after = |r: &Response| r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        let expected_retry_after = retry.then(|| "1".to_owned());
+
+        let r = post(
+            super::otlp_http::router(intake.clone()),
+            "/v1/traces",
+            "application/json",
+            None,
+            b"{}".to_vec(),
+        )
+        .await;
+        assert_eq!(
+            (r.status(), retry_after(&r)),
+            (status, expected_retry_after.clone()),
+            "{reason:?}"
+        );
+        let json = format!(r#"{{"code":{rpc_code},"message":"not taken"}}"#);
+        assert_eq!(String::from_utf8(body(r).await).unwrap(), json, "{reason:?}");
+
+        let r = post(
+            super::otlp_http::router(intake.clone()),
+            "/v1/traces",
+            "application/x-protobuf",
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (r.status(), retry_after(&r)),
+            (status, expected_retry_after.clone()),
+            "{reason:?}"
+        );
+        let answer = RpcStatus::decode(&body(r).await[..]).unwrap();
+        assert_eq!(
+            (answer.code, answer.message.as_str()),
+            (rpc_code, "not taken"),
+            "{reason:?}"
+        );
+
+        let zipkin = super::zipkin::router(intake.clone());
+        let r = post(zipkin, "/api/v2/spans", "application/json", None, b"[]".to_vec()).await;
+        assert_eq!(
+            (r.status(), retry_after(&r)),
+            (status, expected_retry_after),
+            "{reason:?}"
+        );
+        assert_eq!(body(r).await, b"not taken", "{reason:?}");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(super::otlp_grpc::serve(
+            listener,
+            intake.clone(),
+            listen("otlp_grpc", Arc::default()),
+            stop.clone().cancelled_owned(),
+        ));
+        let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let refused = client.export(otlp(1, 1, Duration::ZERO)).await.unwrap_err();
+        assert_eq!(
+            (refused.code(), refused.message()),
+            (grpc_code, "not taken"),
+            "{reason:?}"
+        );
+        assert_eq!(
+            refused.get_details_retry_info().and_then(|r| r.retry_delay),
+            retry.then_some(super::RETRY_AFTER),
+            "{reason:?}"
+        );
+        stop.cancel();
+        server.await.unwrap().unwrap();
+
+        let outcome = reason.outcome();
+        assert_eq!(
+            *intake.destination.counted.lock().unwrap(),
+            [
+                (Protocol::OtlpHttp(Format::Json), outcome),
+                (Protocol::OtlpHttp(Format::Protobuf), outcome),
+                (Protocol::Zipkin, outcome),
+                (Protocol::OtlpGrpc, outcome),
+            ],
+            "{reason:?}"
+        );
+    }
+}
+
 // Issue 18: every request body has one deadline, every listener a cap on connections, all
 // bodies in flight one byte budget, and a body announced too large is refused before it is read.
 // Real TCP clients on loopback against `serve_http` and the gRPC server, as `serve` runs them.
@@ -491,7 +709,7 @@ mod limits {
 
     /// The receivers of one intake on loopback, as `receiver::start` serves them.
     struct Receivers {
-        intake: Arc<Intake>,
+        intake: Arc<Intake<Ingest>>,
         metrics: Arc<ListenMetrics>,
         http: SocketAddr,
         zipkin: SocketAddr,
