@@ -9,6 +9,4 @@ pub mod cli;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod publish;
-pub mod record;
 pub mod replay;

@@ -1,10 +1,12 @@
 //! The command line: [`main`] parses the arguments and runs one subcommand, each a module here
-//! ([`check`], [`serve`] with `migrate`, [`demo`], [`loadgen`], [`silence`]; `publish`, `replay`
-//! and `record` sit at the crate root).
+//! ([`check`], [`serve`] with `migrate`, [`demo`], [`loadgen`], [`publish`], [`record`],
+//! [`silence`]; `replay` sits at the crate root).
 
 pub mod check;
 pub mod demo;
 pub mod loadgen;
+pub mod publish;
+pub mod record;
 pub mod serve;
 pub mod silence;
 
@@ -51,7 +53,7 @@ enum Command {
     Loadgen(loadgen::Args),
     /// Take OTLP/HTTP on `[ingest] otlp_http` and publish it to the `[jetstream]` stream,
     /// partitioned by trace id; a request is answered once JetStream has stored all of it.
-    Publish(crate::publish::Args),
+    Publish(publish::Args),
     /// Backtest: stream recorded spans (OTLP JSON/protobuf files as the Collector's `file`
     /// exporter writes them, Zipkin v2 JSON; gzip or not; `-` for stdin) through the same
     /// pipeline and alert rules on a virtual clock; print every alert that would have fired and
@@ -59,7 +61,7 @@ enum Command {
     Replay(crate::replay::Args),
     /// Run the `[ingest]` receivers and write every request they accept to a file that `replay`
     /// reads, to capture production traffic and backtest on it later.
-    Record(crate::record::Args),
+    Record(record::Args),
     /// Create, list and expire silences of a running server (through its API).
     Silence(silence::Args),
 }
@@ -74,9 +76,9 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => exit(demo::run(args)),
         Command::Loadgen(args) => exit(loadgen::run(args)),
         Command::Silence(args) => exit(silence::run(args)),
-        Command::Publish(args) => exit(crate::publish::run(args)),
+        Command::Publish(args) => exit(publish::run(args)),
         Command::Replay(args) => exit(crate::replay::run(args)),
-        Command::Record(args) => exit(crate::record::run(args)),
+        Command::Record(args) => exit(record::run(args)),
     }
 }
 

@@ -106,8 +106,8 @@ pub struct Delivery {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// The format of `--out`.
-    #[arg(long, value_enum, default_value_t = crate::record::FileFormat::Proto)]
-    pub out_format: crate::record::FileFormat,
+    #[arg(long, value_enum, default_value_t = crate::cli::record::FileFormat::Proto)]
+    pub out_format: crate::cli::record::FileFormat,
 }
 
 /// What the traces look like and what goes wrong in them.

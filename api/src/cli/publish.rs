@@ -216,7 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         let mut failed = None;
         tokio::select! {
-            _ = crate::serve::shutdown_signal() => tracing::info!("stopping"),
+            _ = crate::cli::serve::shutdown_signal() => tracing::info!("stopping"),
             Some(result) = tasks.join_next() => {
                 failed = Some(result.context("a server task panicked").and_then(|r| r.context("a server stopped")));
             }
