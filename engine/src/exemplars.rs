@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use slis::sli::Blames;
 use slis::{SpanId, Timestamp, TraceId};
 
 use crate::assembler::SpanNode;
@@ -101,25 +102,11 @@ pub struct Culprit {
     pub reason: BlameReason,
 }
 
-/// How an SLO orders its bad traces, worst first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rank {
-    /// Errors first, then the slowest (error and completeness SLOs).
-    ErrorsThenSlowest,
-    /// The slowest (latency SLOs: every bad trace is slow).
-    Slowest,
-}
+pub use slis::sli::Rank;
 
-impl Rank {
-    /// Greater is worse; ties go to the newer trace, then the greater id, so order is total.
-    fn key(self, e: &ExemplarTrace) -> (bool, Duration, Timestamp, TraceId) {
-        (
-            self == Rank::ErrorsThenSlowest && e.error,
-            e.duration,
-            e.start,
-            e.trace_id,
-        )
-    }
+/// Greater is worse; ties go to the newer trace, then the greater id, so order is total.
+fn rank_key(rank: Rank, e: &ExemplarTrace) -> (bool, Duration, Timestamp, TraceId) {
+    (rank.errors_first() && e.error, e.duration, e.start, e.trace_id)
 }
 
 /// Why something was not kept (the `reason` label of the drop counters).
@@ -249,20 +236,18 @@ pub fn completeness_culprits(
     }
 }
 
-/// The culprit a span stands for.
-/// Trace health: who a bad trace of a `fragmentation`, `export_lag` or `clock_skew` SLO blames —
-/// the caller of each boundary that lost the context (the callee when the caller is unknown),
-/// each skewed span's service, or the span received longest after its end.
+/// Trace health: who a bad trace of a `fragmentation`, `export_lag` or `clock_skew` SLO blames
+/// (its `rule`) — the caller of each boundary that lost the context (the callee when the caller is
+/// unknown), each skewed span's service, or the span received longest after its end.
 pub fn health_culprits(
     nodes: &[SpanNode],
-    kind: slis::slo::SliKind,
+    rule: Blames,
     findings: &crate::health::Findings,
     max_lag_node: u32,
     out: &mut Vec<Culprit>,
 ) {
-    use slis::slo::SliKind;
-    match kind {
-        SliKind::Fragmentation => {
+    match rule {
+        Blames::LostContext => {
             for b in &findings.boundaries {
                 let service = if &*b.from == crate::health::trace::UNKNOWN {
                     &b.to
@@ -276,7 +261,7 @@ pub fn health_culprits(
                 });
             }
         }
-        SliKind::ClockSkew => {
+        Blames::SkewedSpans => {
             for (parent, child, how) in &findings.skews {
                 let culprit = Culprit {
                     service: child.clone(),
@@ -288,15 +273,16 @@ pub fn health_culprits(
                 }
             }
         }
-        SliKind::ExportLag { .. } => {
+        Blames::LatestExport => {
             if let Some(n) = nodes.get(max_lag_node as usize) {
                 out.push(culprit(n, BlameReason::ExportLag));
             }
         }
-        SliKind::Latency { .. } | SliKind::Error | SliKind::Completeness => {}
+        Blames::CriticalPath | Blames::ErrorOrigin | Blames::MissingServices => {}
     }
 }
 
+/// The culprit a span stands for.
 pub fn culprit(node: &SpanNode, reason: BlameReason) -> Culprit {
     Culprit {
         service: node.service.clone(),
@@ -386,7 +372,7 @@ fn slot<T: Default>(tier: &mut VecDeque<(Timestamp, T)>, start: Timestamp) -> &m
 
 /// Inserts `e` into `top` (worst first) if it is among the `TOP_K` worst.
 fn offer_top(top: &mut Vec<ExemplarTrace>, e: ExemplarTrace, rank: Rank) {
-    let pos = top.partition_point(|x| rank.key(x) > rank.key(&e));
+    let pos = top.partition_point(|x| rank_key(rank, x) > rank_key(rank, &e));
     if pos < TOP_K {
         top.insert(pos, e);
         top.truncate(TOP_K);
@@ -518,7 +504,7 @@ impl Insights {
     pub fn exemplars(&self, slo: usize, since: Timestamp, limit: usize) -> Vec<ExemplarTrace> {
         let s = &self.slos[slo];
         let mut all: Vec<ExemplarTrace> = s.exemplars.since(since).flatten().copied().collect();
-        all.sort_by_key(|e| std::cmp::Reverse(s.rank.key(e)));
+        all.sort_by_key(|e| std::cmp::Reverse(rank_key(s.rank, e)));
         all.truncate(limit);
         all
     }

@@ -1,7 +1,7 @@
 //! `slis` — the domain core of tracebudget.
 //!
-//! Spans and journeys, SLI windows (time buckets of good/bad counts and HDR latency histograms),
-//! burn-rate and error-budget maths.
+//! Spans and journeys, the SLI kinds and their rules (`sli`), SLI windows (time buckets of
+//! good/bad counts and HDR latency histograms), burn-rate and error-budget maths.
 //!
 //! **Invariant:** this crate does no I/O, spawns nothing, never reads the system clock (every
 //! function that needs "now" takes it as an argument) and cannot fail on valid input.
@@ -16,6 +16,7 @@ pub mod journey;
 pub mod model;
 pub mod policy;
 pub mod privacy;
+pub mod sli;
 pub mod slo;
 pub mod time;
 pub mod window;

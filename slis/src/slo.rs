@@ -3,70 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::duration::{format_duration, format_exact};
+use crate::duration::format_exact;
+pub use crate::sli::SliKind;
 use crate::time::Timestamp;
-use crate::window::{Sli, Window};
-
-/// What makes one event of a journey good.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum SliKind {
-    /// Good = root span duration ≤ threshold.
-    Latency { threshold: Duration },
-    /// Bad = root status ERROR or a journey error rule.
-    Error,
-    /// Good = the closed trace holds every expected service, one root and no orphan.
-    Completeness,
-    /// Good = the closed trace is not fragmented: one root, no orphan span, and no client call
-    /// whose callee started a trace of its own (see docs/trace-health.md).
-    Fragmentation,
-    /// Good = every span of the closed trace was received within `threshold` of its end.
-    ExportLag { threshold: Duration },
-    /// Good = no span of the closed trace starts before its parent or ends after it by more than
-    /// `[trace_health] skew_tolerance`, and none ends before it starts.
-    ClockSkew,
-}
-
-impl SliKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            SliKind::Latency { .. } => "latency",
-            SliKind::Error => "error",
-            SliKind::Completeness => "completeness",
-            SliKind::Fragmentation => "fragmentation",
-            SliKind::ExportLag { .. } => "export_lag",
-            SliKind::ClockSkew => "clock_skew",
-        }
-    }
-
-    /// The window's view of this SLI.
-    pub fn window_sli(&self) -> Sli {
-        match *self {
-            SliKind::Latency { threshold } => Sli::Latency {
-                threshold_nanos: u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX),
-            },
-            SliKind::Error => Sli::Error,
-            SliKind::Completeness => Sli::Completeness,
-            SliKind::Fragmentation => Sli::Fragmentation,
-            SliKind::ExportLag { threshold } => Sli::ExportLag {
-                threshold_nanos: u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX),
-            },
-            SliKind::ClockSkew => Sli::ClockSkew,
-        }
-    }
-}
-
-impl fmt::Display for SliKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SliKind::Latency { threshold } => write!(f, "latency ≤ {}", format_duration(*threshold)),
-            SliKind::Error => f.write_str("error"),
-            SliKind::Completeness => f.write_str("completeness"),
-            SliKind::Fragmentation => f.write_str("fragmentation"),
-            SliKind::ExportLag { threshold } => write!(f, "export_lag ≤ {}", format_duration(*threshold)),
-            SliKind::ClockSkew => f.write_str("clock_skew"),
-        }
-    }
-}
+use crate::window::Window;
 
 /// The compliance period an objective is measured over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

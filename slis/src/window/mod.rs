@@ -69,6 +69,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::sli::RootRule;
+pub use crate::sli::{RootSample, Sli, TraceVerdict};
 use crate::time::{Timestamp, duration_nanos};
 use hist::Latencies;
 use persist::Dirty;
@@ -79,66 +81,6 @@ pub use tiers::{HISTOGRAM_TIERS, Keep, TIERS, Tier};
 /// How many of the newest histogram buckets keep a live (uncompressed) histogram. Two, so that
 /// samples straddling a minute boundary both land on the fast path.
 pub const LIVE_BUCKETS: usize = 2;
-
-/// What an SLO counts, as far as the window needs to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sli {
-    /// Bad = root latency above the threshold (exact nanoseconds, never from the histogram).
-    Latency { threshold_nanos: u64 },
-    /// Bad = the root span is an error.
-    Error,
-    /// Bad = the closed trace is incomplete.
-    Completeness,
-    /// Bad = the closed trace is fragmented (see [`TraceVerdict::fragmented`]).
-    Fragmentation,
-    /// Bad = some span of the closed trace was received more than the threshold after it ended.
-    ExportLag { threshold_nanos: u64 },
-    /// Bad = the closed trace holds a skewed span (see [`TraceVerdict::skewed`]).
-    ClockSkew,
-}
-
-impl Sli {
-    /// Whether this SLI is judged when a trace closes (not on the root's arrival).
-    pub fn on_close(&self) -> bool {
-        !matches!(self, Sli::Latency { .. } | Sli::Error)
-    }
-
-    /// Whether `v` is a bad event of this SLI (root SLIs are never judged from a verdict).
-    pub fn trace_bad(&self, v: &TraceVerdict) -> bool {
-        match *self {
-            Sli::Latency { .. } | Sli::Error => false,
-            Sli::Completeness => !v.complete,
-            Sli::Fragmentation => v.fragmented,
-            Sli::ExportLag { threshold_nanos } => v.max_lag_nanos > threshold_nanos,
-            Sli::ClockSkew => v.skewed,
-        }
-    }
-}
-
-/// What a closed trace is judged on by the SLIs recorded at close.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TraceVerdict {
-    /// Every expected service present, exactly one root, no orphan.
-    pub complete: bool,
-    /// More than one root, an orphan span, or a client call whose callee reported a trace of
-    /// its own (the engine's fragmentation rule, `tracebudget_engine::health`).
-    pub fragmented: bool,
-    /// A span starting before its parent or ending after it beyond the tolerance, or a span
-    /// ending before it starts.
-    pub skewed: bool,
-    /// The largest receive time − end time of the trace's spans (0 when none was late).
-    pub max_lag_nanos: u64,
-}
-
-/// One root span of a matched journey.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RootSample {
-    pub at: Timestamp,
-    pub latency_nanos: u64,
-    pub error: bool,
-    /// Sampling weight (adjusted count); 0 counts nothing.
-    pub weight: u32,
-}
 
 /// Weighted event counts of one SLO over a window; good = `total − bad`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,23 +119,21 @@ pub struct Percentiles {
     pub max: Duration,
 }
 
-/// What a root sample adds to one SLO: bad = `latency > threshold || (error && on_error)`.
-/// A latency SLO has `on_error = false`, an error SLO `threshold = u64::MAX`, so recording is
-/// branch-free.
+/// The root rule of one SLO judged on the root's arrival, and its slot.
 #[derive(Clone, Copy, Debug)]
-struct RootRule {
+struct SlotRule {
     slot: usize,
-    threshold: u64,
-    on_error: bool,
+    rule: RootRule,
 }
 
-/// The SLI windows of one journey. See the module docs.
+/// The SLI windows of one journey. See the module docs. Which sample is bad in which slot is
+/// each [`Sli`]'s rule ([`crate::sli`]): its root rule for roots, its close rule for closed traces.
 #[derive(Clone)]
 pub struct JourneyWindows {
     slis: Box<[Sli]>,
-    root_rules: Box<[RootRule]>,
-    /// SLO indexes of the SLOs judged at close (completeness and the trace-health kinds).
-    completeness: Box<[usize]>,
+    root_rules: Box<[SlotRule]>,
+    /// Slots of the SLOs judged at close (completeness and the trace-health kinds).
+    close_slots: Box<[usize]>,
     retention_nanos: i64,
     /// Count bucket starts, ascending, in ns since the epoch. Buckets starting before `fine_from`
     /// are coarse, the others fine.
@@ -224,21 +164,9 @@ impl JourneyWindows {
         let root_rules = slis
             .iter()
             .enumerate()
-            .filter_map(|(slot, sli)| match *sli {
-                Sli::Latency { threshold_nanos } => Some(RootRule {
-                    slot,
-                    threshold: threshold_nanos,
-                    on_error: false,
-                }),
-                Sli::Error => Some(RootRule {
-                    slot,
-                    threshold: u64::MAX,
-                    on_error: true,
-                }),
-                _ => None,
-            })
+            .filter_map(|(slot, sli)| sli.root_rule().map(|rule| SlotRule { slot, rule }))
             .collect();
-        let completeness = slis
+        let close_slots = slis
             .iter()
             .enumerate()
             .filter(|(_, sli)| sli.on_close())
@@ -248,7 +176,7 @@ impl JourneyWindows {
             base: vec![Counts::default(); slis.len()].into_boxed_slice(),
             slis: slis.into_boxed_slice(),
             root_rules,
-            completeness,
+            close_slots,
             retention_nanos: duration_nanos(retention),
             starts: Vec::new(),
             cum: Vec::new(),
@@ -279,8 +207,7 @@ impl JourneyWindows {
         let mut row = i * n;
         while row < cum.len() {
             for r in rules.iter() {
-                let bad = (s.latency_nanos > r.threshold) | (s.error & r.on_error);
-                add(&mut cum[row + r.slot], w, bad);
+                add(&mut cum[row + r.slot], w, r.rule.bad(s));
             }
             row += n;
         }
@@ -311,7 +238,7 @@ impl JourneyWindows {
         let n = self.slis.len();
         let mut row = i * n;
         while row < self.cum.len() {
-            for &slot in self.completeness.iter() {
+            for &slot in self.close_slots.iter() {
                 let bad = self.slis[slot].trace_bad(verdict);
                 add(&mut self.cum[row + slot], u64::from(weight), bad);
             }
@@ -405,8 +332,8 @@ impl JourneyWindows {
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>()
             + self.slis.len() * size_of::<Sli>()
-            + self.root_rules.len() * size_of::<RootRule>()
-            + self.completeness.len() * size_of::<usize>()
+            + self.root_rules.len() * size_of::<SlotRule>()
+            + self.close_slots.len() * size_of::<usize>()
             + self.base.len() * size_of::<Counts>()
             + self.starts.capacity() * size_of::<i64>()
             + self.cum.capacity() * size_of::<Counts>()
