@@ -312,7 +312,7 @@ impl OpenTrace {
         // Only calls name a callee (fragmentation's caller and dangling-call rules).
         if keep_peer_service
             && matches!(span.kind, SpanKind::Client | SpanKind::Producer)
-            && let Some(slis::AttrValue::Str(peer)) = span.attribute(crate::health::PEER_SERVICE)
+            && let Some(slis::AttrValue::Str(peer)) = span.attribute(slis::PEER_SERVICE)
         {
             self.peers.push((self.nodes.len() as u32, peer.clone()));
         }

@@ -22,5 +22,5 @@ pub mod time;
 pub mod window;
 
 pub use duration::{format_duration, format_exact, parse_duration};
-pub use model::{AttrValue, Span, SpanId, SpanKind, StatusCode, TraceId, sampling_weight};
+pub use model::{AttrValue, PEER_SERVICE, Span, SpanId, SpanKind, StatusCode, TraceId, sampling_weight};
 pub use time::Timestamp;

@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use crate::time::Timestamp;
 
+/// The attribute naming a client span's callee (OpenTelemetry semantic conventions): trace
+/// health names the service a call lost, and it is the one value `[privacy]` keeps by default.
+pub const PEER_SERVICE: &str = "peer.service";
+
 /// A 16-byte W3C trace id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TraceId(pub [u8; 16]);

@@ -53,7 +53,7 @@ pub const BUILTIN_NAMES: [&str; 4] = ["email", "bearer_token", "ipv4", "credit_c
 pub const DEFAULT_BUILTINS: [&str; 2] = ["email", "bearer_token"];
 
 /// Attribute keys whose values may be kept when a config says nothing.
-pub const DEFAULT_ALLOW_LIST: [&str; 1] = ["peer.service"];
+pub const DEFAULT_ALLOW_LIST: [&str; 1] = [crate::model::PEER_SERVICE];
 
 /// How many distinct strings [`Redactor::shown`] remembers before it starts over.
 pub const CACHE_CAPACITY: usize = 4_096;

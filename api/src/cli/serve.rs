@@ -154,7 +154,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     pipeline.set_trace_health(config.trace_health.clone());
     pipeline.set_privacy(
         config.privacy.redactor.clone(),
-        config.privacy.allows(tracebudget_engine::health::PEER_SERVICE),
+        config.privacy.allows(slis::PEER_SERVICE),
     );
     let pipeline = Arc::new(Mutex::new(pipeline));
     let mut registry = Registry::with_prefix("tracebudget");

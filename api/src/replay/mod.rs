@@ -117,7 +117,7 @@ impl Run {
         // The contributors replay prints go through the config's redaction rules, as serve's do.
         pipeline.set_privacy(
             config.privacy.redactor.clone(),
-            config.privacy.allows(tracebudget_engine::health::PEER_SERVICE),
+            config.privacy.allows(slis::PEER_SERVICE),
         );
         let model = Arc::new(config.alerting.clone());
         let journeys = config.journeys.0.iter().map(|j| j.name.clone()).collect();

@@ -48,7 +48,7 @@ const HTTP_KEYS: [&str; 6] = [
     "http.method",
     "http.response.status_code",
     "http.status_code",
-    crate::health::PEER_SERVICE,
+    slis::PEER_SERVICE,
 ];
 
 impl AttrKeys {

@@ -40,9 +40,6 @@ use slis::Timestamp;
 pub use config::TraceHealthConfig;
 pub use trace::{Boundary, Findings, SkewKind};
 
-/// The attribute naming a client span's callee (OpenTelemetry semantic conventions).
-pub const PEER_SERVICE: &str = "peer.service";
-
 /// The largest export lag the histograms hold (longer lags count as this): 1 hour, in µs.
 const LAG_MAX_MICROS: u64 = 3_600_000_000;
 

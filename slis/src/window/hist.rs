@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 use super::LIVE_BUCKETS;
-use super::persist::Dirty;
+use super::dirty::Dirty;
 use super::tiers::{HIST_TIER_COUNT, HIST_WIDTHS, floor_to, hist_tier_starts};
 
 /// Histogram values are microseconds from 1 µs to 1 h; larger values clamp to 1 h.

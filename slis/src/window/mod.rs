@@ -58,6 +58,7 @@
 //! ones, which grow with the traffic: about 340 KiB in all at 200 roots a minute, 490 KiB at 2,000
 //! and 660 KiB at 20,000 (the `window/31_days` bench prints them).
 
+mod dirty;
 mod hist;
 mod persist;
 #[cfg(test)]
@@ -72,8 +73,8 @@ use hdrhistogram::Histogram;
 use crate::sli::RootRule;
 pub use crate::sli::{RootSample, Sli, TraceVerdict};
 use crate::time::{Timestamp, duration_nanos};
+use dirty::Dirty;
 use hist::Latencies;
-use persist::Dirty;
 pub use persist::{Changes, CountBucket, LatencyBucket, RestoreError};
 use tiers::{COARSE_NANOS, FINE_KEEP_NANOS, FINE_NANOS, floor_to};
 pub use tiers::{HISTOGRAM_TIERS, Keep, TIERS, Tier};
