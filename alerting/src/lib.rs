@@ -1,8 +1,13 @@
 //! Turns SLI windows into pages and tickets: SLO/policy/route/receiver config, the evaluator,
 //! alert lifecycle, mute, grouping, the durable outbox, notifiers and cron reports.
 //!
-//! So far it owns its config sections and their validation into domain types; the evaluator and
-//! the notification path arrive with the alerting issue.
+//! - [`config`] — the config sections, validated into [`config::Alerting`]; [`labels`], [`schedule`].
+//! - [`alert`] — the alert model every other module shares.
+//! - The decision, pure with the clock passed in: [`alerter`] (lifecycle) → [`mute`] → [`dispatch`];
+//!   [`report`] (digests).
+//! - [`store`] — the state, history and outbox in the database; [`deliver`] — outbox → [`notify`].
+//! - [`runtime`] — the loops that run it all: cycles, reports, leadership, delivery, behind traits
+//!   the binary implements (where windows come from, who leads).
 
 pub mod alert;
 pub mod alerter;
@@ -16,6 +21,7 @@ pub mod mute;
 pub mod notify;
 pub(crate) mod redact;
 pub mod report;
+pub mod runtime;
 pub mod schedule;
 pub(crate) mod seconds;
 pub mod store;

@@ -163,10 +163,12 @@ impl OutboxInsert {
 /// history rows and notifications in order.
 #[derive(Debug, Default)]
 pub struct Pending {
-    alerts: BTreeMap<String, Option<(String, String)>>,
-    groups: BTreeMap<String, Option<String>>,
-    history: Vec<HistoryRow>,
-    outbox: Vec<OutboxInsert>,
+    /// Per fingerprint: the SLO name and the stored state, or `None` to delete.
+    pub(crate) alerts: BTreeMap<String, Option<(String, String)>>,
+    /// Per group id: the stored state, or `None` to delete.
+    pub(crate) groups: BTreeMap<String, Option<String>>,
+    pub(crate) history: Vec<HistoryRow>,
+    pub(crate) outbox: Vec<OutboxInsert>,
 }
 
 impl Pending {
@@ -288,6 +290,37 @@ pub struct Loaded {
     pub dropped_alerts: usize,
 }
 
+impl Loaded {
+    /// Adds a stored alert state row (as [`Pending`] wrote it); an alert of an SLO not in
+    /// `index` (SLO name → index) is counted in `dropped_alerts`.
+    pub(crate) fn add_alert(&mut self, state: &str, index: &BTreeMap<&str, usize>) -> Result<(), StoreError> {
+        let a: StoredAlert = parse("alert state", state)?;
+        let Some(&slo) = index.get(a.slo.as_str()) else {
+            self.dropped_alerts += 1;
+            return Ok(());
+        };
+        self.alerts.push(AlertState {
+            fingerprint: a.fingerprint,
+            slo,
+            labels: a.labels,
+            annotations: a.annotations,
+            firing: a.firing,
+            starts_at: ts(a.starts_at_ms),
+            ends_at: a.ends_at_ms.map(ts),
+            last_active: ts(a.last_active_ms),
+            detail: a.detail,
+        });
+        Ok(())
+    }
+
+    /// Adds a stored group row (as [`Pending`] wrote it).
+    pub(crate) fn add_group(&mut self, state: &str) -> Result<(), StoreError> {
+        let g: StoredGroup = parse("alert group", state)?;
+        self.groups.push(g.into());
+        Ok(())
+    }
+}
+
 /// The alerting tables of one database.
 #[derive(Debug, Clone)]
 pub struct AlertStore {
@@ -307,29 +340,13 @@ impl AlertStore {
             .fetch_all(&self.pool)
             .await?
         {
-            let a: StoredAlert = parse("alert state", row.try_get::<String, _>(0)?.as_str())?;
-            let Some(&slo) = index.get(a.slo.as_str()) else {
-                out.dropped_alerts += 1;
-                continue;
-            };
-            out.alerts.push(AlertState {
-                fingerprint: a.fingerprint,
-                slo,
-                labels: a.labels,
-                annotations: a.annotations,
-                firing: a.firing,
-                starts_at: ts(a.starts_at_ms),
-                ends_at: a.ends_at_ms.map(ts),
-                last_active: ts(a.last_active_ms),
-                detail: a.detail,
-            });
+            out.add_alert(row.try_get::<String, _>(0)?.as_str(), &index)?;
         }
         for row in sqlx::query("SELECT state FROM alert_groups ORDER BY id")
             .fetch_all(&self.pool)
             .await?
         {
-            let g: StoredGroup = parse("alert group", row.try_get::<String, _>(0)?.as_str())?;
-            out.groups.push(g.into());
+            out.add_group(row.try_get::<String, _>(0)?.as_str())?;
         }
         out.silences = self.silences().await?.into_iter().map(|s| s.silence).collect();
         Ok(out)

@@ -430,16 +430,19 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
         )
     };
     let (leader, standby) = (runtime().await.unwrap(), runtime().await.unwrap());
-    let pipeline = Mutex::new(Pipeline::new(
-        journeys,
-        &model().slos,
-        &tracebudget_engine::config::IngestConfig::default(),
-        Arc::default(),
-    ));
-    let others = crate::app::cluster::Others {
-        store: tracebudget_engine::store::SliStore::new(&db, "a"),
-        metrics: tracebudget_engine::cluster::ClusterMetrics::default(),
+    let source = crate::alerts::PipelineSource {
+        pipeline: Arc::new(Mutex::new(Pipeline::new(
+            journeys,
+            &model().slos,
+            &tracebudget_engine::config::IngestConfig::default(),
+            Arc::default(),
+        ))),
+        others: Some(crate::app::cluster::Others {
+            store: tracebudget_engine::store::SliStore::new(&db, "a"),
+            metrics: tracebudget_engine::cluster::ClusterMetrics::default(),
+        }),
     };
+    let others = source.others.as_ref().expect("several instances");
     let now = Timestamp::from_unix_secs(T0);
     let silence = |id: &str| Silence {
         id: id.into(),
@@ -459,7 +462,7 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
     leader.alerter.lock().await.silences.push(on_leader.clone());
 
     let mut pending = Pending::default();
-    leader.cycle(&pipeline, &mut pending, now, Some(&others)).await;
+    leader.cycle(&source, &mut pending, now).await;
     let ids = |a: &tracebudget_alerting::alerter::Alerter| a.silences.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
     assert_eq!(
         ids(&*leader.alerter.lock().await),

@@ -93,26 +93,7 @@ pub fn initialise(
 pub const LATENCY_WINDOWS: [(&str, Duration); 2] =
     [("5m", Duration::from_secs(300)), ("1h", Duration::from_secs(3_600))];
 
-/// Alerts firing per (SLO, severity), as the evaluator left them at its last cycle.
-#[derive(Debug, Default)]
-pub struct FiringSnapshot(Mutex<Vec<SloFiring>>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SloFiring {
-    pub slo: String,
-    pub severity: &'static str,
-    pub firing: u64,
-}
-
-impl FiringSnapshot {
-    pub fn set(&self, rows: Vec<SloFiring>) {
-        *self.0.lock().expect("firing snapshot lock poisoned") = rows;
-    }
-
-    pub fn get(&self) -> Vec<SloFiring> {
-        self.0.lock().expect("firing snapshot lock poisoned").clone()
-    }
-}
+pub use tracebudget_alerting::runtime::{FiringSnapshot, SloFiring};
 
 /// See the module docs. Registered next to [`tracebudget_engine::collector::PipelineCollector`].
 #[derive(Debug)]

@@ -283,7 +283,8 @@ async fn apply(state: Target<'_>) -> Result<Reloaded, Refused> {
             restart.into_iter().map(Problem::plain).collect(),
         ));
     }
-    let notifiers = crate::alerts::notifiers(&next.alerting).map_err(|e| {
+    let notifiers = tracebudget_alerting::runtime::notifiers(&next.alerting).map_err(|e| {
+        let e = anyhow::Error::new(e);
         refuse(
             Reason::Invalid,
             "a receiver of the new config cannot be built; the running config stays in force".into(),

@@ -1,7 +1,8 @@
-//! `tracebudget replay`: recorded spans through the same pipeline and the same alert state
-//! machine as `serve`, on a virtual clock taken from the spans (see [`tracebudget_engine::replay`]), for each
-//! `--config` side by side. Nothing is sent: the alerts that would have fired and resolved are
-//! the output (`output.rs`: table, JSON or CSV), with each SLO's final figures.
+//! `tracebudget replay`: recorded spans through the same pipeline and the same alert runtime
+//! as `serve` (its cycle, on a [`MemoryStore`]), on a virtual clock taken from the spans (see
+//! [`tracebudget_engine::replay`]), for each `--config` side by side. Nothing is sent: the alerts
+//! that would have fired and resolved are the output (`output.rs`: table, JSON or CSV), with each
+//! SLO's final figures.
 //!
 //! One pass over the inputs, whatever their number and the number of configs: each request is
 //! decoded once (with the attribute keys of every config) and handed to every config's pipeline.
@@ -20,12 +21,15 @@ use anyhow::Context;
 use slis::Timestamp;
 use tracebudget_alerting::alerter::Alerter;
 use tracebudget_alerting::config::Alerting;
+use tracebudget_alerting::runtime::memory::MemoryStore;
+use tracebudget_alerting::runtime::{AlertRuntime, Notifiers};
+use tracebudget_alerting::store::Pending;
 use tracebudget_engine::decode::AttrKeys;
 use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::{Pipeline, Source};
 use tracebudget_engine::replay::{Clock, Corrupt, Input, Item, Step, decode, newest_end};
 
-use crate::alerts;
+use crate::alerts::{self, HeldPipeline};
 use crate::app::config::Config;
 
 pub use output::OutputFormat;
@@ -94,7 +98,7 @@ struct Run {
     model: Arc<Alerting>,
     pipeline: Pipeline,
     metrics: Arc<EngineMetrics>,
-    alerter: Alerter,
+    alerts: Alerts,
     clock: Clock,
     /// The first instant the data gave.
     start: Option<Timestamp>,
@@ -122,12 +126,25 @@ impl Run {
         let model = Arc::new(config.alerting.clone());
         let journeys = config.journeys.0.iter().map(|j| j.name.clone()).collect();
         let alerter = Alerter::new(model.clone(), journeys, "replay".to_owned());
+        let runtime = AlertRuntime::new(
+            alerter,
+            MemoryStore::default(),
+            Arc::default(),
+            "replay".to_owned(),
+            Notifiers::new(),
+        );
         Run {
             name,
             model,
             pipeline,
             metrics,
-            alerter,
+            alerts: Alerts {
+                runtime,
+                pending: Pending::default(),
+                executor: tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a current-thread executor builds"),
+            },
             clock: Clock::new(
                 crate::cli::serve::tick_interval(config.ingest.trace_idle.0),
                 config.alerting.settings.eval_interval.0,
@@ -150,16 +167,14 @@ impl Run {
     fn advance(&mut self, to: Timestamp) -> Timestamp {
         let Run {
             pipeline,
-            alerter,
+            alerts,
             clock,
             events,
             notifications,
-            model,
             ..
         } = self;
         let mut state = RunState {
-            model,
-            alerter,
+            alerts,
             events,
             notifications,
         };
@@ -187,15 +202,13 @@ impl Run {
         self.pipeline.close_all();
         let Run {
             pipeline,
-            alerter,
+            alerts,
             events,
             notifications,
-            model,
             ..
         } = self;
         let mut state = RunState {
-            model,
-            alerter,
+            alerts,
             events,
             notifications,
         };
@@ -227,21 +240,29 @@ impl Run {
     }
 }
 
+/// One config's alert runtime: its state in memory, its cycles run to the end on the spot.
+struct Alerts {
+    runtime: AlertRuntime<MemoryStore>,
+    /// Always emptied by the in-memory commit.
+    pending: Pending,
+    executor: tokio::runtime::Runtime,
+}
+
 struct RunState<'a> {
-    model: &'a Arc<Alerting>,
-    alerter: &'a mut Alerter,
+    alerts: &'a mut Alerts,
     events: &'a mut Vec<Event>,
     notifications: &'a mut BTreeMap<String, u64>,
 }
 
-/// One evaluation cycle at `at`: the same statuses and alert state machine as `serve`'s
-/// evaluator; transitions go to the timeline, notifications are only counted.
+/// One evaluation cycle at `at`: `serve`'s cycle on the pipeline as it is; transitions go to the
+/// timeline, notifications are only counted (the in-memory outbox delivers nothing).
 fn evaluate(pipeline: &Pipeline, state: &mut RunState<'_>, at: Timestamp) {
-    let statuses = alerts::statuses(state.model, pipeline, at);
-    let (n_exemplars, n_contributors) = (state.model.settings.exemplars, state.model.settings.contributors);
-    let cycle = state.alerter.cycle(at, &statuses, &mut |slo, since| {
-        alerts::extras(pipeline, slo, since, n_exemplars, n_contributors)
-    });
+    let Alerts {
+        runtime,
+        pending,
+        executor,
+    } = &mut *state.alerts;
+    let cycle = executor.block_on(runtime.cycle(&HeldPipeline(pipeline), pending, at));
     for t in cycle.transitions {
         let d = &t.alert.detail;
         state.events.push(Event {

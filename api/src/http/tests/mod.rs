@@ -764,7 +764,11 @@ async fn protect_reads_guards_the_api_and_metrics_but_not_health_or_the_document
 async fn alerts_history_and_notifications_after_an_evaluation() {
     let t = loaded(CONFIG).await;
     let mut pending = Pending::default();
-    t.state.alerts.cycle(&t.state.pipeline, &mut pending, now(), None).await;
+    let source = crate::alerts::PipelineSource {
+        pipeline: t.state.pipeline.clone(),
+        others: None,
+    };
+    t.state.alerts.cycle(&source, &mut pending, now()).await;
     assert_eq!(pending.len(), 0, "everything stored");
 
     let alerts = get(&t, "/api/v1/alerts").await;
