@@ -2,7 +2,7 @@
 //! shop's traffic (`tracebudget_synth::Generator`, 512 spans per request, the Collector `file`
 //! exporter's framing) of each size in `REPLAY_BENCH_GB` (default `1,10`) into
 //! `REPLAY_BENCH_DIR` (default the system's temporary directory), then replays it through
-//! `tracebudget::replay::replay` — the whole command: read, decode, pipeline, evaluator — in a child
+//! `tracebudget::cli::replay::replay` — the whole command: read, decode, pipeline, evaluator — in a child
 //! process per size, and prints spans/s, the time per stage (the replay's own `Stages`) and the
 //! child's peak RSS (`VmHWM`). The file is deleted afterwards.
 //!
@@ -62,7 +62,8 @@ fn vm_hwm_kib() -> u64 {
 fn child(path: &Path) {
     let name = path.to_str().expect("utf-8 path").to_owned();
     let started = Instant::now();
-    let report = tracebudget::replay::replay(vec![("example".to_owned(), config())], &[name], false).expect("replay");
+    let report =
+        tracebudget::cli::replay::replay(vec![("example".to_owned(), config())], &[name], false).expect("replay");
     let elapsed = started.elapsed();
     let spans = report.read.spans;
     let hwm = vm_hwm_kib();

@@ -3,10 +3,8 @@
 //! file, reload, privacy, the cluster, the SLO metrics and silences) and [`http`] (the API and
 //! dashboards). `cli` uses both others, `http` uses `app`, and `app` uses neither.
 
-pub mod alerts;
 pub mod app;
 pub mod cli;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod replay;

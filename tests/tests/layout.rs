@@ -628,3 +628,31 @@ fn the_circle_check_finds_a_circle() {
     );
     assert_eq!(circles(&graph), vec![vec!["a/inner.rs".to_owned(), "b.rs".to_owned()]]);
 }
+
+/// The binary's three layers import downward only: `cli` uses `app` and `http`, `http` uses
+/// `app`, and `app` uses neither.
+#[test]
+fn the_binary_layers_import_downward() {
+    let graph = import_graph(&repo_root().join("api/src"));
+    fn layer(file: &str) -> Option<&str> {
+        file.split('/').next().filter(|l| ["cli", "app", "http"].contains(l))
+    }
+    let mut wrong = Vec::new();
+    for (from, edges) in &graph {
+        for (to, names) in edges {
+            let allowed = match (layer(from), layer(to)) {
+                (Some("app"), Some("cli" | "http")) | (Some("http"), Some("cli")) => false,
+                _ => true,
+            };
+            if !allowed {
+                wrong.push(format!("{from} -> {to}: {names:?}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n  {}",
+        wrong.join("\n  ")
+    );
+    assert!(graph.keys().any(|f| f.starts_with("app/")) && graph.keys().any(|f| f.starts_with("http/")));
+}

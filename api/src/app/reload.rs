@@ -13,7 +13,7 @@
 //! Restart-only: `[server] listen`, `external_url`, `tls`, the timeouts and `max_connections`, `[storage]`, `[ingest]`, `[trace_health]`, `[privacy]`, and `[alerting]`
 //! `eval_interval` and `give_up_after`.
 //!
-//! A reload holds [`AlertRuntime::reconfig`](crate::alerts::AlertRuntime) exclusively (it waits
+//! A reload holds [`AlertRuntime::reconfig`](crate::app::alerts::AlertRuntime) exclusively (it waits
 //! for a running evaluation cycle), then the alerter and the pipeline, and swaps the pipeline's
 //! journeys and the live config ([`Live`]) under the pipeline lock.
 
@@ -30,7 +30,7 @@ use tracebudget_engine::receiver::wall_clock;
 use tracebudget_engine::store::Db;
 use tracebudget_engine::store::db::ConfigVersion;
 
-use crate::alerts::AlertRuntime;
+use crate::app::alerts::AlertRuntime;
 use crate::app::config::{Config, LoadError};
 use crate::app::state::Live;
 

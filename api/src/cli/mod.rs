@@ -1,12 +1,13 @@
 //! The command line: [`main`] parses the arguments and runs one subcommand, each a module here
 //! ([`check`], [`serve`] with `migrate`, [`demo`], [`loadgen`], [`publish`], [`record`],
-//! [`silence`]; `replay` sits at the crate root).
+//! [`replay`], [`silence`]).
 
 pub mod check;
 pub mod demo;
 pub mod loadgen;
 pub mod publish;
 pub mod record;
+pub mod replay;
 pub mod serve;
 pub mod silence;
 
@@ -58,7 +59,7 @@ enum Command {
     /// exporter writes them, Zipkin v2 JSON; gzip or not; `-` for stdin) through the same
     /// pipeline and alert rules on a virtual clock; print every alert that would have fired and
     /// resolved and each SLO's final figures. Several --config compare side by side.
-    Replay(crate::replay::Args),
+    Replay(replay::Args),
     /// Run the `[ingest]` receivers and write every request they accept to a file that `replay`
     /// reads, to capture production traffic and backtest on it later.
     Record(record::Args),
@@ -77,7 +78,7 @@ pub fn main() -> ExitCode {
         Command::Loadgen(args) => exit(loadgen::run(args)),
         Command::Silence(args) => exit(silence::run(args)),
         Command::Publish(args) => exit(publish::run(args)),
-        Command::Replay(args) => exit(crate::replay::run(args)),
+        Command::Replay(args) => exit(replay::run(args)),
         Command::Record(args) => exit(record::run(args)),
     }
 }

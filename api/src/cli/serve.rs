@@ -26,10 +26,11 @@ use tracebudget_engine::receiver::{self, Ingest, Intake, wall_clock};
 use tracebudget_engine::store::db::ConfigVersion;
 use tracebudget_engine::store::{Db, Flusher, SliStore, StorageMetrics};
 
+use crate::app::alerts;
 use crate::app::config::Config;
 use crate::app::metrics::SloCollector;
 use crate::app::reload::{self, ReloadMetrics};
-use crate::{alerts, http};
+use crate::http;
 
 /// `tracebudget serve`: the config at `path`, logs through its redaction rules, served until
 /// Ctrl-C or SIGTERM.

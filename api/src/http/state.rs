@@ -8,7 +8,7 @@ use tracebudget_engine::pipeline::Pipeline;
 use tracebudget_engine::store::Db;
 
 use super::refusal::GuardMetrics;
-use crate::alerts::AlertRuntime;
+use crate::app::alerts::AlertRuntime;
 use crate::app::config::Config;
 use crate::app::reload::{ReloadMetrics, Target};
 use crate::app::state::Live;

@@ -77,7 +77,7 @@ impl TestApp {
         }));
         let alerting_metrics = Arc::new(AlertingMetrics::default());
         alerting_metrics.register(&mut registry);
-        let alerts = crate::alerts::start(
+        let alerts = crate::app::alerts::start(
             Arc::new(config.alerting.clone()),
             config.journeys.0.iter().map(|j| j.name.clone()).collect(),
             "http://tracebudget.test".into(),

@@ -764,7 +764,7 @@ async fn protect_reads_guards_the_api_and_metrics_but_not_health_or_the_document
 async fn alerts_history_and_notifications_after_an_evaluation() {
     let t = loaded(CONFIG).await;
     let mut pending = Pending::default();
-    let source = crate::alerts::PipelineSource {
+    let source = crate::app::alerts::PipelineSource {
         pipeline: t.state.pipeline.clone(),
         others: None,
     };
@@ -944,7 +944,7 @@ async fn history_written_before_issue_6_is_served_in_seconds() {
     .bind("SLOBurnRate")
     .bind("resolved")
     .bind(now().unix_millis() - 60_000)
-    .bind(crate::alerts::tests::HISTORY_ROW_BEFORE_ISSUE_6)
+    .bind(crate::app::alerts::tests::HISTORY_ROW_BEFORE_ISSUE_6)
     .execute(&t.state.db.pool)
     .await
     .unwrap();

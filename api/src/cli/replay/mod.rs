@@ -29,7 +29,7 @@ use tracebudget_engine::metrics::EngineMetrics;
 use tracebudget_engine::pipeline::{Pipeline, Source};
 use tracebudget_engine::replay::{Clock, Corrupt, Input, Item, Step, decode, newest_end};
 
-use crate::alerts::{self, HeldPipeline};
+use crate::app::alerts::{self, HeldPipeline};
 use crate::app::config::Config;
 
 pub use output::OutputFormat;

@@ -421,7 +421,7 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
         labels: vec![],
     }]);
     let runtime = || {
-        crate::alerts::start(
+        crate::app::alerts::start(
             Arc::new(model()),
             vec!["checkout".into()],
             "http://tb".into(),
@@ -430,7 +430,7 @@ async fn a_silence_made_on_a_standby_reaches_the_leader() {
         )
     };
     let (leader, standby) = (runtime().await.unwrap(), runtime().await.unwrap());
-    let source = crate::alerts::PipelineSource {
+    let source = crate::app::alerts::PipelineSource {
         pipeline: Arc::new(Mutex::new(Pipeline::new(
             journeys,
             &model().slos,
