@@ -640,11 +640,11 @@ fn the_binary_layers_import_downward() {
     let mut wrong = Vec::new();
     for (from, edges) in &graph {
         for (to, names) in edges {
-            let allowed = match (layer(from), layer(to)) {
-                (Some("app"), Some("cli" | "http")) | (Some("http"), Some("cli")) => false,
-                _ => true,
-            };
-            if !allowed {
+            let upward = matches!(
+                (layer(from), layer(to)),
+                (Some("app"), Some("cli" | "http")) | (Some("http"), Some("cli"))
+            );
+            if upward {
                 wrong.push(format!("{from} -> {to}: {names:?}"));
             }
         }
