@@ -21,6 +21,7 @@ pub(crate) enum WireValue<'a> {
 
 impl<'a> WireValue<'a> {
     /// Parses an encoded value; every other variant is already what it is.
+    #[inline]
     pub(crate) fn resolve(self) -> WireValue<'a> {
         match self {
             WireValue::Encoded(raw) => parse_any_value(raw),
@@ -34,6 +35,7 @@ pub(crate) const TAG_SEED: foldhash::fast::FixedState = foldhash::fast::FixedSta
 
 /// A 64-bit hash of an attribute value, the same whatever the wire format (a string hashes its
 /// bytes, a number its bits, each with a type tag); `None` for arrays, maps and bytes.
+#[inline]
 pub(crate) fn value_hash(value: WireValue<'_>) -> Option<u64> {
     use std::hash::BuildHasher as _;
     let value = match value {
@@ -58,6 +60,7 @@ pub(crate) fn value_hash(value: WireValue<'_>) -> Option<u64> {
 }
 
 /// `len, bytes` filling the rest of `rest` exactly (a varint length of at most two bytes).
+#[inline]
 fn short_string(rest: &[u8]) -> Option<&[u8]> {
     let (len, skip) = match *rest {
         [b0, ..] if b0 < 0x80 => (usize::from(b0), 1),
@@ -69,6 +72,7 @@ fn short_string(rest: &[u8]) -> Option<&[u8]> {
 }
 
 /// The encoded `AnyValue` of one encoded `KeyValue` (empty when it has none).
+#[inline]
 fn encoded_value(kv: &[u8]) -> Option<&[u8]> {
     super::otlp::projection::key_value(kv).map(|(_, raw)| raw)
 }
@@ -77,6 +81,7 @@ fn encoded_value(kv: &[u8]) -> Option<&[u8]> {
 /// `kv` itself: prost hands out zero-copy `Bytes` views of the buffer it decodes, so the text is
 /// located in `kv` by its address instead of being copied. Malformed or non-scalar values are
 /// `Other`.
+#[inline]
 fn parse_any_value(kv: &Bytes) -> WireValue<'_> {
     use super::otlp::projection::{self, Value};
     let Some((_, raw)) = projection::key_value(kv) else {
