@@ -61,14 +61,14 @@ fn checksum(kind: u8, receive_time_unix_nanos: i64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Appends the frame of one record to `out`. The payload must be at most `u32::MAX` bytes.
-pub(super) fn encode(out: &mut Vec<u8>, kind: u8, receive_time_unix_nanos: i64, payload: &[u8]) {
+/// Appends the header of one record's frame to `out`; the payload follows it on disk. The
+/// payload must be at most `u32::MAX` bytes.
+pub(super) fn encode_header(out: &mut Vec<u8>, kind: u8, receive_time_unix_nanos: i64, payload: &[u8]) {
     let len = u32::try_from(payload.len()).expect("payload length checked by append");
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&checksum(kind, receive_time_unix_nanos, payload).to_le_bytes());
     out.push(kind);
     out.extend_from_slice(&receive_time_unix_nanos.to_le_bytes());
-    out.extend_from_slice(payload);
 }
 
 /// What reading the next record found.

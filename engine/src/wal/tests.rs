@@ -216,10 +216,50 @@ async fn segments_roll_at_segment_bytes() {
     append(&opened.wal, 1..=5).await;
     assert_eq!(files(&dir), [name(1), name(3), name(5)]);
     assert_eq!(opened.metrics.segments.get(), 3);
+    assert_eq!(opened.metrics.fsyncs.get(), 5);
     drop(opened);
     let opened = open(&dir, 0, SMALL);
     assert_eq!(opened.records, records(1..=5));
     assert_eq!(opened.recovery.next, Lsn(6));
+}
+
+#[tokio::test]
+async fn a_batch_rolls_segments_as_it_goes() {
+    let dir = temp_dir("roll-batch");
+    let opened = open(&dir, 0, SMALL);
+    let appends = (1..=9).map(|lsn| {
+        let r = record(lsn);
+        opened.wal.append(r.kind, r.receive_time_unix_nanos, r.payload)
+    });
+    let lsns: Vec<Lsn> = futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lsns, (1..=9).map(Lsn).collect::<Vec<_>>());
+    let segments = [1, 3, 5, 7, 9].map(name);
+    assert_eq!(files(&dir), segments);
+    drop(opened);
+    assert_eq!(open(&dir, 0, SMALL).records, records(1..=9));
+}
+
+#[test]
+fn metrics_are_exposed_from_the_start() {
+    let mut registry = prometheus_client::registry::Registry::with_prefix("tracebudget");
+    WalMetrics::default().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        "tracebudget_wal_appends_total 0",
+        "tracebudget_wal_fsyncs_total 0",
+        "tracebudget_wal_refusals_total{reason=\"full\"} 0",
+        "tracebudget_wal_refusals_total{reason=\"io\"} 0",
+        "tracebudget_wal_truncated_bytes_total 0",
+        "tracebudget_wal_segments 0",
+        "tracebudget_wal_disk_bytes 0",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 }
 
 #[tokio::test]
@@ -279,6 +319,48 @@ async fn missing_segments_below_the_first_are_counted() {
     let opened = open(&dir, 0, SMALL);
     assert_eq!(opened.records, records(3..=4));
     assert_eq!(opened.recovery.missing_records, 2);
+}
+
+#[tokio::test]
+async fn a_missing_middle_segment_cuts_the_log_before_it() {
+    let dir = temp_dir("gap");
+    let opened = open(&dir, 0, SMALL);
+    append(&opened.wal, 1..=5).await;
+    drop(opened);
+    std::fs::remove_file(dir.join(name(3))).unwrap();
+    let opened = open(&dir, 0, SMALL);
+    assert_eq!(opened.records, records(1..=2));
+    assert_eq!(
+        opened.recovery,
+        Recovery {
+            records: 2,
+            truncated_bytes: FRAME,
+            dropped_segments: 1,
+            next: Lsn(3),
+            ..Recovery::default()
+        }
+    );
+    assert_eq!(files(&dir), [name(1)]);
+    append(&opened.wal, 3..=3).await;
+    assert_eq!(files(&dir), [name(1), name(3)]);
+}
+
+#[tokio::test]
+async fn a_large_payload_round_trips() {
+    let dir = temp_dir("large");
+    let opened = open(&dir, 0, WalOptions::default());
+    let large = Bytes::from((0..3 << 20).map(|i| i as u8).collect::<Vec<u8>>());
+    let small = payload(1);
+    let (a, b, c) = tokio::join!(
+        opened.wal.append(1, 10, small.clone()),
+        opened.wal.append(2, 20, large.clone()),
+        opened.wal.append(3, 30, small.clone()),
+    );
+    assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (Lsn(1), Lsn(2), Lsn(3)));
+    drop(opened);
+    let reopened = open(&dir, 0, WalOptions::default());
+    let payloads: Vec<Bytes> = reopened.records.into_iter().map(|r| r.payload).collect();
+    assert_eq!(payloads, [small.clone(), large, small]);
 }
 
 /// Writes three records into one segment and returns its bytes.

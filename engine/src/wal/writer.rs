@@ -161,12 +161,19 @@ impl Writer {
             if full {
                 self.roll(shared)?;
             }
-            segment::encode(
+            segment::encode_header(
                 &mut self.buf,
                 pending.kind,
                 pending.receive_time_unix_nanos,
                 &pending.payload,
             );
+            if pending.payload.len() < WRITE_CHUNK {
+                self.buf.extend_from_slice(&pending.payload);
+            } else {
+                // A large payload goes straight from the caller's buffer to the file.
+                self.flush()?;
+                self.write_out(&pending.payload)?;
+            }
             let active = self.active.as_mut().expect("rolled");
             active.segment.bytes += frame;
             self.next = self.next.next();
@@ -183,11 +190,21 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.write_out(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        written
+    }
+
+    /// Writes `bytes` to the active segment.
+    fn write_out(&mut self, bytes: &[u8]) -> Result<(), (PathBuf, io::Error)> {
         let active = self.active.as_mut().expect("frames go to an active segment");
         active.dirty = true;
-        let written = active.file.write_all(&self.buf);
-        self.buf.clear();
-        written.map_err(|source| (active.segment.path.clone(), source))
+        active
+            .file
+            .write_all(bytes)
+            .map_err(|source| (active.segment.path.clone(), source))
     }
 
     /// `sync_data` of the active segment, if anything was written to it since the last one.
