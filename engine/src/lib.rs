@@ -17,3 +17,4 @@ pub mod pipeline;
 pub mod receiver;
 pub mod replay;
 pub mod store;
+pub mod wal;
